@@ -1,0 +1,81 @@
+"""Settings read from the environment (prefix ``MLPROD_``) at the edge, then passed down.
+
+An explicit argument (``--store`` on the CLI, ``store=`` in Python) always beats the
+environment variable; the environment beats the default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE = ".mlprod"
+
+
+class Settings(BaseSettings):
+    """Where the store lives and how the server listens.
+
+    Example::
+
+        Settings()                                  # .mlprod/ in the working directory
+        Settings(store="postgresql+psycopg://db/mlprod", artifacts="/shared/artifacts")
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MLPROD_", extra="ignore")
+
+    store: str = Field(
+        default=DEFAULT_STORE,
+        description="A folder (SQLite file and artifacts inside) or a SQLAlchemy URL.",
+    )
+    artifacts: str | None = Field(
+        default=None,
+        description="Folder for bundles; defaults to <store folder>/artifacts, "
+        "or .mlprod/artifacts when the store is a database URL.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # serving: limits that keep a busy server answering instead of falling over
+    predict_open: bool = Field(
+        default=True, description="Allow predictions without a token (admin always needs one)."
+    )
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0, description="Larger bodies get 413.")
+    max_records: int = Field(default=10_000, gt=0, description="Records per request.")
+    request_timeout: float = Field(default=2.0, gt=0, description="Seconds before a 504.")
+    max_concurrency: int = Field(default=64, gt=0, description="In-flight requests before 503.")
+    grace_period: float = Field(default=10.0, ge=0, description="Seconds to drain on SIGTERM.")
+    poll_interval: float = Field(default=0.5, gt=0, description="Seconds between registry polls.")
+
+    # prediction log: local spool first, then batched inserts into the store
+    spool: str | None = Field(default=None, description="Spool folder (default <store>/spool).")
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    spool_full: Literal["shed", "drop"] = Field(
+        default="shed", description="When the spool is full: answer 503 (shed) or drop and count."
+    )
+    log_sample_rate: float = Field(
+        default=1.0, ge=0, le=1, description="Share of predictions logged."
+    )
+
+    def store_url(self) -> str:
+        """The SQLAlchemy URL of the metadata store."""
+        if "://" in self.store:
+            return self.store
+        folder = Path(self.store).expanduser().resolve()
+        return f"sqlite:///{folder / 'mlprod.db'}"
+
+    def spool_dir(self) -> Path:
+        """The folder of the prediction log's local spool."""
+        if self.spool:
+            return Path(self.spool).expanduser().resolve()
+        base = DEFAULT_STORE if "://" in self.store else self.store
+        return (Path(base).expanduser() / "spool").resolve()
+
+    def artifacts_dir(self) -> Path:
+        """The folder that holds model bundles."""
+        if self.artifacts:
+            return Path(self.artifacts).expanduser().resolve()
+        base = DEFAULT_STORE if "://" in self.store else self.store
+        return (Path(base).expanduser() / "artifacts").resolve()

@@ -1,0 +1,258 @@
+"""The project spec, ``mlprod.yaml``, as pydantic models.
+
+Every model forbids unknown keys, so a typo is an error that names the key and lists
+the keys allowed there, instead of a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CATALOGUE = ("logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost")
+CandidateType = Literal["logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost"]
+GATE_METRICS = (
+    "roc_auc",
+    "average_precision",
+    "precision",
+    "recall",
+    "f1",
+    "log_loss",
+    "brier",
+)
+GateMetric = Literal[
+    "roc_auc", "average_precision", "precision", "recall", "f1", "log_loss", "brier"
+]
+FeatureKind = Literal["numeric", "categorical", "boolean", "datetime"]
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|min|m|s)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"w": "W", "d": "D", "h": "h", "min": "min", "m": "min", "s": "s"}
+_GATE_RE = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*$")
+
+
+def parse_duration(text: str) -> pd.Timedelta:
+    """``14d``, ``12h``, ``30min``, ``2w`` or ``45s`` as a Timedelta."""
+    match = _DURATION_RE.match(str(text))
+    if match is None:
+        raise ValueError(
+            f"gap must be a duration such as '14d', '12h', '30min' or '2w', got {text!r}"
+        )
+    unit = _DURATION_UNITS[match.group(2).lower()]
+    return pd.Timedelta(float(match.group(1)), unit=unit)  # type: ignore[arg-type]  # stubs lag
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SqlSource(_Strict):
+    """A SQL query run through SQLAlchemy, e.g. ``{url: sqlite:///shop.db, query: ...}``."""
+
+    url: str
+    query: str
+
+
+class DataSpec(_Strict):
+    """Where the rows come from and which column is the label."""
+
+    source: str | SqlSource = Field(description="CSV or Parquet path, or {url, query}.")
+    target: str
+    positive: str | int | float | bool | None = Field(
+        default=None, description="The target value that counts as positive."
+    )
+    time: str | None = Field(default=None, description="Event-time column.")
+    entity: str | None = Field(default=None, description="Entity id column (never a feature).")
+
+
+class FeaturesSpec(_Strict):
+    """Feature columns by kind; lists left empty are inferred from the data."""
+
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    boolean: list[str] = Field(default_factory=list)
+    datetime: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+    def declared(self) -> dict[str, FeatureKind]:
+        """Columns the user typed explicitly, mapped to their kind."""
+        kinds: dict[str, FeatureKind] = {}
+        for kind in ("numeric", "categorical", "boolean", "datetime"):
+            for column in getattr(self, kind):
+                kinds[column] = kind
+        return kinds
+
+    @model_validator(mode="after")
+    def _no_column_twice(self) -> FeaturesSpec:
+        seen: dict[str, str] = {}
+        for kind in ("numeric", "categorical", "boolean", "datetime", "exclude"):
+            for column in getattr(self, kind):
+                if column in seen:
+                    raise ValueError(
+                        f"column {column!r} is listed under both {seen[column]!r} and "
+                        f"{kind!r}; keep it in one list"
+                    )
+                seen[column] = kind
+        return self
+
+
+class SplitSpec(_Strict):
+    """How rows are held out: the test set is never seen by selection or thresholds."""
+
+    method: Literal["stratified", "time", "cv"] = "stratified"
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    validation_size: float = Field(default=0.2, gt=0, lt=1)
+    gap: str | None = Field(
+        default=None, description="Time between the last training row and the test window."
+    )
+    folds: int = Field(default=5, ge=2, le=20)
+
+    @field_validator("gap")
+    @classmethod
+    def _gap_is_duration(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parse_duration(value)
+        return value
+
+    def gap_delta(self) -> pd.Timedelta:
+        """The gap as a Timedelta (zero when unset)."""
+        return parse_duration(self.gap) if self.gap else pd.Timedelta(0)
+
+
+class CandidateSpec(_Strict):
+    """One algorithm from the catalogue, with optional fixed params."""
+
+    type: CandidateType
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ThresholdSpec(_Strict):
+    """How the decision threshold is chosen, always on validation data."""
+
+    policy: Literal["max_f1", "min_precision", "min_recall"] = "max_f1"
+    value: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _value_when_needed(self) -> ThresholdSpec:
+        if self.policy != "max_f1" and self.value is None:
+            raise ValueError(f"policy {self.policy!r} needs a value, e.g. value: 0.8")
+        return self
+
+
+class Gate(_Strict):
+    """An acceptance criterion: ``op value`` on the point estimate or an interval end."""
+
+    op: Literal[">=", "<=", ">", "<"]
+    value: float
+    bound: Literal["point", "lower", "upper"] = "point"
+
+    def describe(self, metric: str) -> str:
+        """E.g. ``roc_auc >= 0.8 (lower 95% bound)``."""
+        where = "" if self.bound == "point" else f" ({self.bound} 95% bound)"
+        return f"{metric} {self.op} {self.value:g}{where}"
+
+
+def _parse_gate(raw: Any) -> Any:
+    """Accept ``">= 0.8"`` or ``{threshold: ">= 0.8", bound: lower}``."""
+    if isinstance(raw, Gate):
+        return raw
+    if isinstance(raw, str):
+        raw = {"threshold": raw}
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"a gate is a string like '>= 0.8' or a mapping "
+            f"{{threshold: '>= 0.8', bound: lower}}, got {raw!r}"
+        )
+    unknown = set(raw) - {"threshold", "bound"}
+    if unknown:
+        raise ValueError(f"unknown gate key(s) {sorted(unknown)}; allowed: threshold, bound")
+    threshold = raw.get("threshold")
+    match = _GATE_RE.match(str(threshold)) if threshold is not None else None
+    if match is None:
+        raise ValueError(
+            f"a gate threshold looks like '>= 0.8' (one of >=, <=, >, < and a number), "
+            f"got {threshold!r}"
+        )
+    return {
+        "op": match.group(1),
+        "value": float(match.group(2)),
+        "bound": raw.get("bound", "point"),
+    }
+
+
+GateField = Annotated[Gate, Field()]
+
+
+class DeployRoute(_Strict):
+    """A version and its share of traffic."""
+
+    version: int = Field(ge=1)
+    weight: float = Field(gt=0)
+
+
+class DeploySpec(_Strict):
+    """How the model takes traffic; applied by ``mlprod deploy NAME``."""
+
+    routes: list[DeployRoute] = Field(default_factory=list)
+    shadows: list[int] = Field(default_factory=list)
+    log_sample_rate: float = Field(
+        default=1.0, ge=0, le=1, description="Share of predictions logged."
+    )
+
+
+class ProjectSpec(_Strict):
+    """Everything mlprod needs to know about one model, read from ``mlprod.yaml``.
+
+    Example::
+
+        spec = ProjectSpec.model_validate({"name": "churn",
+                                           "data": {"source": "customers.csv",
+                                                    "target": "churned"}})
+    """
+
+    name: str = Field(pattern=NAME_PATTERN, description="Model name: lower case, digits, - and _.")
+    description: str = ""
+    data: DataSpec
+    features: FeaturesSpec = Field(default_factory=FeaturesSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    candidates: list[CandidateSpec] = Field(
+        default_factory=lambda: [
+            CandidateSpec(type="logistic_regression"),
+            CandidateSpec(type="lightgbm"),
+        ],
+        min_length=1,
+    )
+    selection_metric: Literal["roc_auc", "average_precision", "log_loss"] = "roc_auc"
+    threshold: ThresholdSpec = Field(default_factory=ThresholdSpec)
+    gates: dict[GateMetric, Gate] = Field(default_factory=dict)
+    deploy: DeploySpec = Field(default_factory=DeploySpec)
+    seed: int = 42
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _candidate_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"type": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _gate_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {metric: _parse_gate(raw) for metric, raw in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _time_split_needs_time(self) -> ProjectSpec:
+        if self.split.method == "time" and not self.data.time:
+            raise ValueError("split.method 'time' needs data.time, the column with event times")
+        if self.split.gap and self.split.method != "time":
+            raise ValueError("split.gap only applies to split.method 'time'")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The spec as plain JSON-able data, defaults included (what a run records)."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,80 @@
+"""The commented ``mlprod.yaml`` that ``mlprod init`` writes for a user's own table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import yaml
+
+from mlprod.spec._models import CATALOGUE, GATE_METRICS, FeatureKind
+
+
+def render_spec(
+    name: str,
+    source: str,
+    target: str,
+    kinds: Mapping[str, FeatureKind],
+    *,
+    positive: object = None,
+    time: str | None = None,
+    entity: str | None = None,
+) -> str:
+    """A complete, commented spec with every feature column listed under its kind.
+
+    Example::
+
+        text = render_spec("churn", "customers.csv", "churned", {"tenure": "numeric"})
+    """
+
+    def scalar(value: object) -> str:
+        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+    def listing(kind: str) -> str:
+        columns = [column for column, k in kinds.items() if k == kind]
+        if not columns:
+            return f"  {kind}: []"
+        return f"  {kind}:\n" + "\n".join(f"    - {scalar(column)}" for column in columns)
+
+    split = (
+        "time\n  gap: 0d             # time between training rows and the test window"
+        if time
+        else "stratified"
+    )
+    lines = [
+        f"# mlprod project spec for {name}: edit, then run `mlprod train`.",
+        f"name: {scalar(name)}",
+        "",
+        "data:",
+        f"  source: {scalar(source)}   # CSV or Parquet path, or {{url: ..., query: ...}} for SQL",
+        f"  target: {scalar(target)}",
+        f"  positive: {scalar(positive)}   # the target value that counts as positive",
+        f"  time: {scalar(time)}       # event-time column, for time splits and fingerprints",
+        f"  entity: {scalar(entity)}     # entity id column; never used as a feature",
+        "",
+        "# Inferred from the data; move a column to another kind, or to exclude, as needed.",
+        "features:",
+        listing("numeric"),
+        listing("categorical"),
+        listing("boolean"),
+        listing("datetime"),
+        "  exclude: []",
+        "",
+        "split:",
+        f"  method: {split}   # stratified | time | cv",
+        "  test_size: 0.2",
+        "",
+        f"# Catalogue: {', '.join(CATALOGUE)}",
+        "candidates:",
+        "  - logistic_regression",
+        "  - lightgbm",
+        "",
+        "threshold:",
+        "  policy: max_f1        # max_f1 | min_precision | min_recall (with value: 0.8)",
+        "",
+        f"# Acceptance criteria over {', '.join(GATE_METRICS)}.",
+        "# Use {threshold: '>= 0.7', bound: lower} to require the lower end of the 95% interval.",
+        "gates:",
+        "  roc_auc: '>= 0.7'",
+        "",
+    ]
+    return "\n".join(lines)

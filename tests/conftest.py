@@ -1,0 +1,91 @@
+"""Shared fixtures: a seeded RNG, real SQLite and real PostgreSQL stores.
+
+Service-backed tests skip with a reason when the service is absent, except under
+CI=true, where a missing service is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "MLPROD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need_service(name: str, reason: str) -> None:
+    """Skip with `reason` when a service is missing, but fail under CI=true."""
+    if IN_CI:
+        pytest.fail(f"{name} is required under CI=true: {reason}")
+    pytest.skip(f"{name} unavailable: {reason}")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded generator: tests never touch global random state."""
+    return np.random.default_rng(20261122)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    try:
+        admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:
+        need_service("PostgreSQL", f"cannot connect to {PG_ADMIN_URL}: {exc}")
+    name = f"mlprod_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store contract test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlprod.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+# --- a small trained project and a real server, shared by workflow, CLI and serving tests
+
+from support import Project, Server, write_project  # noqa: E402 - after the service fixtures
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """churn@1 trained on 3,000 rows and promoted to production."""
+    from mlprod.workflows import promote, train
+
+    project = write_project(tmp_path_factory.mktemp("project"))
+    run = train(project.spec, store=project.store)
+    promote("churn", run.version, "production", store=project.store, actor="fixture")
+    return project
+
+
+@pytest.fixture(scope="session")
+def server(trained_project: Project) -> Iterator[Server]:
+    """`mlprod serve` over the trained project, on a free port."""
+    running = Server(trained_project)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()

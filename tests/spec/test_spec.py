@@ -1,0 +1,114 @@
+"""The spec: valid files load with defaults; mistakes name the key and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlprod.errors import SpecError
+from mlprod.spec import Gate, load_spec, parse_spec, render_spec
+
+BASE = {"name": "churn", "data": {"source": "x.csv", "target": "y"}}
+
+
+def test_minimal_spec_gets_defaults() -> None:
+    spec = parse_spec(BASE)
+    assert spec.split.method == "stratified"
+    assert [c.type for c in spec.candidates] == ["logistic_regression", "lightgbm"]
+    assert spec.threshold.policy == "max_f1"
+    assert spec.gates == {}
+
+
+def test_gates_in_string_and_mapping_form() -> None:
+    spec = parse_spec(
+        {**BASE, "gates": {"roc_auc": ">= 0.8", "recall": {"threshold": "> 0.5", "bound": "lower"}}}
+    )
+    assert spec.gates["roc_auc"] == Gate(op=">=", value=0.8, bound="point")
+    assert spec.gates["recall"] == Gate(op=">", value=0.5, bound="lower")
+    assert spec.gates["recall"].describe("recall") == "recall > 0.5 (lower 95% bound)"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({**BASE, "candidats": []}, ["candidats: unknown key", "candidates", "gates"]),
+        (
+            {**BASE, "data": {"source": "x.csv", "target": "y", "tim": "t"}},
+            ["data.tim: unknown key", "time", "entity"],
+        ),
+        (
+            {**BASE, "split": {"method": "random"}},
+            ["split.method", "'stratified', 'time' or 'cv'", "random"],
+        ),
+        ({**BASE, "candidates": ["svm"]}, ["candidates.0.type", "lightgbm", "'svm'"]),
+        ({**BASE, "gates": {"auc": ">= 0.8"}}, ["gates.auc", "roc_auc", "brier"]),
+        ({**BASE, "gates": {"roc_auc": "high"}}, ["gates", "'>= 0.8'", "'high'"]),
+        ({**BASE, "split": {"method": "time"}}, ["needs data.time"]),
+        (
+            {
+                **BASE,
+                "data": {"source": "x.csv", "time": "t", "target": "y"},
+                "split": {"method": "time", "gap": "two weeks"},
+            },
+            ["split.gap", "'14d'"],
+        ),
+        ({**BASE, "threshold": {"policy": "min_recall"}}, ["min_recall", "needs a value"]),
+        ({**BASE, "name": "Churn Model"}, ["name", "pattern"]),
+        ({"name": "churn"}, ["data: required key is missing"]),
+        (
+            {**BASE, "features": {"numeric": ["a"], "categorical": ["a"]}},
+            ["'a'", "'numeric'", "'categorical'"],
+        ),
+    ],
+)
+def test_mistakes_name_the_key_and_the_fix(raw: dict[str, object], expected: list[str]) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(raw)
+    for fragment in expected:
+        assert fragment in str(caught.value)
+
+
+def test_load_spec_resolves_source_next_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "mlprod.yaml").write_text("name: churn\ndata: {source: data/x.csv, target: y}\n")
+    spec = load_spec(tmp_path / "mlprod.yaml")
+    assert spec.data.source == str((tmp_path / "data" / "x.csv").resolve())
+    assert load_spec(tmp_path).name == "churn"
+
+
+def test_load_spec_errors_are_actionable(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="mlprod init"):
+        load_spec(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("name: churn\ndata: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML at line"):
+        load_spec(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(SpecError, match="must hold a mapping"):
+        load_spec(tmp_path / "list.yaml")
+
+
+def test_sqlite_source_is_relative_to_the_spec(tmp_path: Path) -> None:
+    raw = {
+        "name": "churn",
+        "data": {"source": {"url": "sqlite:///shop.db", "query": "select 1"}, "target": "y"},
+    }
+    spec = parse_spec(raw, base_dir=tmp_path)
+    assert spec.data.source.url == f"sqlite:///{(tmp_path / 'shop.db').resolve()}"  # type: ignore[union-attr]
+
+
+def test_rendered_template_is_a_valid_spec(tmp_path: Path) -> None:
+    text = render_spec(
+        "churn",
+        "customers.csv",
+        "churned",
+        {"tenure": "numeric", "plan": "categorical", "partner": "boolean", "signup": "datetime"},
+        time="event_time",
+    )
+    assert "# " in text  # commented for the reader
+    (tmp_path / "mlprod.yaml").write_text(text)
+    spec = load_spec(tmp_path / "mlprod.yaml")
+    assert spec.features.numeric == ["tenure"]
+    assert spec.features.categorical == ["plan"]
+    assert spec.features.datetime == ["signup"]
+    assert spec.split.method == "time"
+    assert spec.gates["roc_auc"].value == 0.7
