@@ -1,0 +1,19 @@
+"""Data: read the source a spec names, fingerprint it, and split it without leakage."""
+
+from mlprod.data._fingerprint import ColumnInfo, DataFingerprint, fingerprint
+from mlprod.data._sources import load_frame, parse_times, require_columns, safe_url
+from mlprod.data._split import Split, make_split
+from mlprod.data._synthetic import make_churn_table
+
+__all__ = [
+    "ColumnInfo",
+    "DataFingerprint",
+    "Split",
+    "fingerprint",
+    "load_frame",
+    "make_churn_table",
+    "make_split",
+    "parse_times",
+    "require_columns",
+    "safe_url",
+]
