@@ -1,0 +1,81 @@
+"""Turning raw column values into the one representation training and serving share.
+
+Training reads CSV, Parquet or SQL; serving reads JSON. The same value must come out
+of both: ``"5"``, ``5`` and ``5.0`` are the same category, ``"yes"`` and ``True`` the same
+boolean, and an ISO string the same instant as a parsed timestamp.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+MISSING = "__missing__"
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+DATETIME_PARTS = ("year", "month", "day_of_week", "hour")
+
+
+def as_numeric(values: pd.Series) -> np.ndarray:
+    """Floats; anything unparseable becomes NaN (missing), as in training."""
+    if values.dtype == bool:
+        return values.to_numpy(dtype=float)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+
+
+def as_category(values: pd.Series) -> np.ndarray:
+    """Strings, with integral floats written as integers and missing as `MISSING`."""
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values.tolist()):
+        out[i] = category_string(value)
+    return out
+
+
+def category_string(value: object) -> str:
+    """The category label of one raw value."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return MISSING
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def as_boolean(values: pd.Series) -> np.ndarray:
+    """1.0 / 0.0 for true / false spellings, NaN for missing or anything else."""
+    if values.dtype == bool:
+        return values.to_numpy(dtype=float)
+    out = np.full(len(values), np.nan)
+    for i, value in enumerate(values.tolist()):
+        out[i] = boolean_value(value)
+    return out
+
+
+def boolean_value(value: object) -> float:
+    """1.0, 0.0 or NaN for one raw value."""
+    if isinstance(value, bool | np.bool_):
+        return 1.0 if value else 0.0
+    if value is None or value is pd.NA:
+        return np.nan
+    text = category_string(value).strip().lower()
+    if text in _TRUE:
+        return 1.0
+    if text in _FALSE:
+        return 0.0
+    return np.nan
+
+
+def as_datetime(values: pd.Series) -> pd.Series:
+    """UTC-naive timestamps; unparseable values become NaT (missing)."""
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    return parsed.dt.tz_localize(None)
+
+
+def datetime_parts(values: pd.Series) -> np.ndarray:
+    """Year, month, day of week and hour as floats (NaN where missing)."""
+    stamps = as_datetime(values)
+    parts = [
+        getattr(stamps.dt, part).to_numpy(dtype=float, na_value=np.nan) for part in DATETIME_PARTS
+    ]
+    return np.column_stack(parts)

@@ -1,0 +1,103 @@
+"""The feature transformer: one representation for CSV rows and JSON records alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlprod.errors import SchemaError
+from mlprod.features import FeatureTransformer, infer_kind, infer_kinds
+
+KINDS = {"amount": "numeric", "plan": "categorical", "partner": "boolean", "signup": "datetime"}
+
+
+@pytest.fixture
+def frame(rng: np.random.Generator) -> pd.DataFrame:
+    n = 400
+    return pd.DataFrame(
+        {
+            "amount": np.where(rng.random(n) < 0.1, np.nan, rng.normal(50, 10, n)),
+            "plan": rng.choice(["basic", "premium", None], n, p=[0.6, 0.35, 0.05]),
+            "partner": rng.choice([True, False], n),
+            "signup": pd.to_datetime("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 400, n), unit="D"),
+        }
+    )
+
+
+def test_json_records_transform_like_the_training_frame(frame: pd.DataFrame) -> None:
+    transformer = FeatureTransformer(kinds=KINDS).fit(frame)
+    as_json = pd.DataFrame(
+        {
+            "amount": [str(v) if i % 2 else v for i, v in enumerate(frame["amount"].head(50))],
+            "plan": frame["plan"].head(50).tolist(),
+            "partner": ["yes" if v else "no" for v in frame["partner"].head(50)],
+            "signup": [ts.isoformat() for ts in frame["signup"].head(50)],
+        }
+    )
+    np.testing.assert_array_equal(
+        transformer.transform(as_json), transformer.transform(frame.head(50))
+    )
+
+
+def test_unseen_category_and_missing_values_are_scored(frame: pd.DataFrame) -> None:
+    transformer = FeatureTransformer(kinds=KINDS).fit(frame)
+    odd = pd.DataFrame(
+        {"amount": [None], "plan": ["never-seen"], "partner": [None], "signup": ["not a date"]}
+    )
+    row = transformer.transform(odd)
+    assert row.shape == (1, transformer.n_features_out_)
+    assert np.isfinite(row).all()
+    names = transformer.feature_names_
+    amount = row[0, names.index("num__amount")]
+    assert amount == pytest.approx(frame["amount"].median())
+    assert row[0, names.index("num__missingindicator_amount")] == 1.0
+    plan_columns = [i for i, n in enumerate(names) if n.startswith("cat__plan")]
+    assert row[0, plan_columns].sum() == 0.0  # unseen: no known category lights up
+
+
+def test_datetime_parts_and_integral_categories() -> None:
+    df = pd.DataFrame(
+        {"when": ["2024-03-05 14:00", "2023-12-31 01:00"] * 10, "code": [5.0, 7.0] * 10}
+    )
+    transformer = FeatureTransformer(kinds={"when": "datetime", "code": "categorical"}).fit(df)
+    names = transformer.feature_names_
+    out = transformer.transform(pd.DataFrame({"when": ["2024-03-05T14:00:00Z"], "code": [5]}))
+    assert out[0, names.index("num__when.year")] == 2024
+    assert out[0, names.index("num__when.month")] == 3
+    assert out[0, names.index("num__when.hour")] == 14
+    assert out[0, names.index("cat__code_5")] == 1.0  # 5 and 5.0 are one category
+
+
+def test_missing_column_names_it(frame: pd.DataFrame) -> None:
+    transformer = FeatureTransformer(kinds=KINDS).fit(frame)
+    with pytest.raises(SchemaError, match="'plan'"):
+        transformer.transform(frame.drop(columns=["plan"]))
+
+
+def test_source_column_maps_outputs_back(frame: pd.DataFrame) -> None:
+    transformer = FeatureTransformer(kinds=KINDS).fit(frame)
+    sources = {transformer.source_column(n) for n in transformer.feature_names_}
+    assert sources == set(KINDS)
+
+
+def test_kind_inference() -> None:
+    df = pd.DataFrame(
+        {
+            "n": [1.5, 2.0, None] * 30,
+            "flag": ["yes", "no", "yes"] * 30,
+            "b01": [0, 1, 1] * 30,
+            "day": ["2024-01-01", "2024-02-01", "2024-03-01"] * 30,
+            "cat": ["a", "b", "c"] * 30,
+            "id": [f"C{i:05d}" for i in range(90)],
+        }
+    )
+    assert infer_kinds(df, set()) == {
+        "n": "numeric",
+        "flag": "boolean",
+        "b01": "boolean",
+        "day": "datetime",
+        "cat": "categorical",
+    }
+    assert infer_kind(df["id"]) is None
