@@ -1,0 +1,103 @@
+"""The catalogue of standard algorithms, each with defaults that work out of the box."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mlprod.errors import SpecError
+from mlprod.spec import CATALOGUE
+
+
+def _logistic(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = LogisticRegression(max_iter=2000, C=1.0)
+    return Pipeline([("scale", StandardScaler()), ("model", model)])
+
+
+def _random_forest(seed: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(
+        n_estimators=200, min_samples_leaf=5, max_features="sqrt", n_jobs=2, random_state=seed
+    )
+
+
+def _hist_gbm(seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.05, early_stopping=False, random_state=seed
+    )
+
+
+def _lightgbm(seed: int) -> Any:
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(
+        n_estimators=300,
+        learning_rate=0.05,
+        num_leaves=31,
+        min_child_samples=20,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        random_state=seed,
+        n_jobs=2,
+        verbose=-1,
+    )
+
+
+def _xgboost(seed: int) -> Any:
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(
+        n_estimators=300,
+        learning_rate=0.05,
+        max_depth=6,
+        subsample=0.8,
+        colsample_bytree=0.8,
+        tree_method="hist",
+        eval_metric="logloss",
+        random_state=seed,
+        n_jobs=2,
+    )
+
+
+_FACTORIES: Mapping[str, Callable[[int], Any]] = {
+    "logistic_regression": _logistic,
+    "random_forest": _random_forest,
+    "hist_gbm": _hist_gbm,
+    "lightgbm": _lightgbm,
+    "xgboost": _xgboost,
+}
+assert set(_FACTORIES) == set(CATALOGUE)
+
+
+def make_estimator(kind: str, params: Mapping[str, Any], seed: int) -> Any:
+    """An unfitted estimator of catalogue type `kind` with `params` over its defaults.
+
+    Unknown params are a `SpecError` listing the valid ones, before any time is spent.
+
+    Example::
+
+        make_estimator("lightgbm", {"num_leaves": 63}, seed=42)
+    """
+    if kind not in _FACTORIES:
+        raise SpecError(f"unknown candidate {kind!r}; the catalogue has {', '.join(CATALOGUE)}")
+    estimator = _FACTORIES[kind](seed)
+    if not params:
+        return estimator
+    target = estimator.steps[-1][1] if kind == "logistic_regression" else estimator
+    valid = set(target.get_params(deep=False))
+    unknown = sorted(set(params) - valid)
+    if unknown:
+        raise SpecError(
+            f"candidates: unknown parameter(s) {unknown} for {kind}; "
+            f"valid ones include {', '.join(sorted(valid)[:40])}"
+        )
+    target.set_params(**params)
+    return estimator

@@ -1,0 +1,176 @@
+"""Fitting the candidates and choosing the winner on validation data only.
+
+With a holdout split each candidate is fitted on the training rows and scored on the
+validation rows. With cross-validation each candidate is scored out of fold and the
+winner is refitted on every training row. The test rows never reach this module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+
+from mlprod.errors import TrainingError
+from mlprod.spec import CandidateSpec
+from mlprod.training._catalogue import make_estimator
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class CandidateResult:
+    """One candidate's outcome; `estimator` is fitted, `validation_scores` are P(positive)."""
+
+    name: str
+    type: str
+    params: dict[str, Any]
+    validation_score: float = float("nan")
+    fit_seconds: float = 0.0
+    estimator: Any = None
+    validation_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able record of this candidate for the run."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "params": self.params,
+            "validation_score": None if np.isnan(self.validation_score) else self.validation_score,
+            "fit_seconds": round(self.fit_seconds, 3),
+            "error": self.error,
+        }
+
+
+def selection_score(metric: str, y: np.ndarray, scores: np.ndarray) -> float:
+    """The selection metric, oriented so that higher is better."""
+    if metric == "roc_auc":
+        return float(roc_auc_score(y, scores))
+    if metric == "average_precision":
+        return float(average_precision_score(y, scores))
+    clipped = np.clip(scores, 1e-15, 1 - 1e-15)
+    return -float(log_loss(y, clipped, labels=[0, 1]))
+
+
+def _names(candidates: Sequence[CandidateSpec]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for candidate in candidates:
+        seen[candidate.type] = seen.get(candidate.type, 0) + 1
+        count = seen[candidate.type]
+        names.append(candidate.type if count == 1 else f"{candidate.type}#{count}")
+    return names
+
+
+def fit_holdout(
+    candidates: Sequence[CandidateSpec],
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    metric: str,
+    seed: int,
+    progress: Progress = lambda _: None,
+) -> list[CandidateResult]:
+    """Fit every candidate on the training rows, score each on the validation rows."""
+    results = []
+    for name, candidate in zip(_names(candidates), candidates, strict=True):
+        progress(f"fitting {name}")
+        result = CandidateResult(name, candidate.type, dict(candidate.params))
+        started = time.perf_counter()
+        estimator = make_estimator(candidate.type, candidate.params, seed)
+        try:
+            estimator.fit(X_train, y_train)
+            scores = np.asarray(estimator.predict_proba(X_val)[:, 1], dtype=float)
+            result.validation_score = selection_score(metric, y_val, scores)
+        except (ValueError, ArithmeticError, MemoryError) as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+        else:
+            result.estimator, result.validation_scores = estimator, scores
+        result.fit_seconds = time.perf_counter() - started
+        results.append(result)
+    return results
+
+
+def fit_cross_validated(
+    candidates: Sequence[CandidateSpec],
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    metric: str,
+    seed: int,
+    progress: Progress = lambda _: None,
+) -> list[CandidateResult]:
+    """Score every candidate out of fold; `folds` index into `X`."""
+    results = []
+    for name, candidate in zip(_names(candidates), candidates, strict=True):
+        result = CandidateResult(name, candidate.type, dict(candidate.params))
+        started = time.perf_counter()
+        template = make_estimator(candidate.type, candidate.params, seed)
+        oof = np.full(len(y), np.nan)
+        try:
+            for i, (fit_idx, val_idx) in enumerate(folds):
+                progress(f"fitting {name}, fold {i + 1}/{len(folds)}")
+                fold_model = clone(template).fit(X[fit_idx], y[fit_idx])
+                oof[val_idx] = fold_model.predict_proba(X[val_idx])[:, 1]
+            covered = ~np.isnan(oof)
+            result.validation_score = selection_score(metric, y[covered], oof[covered])
+        except (ValueError, ArithmeticError, MemoryError) as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+        else:
+            result.estimator, result.validation_scores = template, oof
+        result.fit_seconds = time.perf_counter() - started
+        results.append(result)
+    return results
+
+
+def pick_winner(results: Sequence[CandidateResult]) -> CandidateResult:
+    """The candidate with the best validation score; errors never win."""
+    ok = [r for r in results if r.error is None and not np.isnan(r.validation_score)]
+    if not ok:
+        errors = "; ".join(f"{r.name}: {r.error}" for r in results)
+        raise TrainingError(f"no candidate could be trained ({errors}); check the data and params")
+    return max(ok, key=lambda r: r.validation_score)
+
+
+def feature_importance(
+    estimator: Any,
+    names: Sequence[str],
+    source: Callable[[str], str],
+    X: np.ndarray | None = None,
+    y: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Importance per raw column (summed over its encoded columns), normalised to sum 1.
+
+    Native importances where the model has them (trees: gain or split share; linear:
+    |coefficient| on standardised inputs), else permutation importance on (X, y), which
+    should be validation data.
+    """
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if hasattr(final, "feature_importances_"):
+        raw = np.asarray(final.feature_importances_, dtype=float)
+    elif hasattr(final, "coef_"):
+        raw = np.abs(np.asarray(final.coef_, dtype=float)).ravel()
+    elif X is not None and y is not None:
+        from sklearn.inspection import permutation_importance
+
+        found = permutation_importance(
+            estimator, X, y, scoring="roc_auc", n_repeats=3, random_state=0
+        )
+        raw = np.clip(np.asarray(found.importances_mean, dtype=float), 0.0, None)
+    else:
+        return {}
+    totals: dict[str, float] = {}
+    for name, value in zip(names, raw, strict=True):
+        column = source(name)
+        totals[column] = totals.get(column, 0.0) + float(value)
+    total = sum(totals.values()) or 1.0
+    return dict(sorted(((k, v / total) for k, v in totals.items()), key=lambda kv: -kv[1]))
