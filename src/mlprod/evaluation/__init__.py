@@ -1,0 +1,27 @@
+"""Evaluation of a binary classifier: metrics with intervals, threshold, gates, report.
+
+The threshold is chosen on validation data (`choose_threshold`); the metrics, gates,
+charts and report describe the test set, which nothing upstream has seen.
+
+    >>> import numpy as np
+    >>> from mlprod.evaluation import evaluate
+    >>> metrics = evaluate(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]), 0.5)
+    >>> metrics["roc_auc"].value
+    0.75
+"""
+
+from mlprod.evaluation._charts import build_charts
+from mlprod.evaluation._gates import GateResult, check_gates
+from mlprod.evaluation._metrics import MetricValue, evaluate
+from mlprod.evaluation._report import write_report
+from mlprod.evaluation._threshold import choose_threshold
+
+__all__ = [
+    "GateResult",
+    "MetricValue",
+    "build_charts",
+    "check_gates",
+    "choose_threshold",
+    "evaluate",
+    "write_report",
+]
