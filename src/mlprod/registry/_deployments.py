@@ -1,0 +1,148 @@
+"""Deployments: which versions of a model take traffic, with what weights, and shadows.
+
+Without a deployment a model serves the version behind its alias. A deployment
+replaces that with weighted routes (A/B, canary) plus shadow versions that score the
+same requests off the response path. Every change, and every rollback, writes an audit
+row: servers watch the audit log's newest id to pick changes up without a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
+
+from mlprod.errors import ConflictError, SpecError
+from mlprod.registry import _tables as t
+from mlprod.registry._records import AuditRecord
+from mlprod.registry._store import Store, _audit, _version
+
+
+class Route(BaseModel):
+    """One version and its share of live traffic (weights are relative)."""
+
+    model_config = ConfigDict(frozen=True)
+    version: int = Field(ge=1)
+    weight: float = Field(gt=0)
+
+
+class Deployment(BaseModel):
+    """The routes and shadows of one model."""
+
+    model_config = ConfigDict(frozen=True)
+    model: str
+    routes: list[Route]
+    shadows: list[int] = Field(default_factory=list)
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    def describe(self) -> str:
+        """``3=90% 4=10%; shadow 5``."""
+        total = sum(route.weight for route in self.routes)
+        text = " ".join(f"{r.version}={100 * r.weight / total:g}%" for r in self.routes)
+        return text + (f"; shadow {', '.join(map(str, self.shadows))}" if self.shadows else "")
+
+
+def set_deployment(
+    store: Store,
+    model: str,
+    routes: Sequence[Route],
+    shadows: Sequence[int] = (),
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> Deployment:
+    """Replace `model`'s routes and shadows, audited, in one transaction."""
+    deployment = _checked(model, routes, shadows)
+
+    def work(conn: Connection) -> Deployment:
+        for version in [r.version for r in deployment.routes] + deployment.shadows:
+            _version(conn, model, version)
+        values = {
+            "routes": [r.model_dump() for r in deployment.routes],
+            "shadows": deployment.shadows,
+            "updated_at": datetime.now(UTC),
+            "updated_by": actor,
+        }
+        conn.execute(sa.delete(t.deployments).where(t.deployments.c.model == model))
+        conn.execute(sa.insert(t.deployments).values(model=model, **values))
+        top = max(deployment.routes, key=lambda r: r.weight).version
+        note = deployment.describe() + (f" ({reason})" if reason else "")
+        _audit(conn, actor, "deploy", model, None, None, top, note)
+        return deployment.model_copy(
+            update={"updated_at": values["updated_at"], "updated_by": actor}
+        )
+
+    return store._run(work, write=True, conflicts=True)
+
+
+def _checked(model: str, routes: Sequence[Route], shadows: Sequence[int]) -> Deployment:
+    if not routes:
+        raise SpecError("a deployment needs at least one route, e.g. --route 3=100")
+    versions = [r.version for r in routes]
+    if len(set(versions)) != len(versions):
+        raise SpecError(f"version(s) routed twice: {versions}; give each version one weight")
+    both = sorted(set(versions) & set(shadows))
+    if both:
+        raise SpecError(f"version(s) {both} are both routed and shadowed; pick one role each")
+    return Deployment(model=model, routes=list(routes), shadows=sorted(set(shadows)))
+
+
+def get_deployment(store: Store, model: str) -> Deployment | None:
+    """The model's deployment, or None when it serves its alias."""
+    query = sa.select(t.deployments).where(t.deployments.c.model == model)
+    row = store._run(lambda conn: conn.execute(query).first(), write=False)
+    return None if row is None else Deployment.model_validate(dict(row._mapping))
+
+
+def clear_deployment(store: Store, model: str, *, actor: str, reason: str | None = None) -> bool:
+    """Go back to serving the alias; audited. False when there was no deployment."""
+
+    def work(conn: Connection) -> bool:
+        gone = conn.execute(sa.delete(t.deployments).where(t.deployments.c.model == model))
+        if gone.rowcount:
+            _audit(conn, actor, "undeploy", model, None, None, None, reason)
+        return bool(gone.rowcount)
+
+    return store._run(work, write=True, conflicts=True)
+
+
+def rollback(
+    store: Store, model: str, alias: str = "production", *, actor: str, reason: str | None = None
+) -> AuditRecord:
+    """Move `alias` back to the version it held before, and clear any deployment.
+
+    The emergency button: afterwards all traffic goes to the previous version.
+    """
+    current = store.aliases(model).get(alias)
+    previous = next(
+        (
+            entry.from_version
+            for entry in store.audit_log(model, limit=1000)
+            if entry.alias == alias and entry.to_version == current and entry.from_version
+        ),
+        None,
+    )
+    if current is None or previous is None:
+        raise ConflictError(
+            f"{model}@{alias} has no earlier version to roll back to; "
+            f"use `mlprod promote {model} VERSION --alias {alias}` instead"
+        )
+    clear_deployment(store, model, actor=actor, reason=f"rollback of {alias}")
+    return store.set_alias(model, alias, previous, actor=actor, reason=reason, action="rollback")
+
+
+def change_marker(store: Store) -> int:
+    """The newest audit id: it grows on every alias move and deployment change."""
+    query = sa.select(sa.func.max(t.audit.c.id))
+    return int(store._run(lambda conn: conn.execute(query).scalar() or 0, write=False))
+
+
+def list_deployments(store: Store) -> list[Deployment]:
+    """Every model's deployment, by model name."""
+    query = sa.select(t.deployments).order_by(t.deployments.c.model)
+    rows = store._run(lambda conn: conn.execute(query).all(), write=False)
+    return [Deployment.model_validate(dict(row._mapping)) for row in rows]

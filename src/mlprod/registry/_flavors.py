@@ -1,0 +1,127 @@
+"""Model flavours: each saves an estimator in its native format and loads it back safely.
+
+Nothing here unpickles: LightGBM is saved as its text model, XGBoost as UBJSON and
+scikit-learn estimators with skops, whose loader only builds types we allow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mlprod.errors import IntegrityError
+
+# Type prefixes a skops file may ask for; anything else is refused at load.
+ALLOWED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "mlprod.features.", "builtins.")
+
+
+class Scorer(Protocol):
+    """Scores a transformed feature matrix: P(positive class) per row."""
+
+    def scores(self, X: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """What a flavour wrote: its name, the file, and (skops) the types the file needs."""
+
+    flavor: str
+    filename: str
+    trusted_types: tuple[str, ...] = ()
+
+
+def flavor_of(estimator: Any) -> str:
+    """Which flavour persists this fitted estimator."""
+    module = type(estimator).__module__
+    if module.startswith("lightgbm"):
+        return "lightgbm"
+    if module.startswith("xgboost"):
+        return "xgboost"
+    return "sklearn"
+
+
+def save_model(estimator: Any, folder: Path) -> SavedModel:
+    """Save a fitted estimator into `folder` in its flavour's native format."""
+    flavor = flavor_of(estimator)
+    if flavor == "lightgbm":
+        estimator.booster_.save_model(str(folder / "model.txt"))
+        return SavedModel("lightgbm", "model.txt")
+    if flavor == "xgboost":
+        estimator.get_booster().save_model(str(folder / "model.ubj"))
+        return SavedModel("xgboost", "model.ubj")
+    return save_skops(estimator, folder / "model.skops", "sklearn")
+
+
+def save_skops(obj: Any, path: Path, flavor: str) -> SavedModel:
+    """skops-dump `obj` and record exactly the types its file will ask to build."""
+    import skops.io as sio
+
+    sio.dump(obj, path)
+    needed = tuple(sorted(sio.get_untrusted_types(file=path)))
+    check_allowed(needed, path.name)
+    return SavedModel(flavor, path.name, needed)
+
+
+def check_allowed(types: tuple[str, ...] | list[str], filename: str) -> None:
+    """Refuse a file that asks for a type outside the platform's allow-list."""
+    refused = [t for t in types if not t.startswith(ALLOWED_TYPE_PREFIXES)]
+    if refused:
+        raise IntegrityError(
+            f"{filename} asks to load type(s) {refused}, which mlprod does not allow; "
+            "only scikit-learn, numpy, scipy and mlprod feature types may be loaded"
+        )
+
+
+def load_skops(path: Path, recorded: list[str]) -> Any:
+    """Load a skops file that asks for nothing beyond its recorded, allowed types."""
+    import skops.io as sio
+
+    needed = sio.get_untrusted_types(file=path)
+    check_allowed(needed, path.name)
+    extra = sorted(set(needed) - set(recorded))
+    if extra:
+        raise IntegrityError(f"{path.name} asks for types {extra} not recorded in its manifest")
+    return sio.load(path, trusted=needed)
+
+
+class _SklearnScorer:
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(X)[:, 1], dtype=float)
+
+
+class _LightGBMScorer:
+    def __init__(self, path: Path) -> None:
+        import lightgbm
+
+        self.booster = lightgbm.Booster(model_file=str(path))
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.predict(X, num_threads=1), dtype=float)
+
+
+class _XGBoostScorer:
+    def __init__(self, path: Path) -> None:
+        import xgboost
+
+        self.booster = xgboost.Booster(model_file=str(path))
+        self.booster.set_param({"nthread": 1})
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.inplace_predict(X), dtype=float)
+
+
+def load_scorer(flavor: str, path: Path, trusted_types: list[str]) -> Scorer:
+    """The scorer for a saved model file of the given flavour."""
+    if flavor == "lightgbm":
+        return _LightGBMScorer(path)
+    if flavor == "xgboost":
+        return _XGBoostScorer(path)
+    if flavor == "sklearn":
+        return _SklearnScorer(load_skops(path, trusted_types))
+    raise IntegrityError(f"unknown model flavour {flavor!r}; known: sklearn, lightgbm, xgboost")

@@ -1,0 +1,20 @@
+"""Opening a registered version: find its bundle, verify it, tag it with its number."""
+
+from __future__ import annotations
+
+from mlprod.errors import IntegrityError
+from mlprod.registry._artifacts import ArtifactStore
+from mlprod.registry._bundle import Model
+from mlprod.registry._records import VersionRecord
+
+
+def open_version(artifacts: ArtifactStore, record: VersionRecord) -> Model:
+    """The verified model behind a version record."""
+    model = Model.open(artifacts.path(record.bundle_id))
+    if model.name != record.model:
+        raise IntegrityError(
+            f"bundle {record.bundle_id} belongs to {model.name!r}, not {record.model!r}; "
+            "the store and the artifacts folder do not match (check --store and MLPROD_ARTIFACTS)"
+        )
+    model.version = record.version
+    return model

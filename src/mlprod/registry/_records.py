@@ -1,0 +1,75 @@
+"""What the metadata store hands back: frozen, JSON-able records, never live ORM rows.
+
+Records are plain values, so the CLI prints them with ``model_dump(mode="json")``, the
+server returns them, and nothing holds a database connection open by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+RunStatus = Literal["running", "finished", "failed"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RunRecord(_Record):
+    """One training run: what it was asked to do, what it found, and where it ended."""
+
+    id: str
+    model: str
+    status: RunStatus
+    user: str
+    started_at: datetime
+    ended_at: datetime | None
+    spec: dict[str, Any]
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    fingerprint: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    git_commit: str | None
+    library_versions: dict[str, str]
+    parent_run_id: str | None
+    version: int | None
+    error: str | None
+
+
+class VersionRecord(_Record):
+    """One immutable registered version; `aliases` are the aliases pointing at it now."""
+
+    model: str
+    version: int
+    run_id: str
+    created_at: datetime
+    bundle_id: str
+    flavor: str
+    metrics: dict[str, Any]
+    gates: list[dict[str, Any]]
+    gates_passed: bool
+    signature: dict[str, Any]
+    threshold: float
+    aliases: list[str]
+
+    @property
+    def ref(self) -> str:
+        """``name@version``, the reference that always means exactly this version."""
+        return f"{self.model}@{self.version}"
+
+
+class AuditRecord(_Record):
+    """One alias move: who moved what from where to where, and why."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    model: str
+    alias: str | None
+    from_version: int | None
+    to_version: int | None
+    reason: str | None

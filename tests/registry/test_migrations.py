@@ -1,0 +1,117 @@
+"""Schema migrations: run from code, at head after one open, safe to race, matching the tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from mlprod.errors import StoreError
+from mlprod.registry import _tables
+from mlprod.registry._store import Store
+
+TABLES = {
+    "models", "runs", "versions", "aliases", "audit",  # 0001
+    "deployments", "predictions", "tokens",  # 0002
+    "alembic_version",
+}  # fmt: skip
+HEAD = "0002"
+
+
+def revision_rows(url: str) -> list[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+    finally:
+        engine.dispose()
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    folder = _tables._migrations_dir()
+    assert (folder / "env.py").is_file()
+    assert (folder / "script.py.mako").is_file()
+    assert (folder / "versions" / "0001_initial.py").is_file()
+    assert (folder / "versions" / "0002_serving.py").is_file()
+    assert _tables.head_revision() == HEAD
+
+
+def test_fresh_store_is_migrated_to_head(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no alembic.ini anywhere near
+    with Store.open(store_url) as store:
+        tables = set(sa.inspect(store.engine).get_table_names())
+        indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("runs")}
+    assert tables == TABLES
+    assert "ix_runs_model_started_at" in indexes
+    assert revision_rows(store_url) == [_tables.head_revision()]
+
+
+def test_tables_match_the_migrations(store_url: str) -> None:
+    """The Core tables the code queries and the schema Alembic builds are the same."""
+    with Store.open(store_url) as store, store.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), _tables.metadata)
+    assert differences == []
+
+
+def test_second_open_does_not_migrate(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Store.open(store_url) as store:
+        run_id = store.create_run("churn", user="a", spec={}, git_commit=None, library_versions={})
+
+    def refuse(connection: object) -> None:
+        raise AssertionError("a store at head must not be migrated again")
+
+    monkeypatch.setattr(_tables, "upgrade_locked", refuse)
+    with Store.open(store_url) as store:
+        assert store.get_run(run_id).model == "churn"
+    assert revision_rows(store_url) == [HEAD]
+
+
+def test_unmigrated_store_says_how_to_fix_it(store_url: str) -> None:
+    with Store.open(store_url, migrate=False) as store:
+        assert "models" not in sa.inspect(store.engine).get_table_names()
+        for use in (store.list_models, lambda: store.resolve("churn"), store.audit_log):
+            with pytest.raises(StoreError, match="Open it with migration") as info:
+                use()
+            assert info.value.status == 503
+            assert store.url in str(info.value)
+    with Store.open(store_url) as store:
+        assert store.list_models() == []
+    with Store.open(store_url, migrate=False) as store:
+        assert store.list_models() == []
+
+
+def test_store_from_a_newer_mlprod_is_refused(store_url: str) -> None:
+    Store.open(store_url).close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    engine.dispose()
+    with pytest.raises(StoreError, match="'9999', newer than this mlprod knows"):
+        Store.open(store_url)
+
+
+def test_downgrade_and_upgrade_again(store_url: str) -> None:
+    Store.open(store_url).close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        command.downgrade(_tables.alembic_config(conn), "base")
+    assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}
+    engine.dispose()
+    with Store.open(store_url) as store:
+        assert set(sa.inspect(store.engine).get_table_names()) == TABLES
+
+
+def test_offline_mode_renders_sql_for_review(capsys: pytest.CaptureFixture[str]) -> None:
+    config = _tables.alembic_config()
+    config.set_main_option("sqlalchemy.url", "postgresql+psycopg://dba@db/mlprod")
+    command.upgrade(config, "head", sql=True)
+    sql = capsys.readouterr().out
+    for table in ("models", "runs", "versions", "aliases", "audit"):
+        assert f"CREATE TABLE {table} (" in sql
+    assert "TIMESTAMP WITH TIME ZONE" in sql

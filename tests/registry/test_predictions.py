@@ -1,0 +1,119 @@
+"""The prediction log's table on SQLite and PostgreSQL: idempotent inserts, reads, counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mlprod.errors import DataError, NotFoundError
+from mlprod.registry import Store, count_predictions, insert_predictions, read_predictions
+
+T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with Store.open(store_url) as opened:
+        yield opened
+
+
+def prediction(i: int, *, model: str = "churn", minutes: int = 0, **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": f"{i:032x}",
+        "model": model,
+        "version": 1 + i % 2,
+        "at": T0 + timedelta(minutes=minutes),
+        "record": {"plan": "pro" if i % 2 else "basic", "tenure_months": i},
+        "score": i / 10,
+        "label": bool(i % 2),
+        "latency_ms": 2.5,
+        "entity": f"c{i}",
+    }
+    row.update(extra)
+    return row
+
+
+def test_insert_ignores_ids_already_stored(store: Store) -> None:
+    batch = [prediction(i) for i in range(5)]
+    assert insert_predictions(store, batch) == 5
+    assert insert_predictions(store, batch) == 0  # a replayed batch stores nothing twice
+    assert insert_predictions(store, [*batch, prediction(5), prediction(5)]) == 1
+    assert count_predictions(store) == 6
+    assert count_predictions(store, "churn") == 6
+    assert count_predictions(store, "other") == 0
+
+
+def test_a_replay_keeps_the_first_stored_values(store: Store) -> None:
+    insert_predictions(store, [prediction(1, score=0.25)])
+    insert_predictions(store, [prediction(1, score=0.99)])
+    assert read_predictions(store, "churn")["score"].tolist() == [0.25]
+
+
+def test_read_returns_columns_and_flattened_inputs(store: Store) -> None:
+    insert_predictions(store, [prediction(i, minutes=i) for i in range(3)])
+    insert_predictions(store, [prediction(9, model="upsell")])
+    frame = read_predictions(store, "churn")
+
+    assert frame["id"].tolist() == [f"{i:032x}" for i in range(3)]
+    assert frame["at"].tolist() == [pd.Timestamp(T0 + timedelta(minutes=i)) for i in range(3)]
+    assert str(frame["at"].dt.tz) == "UTC"
+    assert frame["version"].tolist() == [1, 2, 1]
+    assert frame["score"].tolist() == [0.0, 0.1, 0.2]
+    assert frame["label"].tolist() == [False, True, False]
+    assert frame["entity"].tolist() == ["c0", "c1", "c2"]
+    assert frame["record"].tolist()[1] == {"plan": "pro", "tenure_months": 1}
+    assert frame["input.plan"].tolist() == ["basic", "pro", "basic"]
+    assert frame["input.tenure_months"].tolist() == [0, 1, 2]
+    assert frame["shadow_of"].isna().all()
+
+
+def test_read_filters_by_time_and_limit_keeps_the_newest(store: Store) -> None:
+    insert_predictions(store, [prediction(i, minutes=10 * i) for i in range(6)])
+    since = read_predictions(store, "churn", since=T0 + timedelta(minutes=20))
+    assert since["id"].tolist() == [f"{i:032x}" for i in (2, 3, 4, 5)]
+    window = read_predictions(
+        store, "churn", since=T0 + timedelta(minutes=10), until=T0 + timedelta(minutes=30)
+    )
+    assert window["id"].tolist() == [f"{i:032x}" for i in (1, 2)]
+    newest = read_predictions(store, "churn", limit=2)
+    assert newest["id"].tolist() == [f"{i:032x}" for i in (4, 5)]  # in time order
+    with pytest.raises(ValueError, match="naive"):
+        read_predictions(store, "churn", since=datetime(2026, 5, 1))
+
+
+def test_iso_strings_and_shadows_are_stored(store: Store) -> None:
+    shadow = prediction(2, at="2026-05-01T12:00:00", shadow_of=f"{1:032x}", score=None)
+    insert_predictions(store, [prediction(1, at="2026-05-01T10:00:00+02:00"), shadow])
+    frame = read_predictions(store, "churn")
+    assert frame["at"].tolist() == [
+        pd.Timestamp("2026-05-01T08:00:00Z"),  # +02:00 converted to UTC
+        pd.Timestamp("2026-05-01T12:00:00Z"),  # naive read as UTC
+    ]
+    assert frame["shadow_of"].isna().tolist() == [True, False]
+    assert frame["shadow_of"].iloc[1] == f"{1:032x}"
+    assert pd.isna(frame["score"].iloc[1])
+
+
+def test_unknown_model_is_not_found_but_a_quiet_one_is_empty(store: Store) -> None:
+    with pytest.raises(NotFoundError, match="no model 'nosuch'"):
+        read_predictions(store, "nosuch")
+    store.create_run("quiet", user="ana", spec={}, git_commit=None, library_versions={})
+    frame = read_predictions(store, "quiet")
+    assert frame.empty
+    assert list(frame.columns[:4]) == ["id", "model", "version", "at"]
+    insert_predictions(store, [prediction(1)])
+    assert read_predictions(store, "churn", since=T0 + timedelta(days=1)).empty
+
+
+def test_unstorable_rows_raise_data_error_and_store_nothing(store: Store) -> None:
+    incomplete = prediction(2)
+    del incomplete["record"]
+    with pytest.raises(DataError, match="lacks record"):
+        insert_predictions(store, [prediction(1), incomplete])
+    with pytest.raises(DataError, match="wrong type"):
+        insert_predictions(store, [prediction(3, version="three")])
+    assert count_predictions(store) == 0
