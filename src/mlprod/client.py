@@ -1,0 +1,142 @@
+"""``mlprod.Client``: call a running mlprod server from Python.
+
+Error answers come back as the same mlprod errors the server raised (a 422 is a
+`SchemaError` with its `fields`, a 404 a `NotFoundError`, ...), so callers handle one
+error tree whether they score in process or over HTTP.
+
+Example::
+
+    client = mlprod.Client("http://127.0.0.1:8000", token="mlp_...", model="churn")
+    client.predict([{"tenure_months": 3, "plan": "basic", ...}])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from mlprod import errors
+
+_BY_CODE: dict[str, type[errors.MlprodError]] = {
+    cls.code: cls
+    for cls in (
+        errors.SpecError, errors.DataError, errors.SchemaError, errors.NotFoundError,
+        errors.ConflictError, errors.GateFailedError, errors.IntegrityError, errors.StoreError,
+        errors.TrainingError, errors.UnauthorizedError, errors.ForbiddenError,
+    )
+}  # fmt: skip
+
+
+class Client:
+    """A small, typed client for the REST API; reuse one for many calls (keep-alive)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        model: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.model = model
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def predict(
+        self,
+        records: Sequence[Mapping[str, Any]] | Mapping[str, Any] | Any,
+        *,
+        model: str | None = None,
+        version: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Score records (a list of dicts, one dict, or a pandas DataFrame).
+
+        Returns one ``{"id", "version", "score", "label"}`` per record, in order.
+        """
+        name = model or self.model or self._only_model()
+        path = (
+            f"/v1/models/{name}/predict"
+            if version is None
+            else f"/v1/models/{name}/versions/{version}/predict"
+        )
+        answer = self._call("POST", path, json={"records": _as_records(records)})
+        predictions: list[dict[str, Any]] = answer["predictions"]
+        return predictions
+
+    def models(self) -> list[dict[str, Any]]:
+        """What the server serves: names, versions, routes, fields."""
+        listed: list[dict[str, Any]] = self._call("GET", "/v1/models")["models"]
+        return listed
+
+    def ready(self) -> bool:
+        """True when the server has every routed version loaded."""
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _only_model(self) -> str:
+        names = [m["name"] for m in self.models()]
+        if len(names) != 1:
+            raise errors.SpecError(f"the server serves {names or 'no models'}; pass model=NAME")
+        return str(names[0])
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise errors.UnavailableError(
+                f"cannot reach the server at {self._http.base_url}: {exc}; "
+                "is `mlprod serve` running?"
+            ) from None
+        if response.is_success:
+            return response.json()
+        raise _error_from(response)
+
+
+def _error_from(response: httpx.Response) -> errors.MlprodError:
+    try:
+        body = response.json()["error"]
+        code, message = str(body["code"]), str(body["message"])
+    except (ValueError, KeyError, TypeError):
+        return errors.MlprodError(f"HTTP {response.status_code}: {response.text[:200]}")
+    cls = _BY_CODE.get(code, errors.MlprodError)
+    if cls is errors.SchemaError:
+        return errors.SchemaError(message, fields=body.get("fields"))
+    error = cls(message)
+    if cls is errors.MlprodError:
+        error.status, error.code = response.status_code, code
+    return error
+
+
+def _as_records(records: Any) -> list[dict[str, Any]]:
+    if hasattr(records, "to_dict") and hasattr(records, "columns"):
+        records = records.to_dict("records")
+    if isinstance(records, Mapping):
+        records = [records]
+    return [{str(k): _plain(v) for k, v in record.items()} for record in records]
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

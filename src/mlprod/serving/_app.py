@@ -1,0 +1,228 @@
+"""The REST server: ``create_app`` builds it; nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+
+from mlprod.errors import MlprodError, SchemaError
+from mlprod.registry import ArtifactStore, LocalArtifacts, Model, Store
+from mlprod.serving._auth import Authenticator, admin_router, require_scope
+from mlprod.serving._fastpath import fast_path_of
+from mlprod.serving._guard import Guard, GuardState
+from mlprod.serving._metrics import ServerMetrics
+from mlprod.serving._openapi import install_openapi
+from mlprod.serving._pool import ModelPool, Served
+from mlprod.serving._validate import records_to_frame
+from mlprod.settings import Settings
+
+log = logging.getLogger("mlprod.serving")
+INLINE_RECORDS = 64  # small batches score on the event loop; larger ones in a thread
+
+
+class ORJSONResponse(JSONResponse):
+    """JSON via orjson: fast, and non-finite floats never reach the encoder."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+@dataclass
+class ServerState:
+    """Everything the handlers share, built once by `create_app`."""
+
+    settings: Settings
+    pool: ModelPool
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    artifacts: ArtifactStore | None = None,
+    alias: str = "production",
+) -> FastAPI:
+    """A FastAPI app serving every model whose `alias` points at a version (or deployed).
+
+    Example::
+
+        app = create_app(Settings(store="demo/.mlprod"))
+        uvicorn.run(app, host="127.0.0.1", port=8000)
+    """
+    settings = settings or Settings()
+    store = store or Store.open(settings.store_url())
+    artifacts = artifacts or LocalArtifacts(settings.artifacts_dir())
+    pool = ModelPool(store, artifacts, alias)
+    pool.load_all()
+    state = ServerState(settings, pool)
+    state.metrics.watch("pool", pool.stats)
+    guard = GuardState()
+    state.metrics.watch("guard", guard.stats)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool.start(settings.poll_interval)
+        try:
+            yield
+        finally:
+            pool.stop()
+
+    app = FastAPI(
+        title="mlprod", version="1", default_response_class=ORJSONResponse, lifespan=lifespan
+    )
+    app.state.mlprod = state
+    app.state.pool = pool
+    app.state.guard = guard
+    app.state.auth = Authenticator(store, predict_open=settings.predict_open)
+    app.include_router(admin_router())
+    _routes(app, state)
+    _error_handlers(app, state)
+    install_openapi(app, pool)
+    app.add_middleware(  # added last, so it is the outermost: limits apply before anything
+        Guard,
+        max_body_bytes=settings.max_body_bytes,
+        max_concurrency=settings.max_concurrency,
+        request_timeout=settings.request_timeout,
+        state=guard,
+    )
+    return app
+
+
+def _routes(app: FastAPI, state: ServerState) -> None:
+    pool, max_records = state.pool, state.settings.max_records
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> Response:
+        status = pool.status()
+        return ORJSONResponse(status, status_code=200 if status["ready"] else 503)
+
+    @app.get("/metrics", tags=["health"])
+    def metrics() -> Response:
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models", tags=["models"])
+    def list_models() -> dict[str, Any]:
+        return {"models": pool.describe()}
+
+    predict_scope = [Depends(require_scope("predict"))]
+
+    @app.post("/v1/models/{name}/predict", tags=["models"], dependencies=predict_scope)
+    async def predict(name: str, request: Request) -> Response:
+        served = pool.served(name)
+        return await _answer(state, served, await request.body(), max_records)
+
+    @app.post(
+        "/v1/models/{name}/versions/{version}/predict", tags=["models"], dependencies=predict_scope
+    )
+    async def predict_version(name: str, version: int, request: Request) -> Response:
+        model = await run_in_threadpool(pool.pinned, name, version)
+        return await _answer(state, model, await request.body(), max_records)
+
+
+async def _answer(
+    state: ServerState, target: Model | Served, body: bytes, max_records: int
+) -> Response:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise SchemaError(f"the body is not valid JSON: {exc}") from None
+    records = payload.get("records") if isinstance(payload, dict) else None
+    started = time.perf_counter()
+    small = not isinstance(records, list) or len(records) <= INLINE_RECORDS
+    if small:
+        content = route_records(target, records, max_records)
+    else:
+        content = await run_in_threadpool(route_records, target, records, max_records)
+    _count(state.metrics, content, time.perf_counter() - started)
+    return ORJSONResponse(content)
+
+
+def _count(metrics: ServerMetrics, content: dict[str, Any], seconds: float) -> None:
+    versions = Counter(str(p["version"]) for p in content["predictions"])
+    for version, records in versions.items():
+        metrics.requests.labels(content["model"], version).inc(records)
+    metrics.latency.labels(content["model"], next(iter(versions))).observe(seconds)
+
+
+def route_records(target: Model | Served, records: Any, max_records: int) -> dict[str, Any]:
+    """Score each record with the version its route picks (sticky by entity when known)."""
+    if isinstance(target, Model):
+        return score_records(target, records, max_records)
+    if len(target.routes) == 1 or not isinstance(records, list):
+        return score_records(target.routes[0], records, max_records)
+    entity = target.routes[0].signature.get("entity")
+    groups: dict[int, list[int]] = {}
+    chosen: dict[int, Model] = {}
+    for index, record in enumerate(records):
+        key = record.get(entity) if entity and isinstance(record, dict) else None
+        model = target.choose(key)
+        groups.setdefault(id(model), []).append(index)
+        chosen[id(model)] = model
+    predictions: list[Any] = [None] * len(records)
+    for ident, indices in groups.items():
+        part = score_records(chosen[ident], [records[i] for i in indices], max_records)
+        for i, prediction in zip(indices, part["predictions"], strict=True):
+            predictions[i] = prediction
+    return {"model": target.name, "predictions": predictions}
+
+
+def score_records(model: Model, records: Any, max_records: int) -> dict[str, Any]:
+    """Validate, score and label records; non-finite scores come back as null, flagged."""
+    fast = fast_path_of(model)
+    if fast is not None:  # verified at load to reproduce the reference scores to 1e-9
+        scores = fast.score_records(records, max_records=max_records)
+    else:
+        frame = records_to_frame(records, model.signature["fields"], max_records=max_records)
+        scores = model.score(frame)
+    negative, positive = model.classes
+    predictions = []
+    for score in scores.tolist():
+        finite = math.isfinite(score)
+        item: dict[str, Any] = {
+            "id": uuid.uuid4().hex,
+            "version": model.version,
+            "score": score if finite else None,
+            "label": (positive if score >= model.threshold else negative) if finite else None,
+        }
+        if not finite:
+            item["flags"] = ["non_finite_score"]
+        predictions.append(item)
+    return {"model": model.name, "predictions": predictions}
+
+
+def _error_handlers(app: FastAPI, state: ServerState) -> None:
+    @app.exception_handler(MlprodError)
+    async def mlprod_error(request: Request, exc: MlprodError) -> Response:
+        model = str(request.path_params.get("name", "-"))
+        state.metrics.errors.labels(model, exc.code).inc()
+        error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if isinstance(exc, SchemaError) and exc.fields:
+            error["fields"] = exc.fields
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        headers = getattr(exc, "headers", None)  # 401 carries WWW-Authenticate
+        return ORJSONResponse({"error": error}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("%s %s crashed", request.method, request.url.path)
+        body = {"error": {"code": "internal", "message": "internal error; see the server log"}}
+        return ORJSONResponse(body, status_code=500)

@@ -1,0 +1,544 @@
+"""The fast predict path: JSON records straight to the model's matrix, no DataFrame.
+
+Why it exists: the reference path (records, a DataFrame, the fitted FeatureTransformer,
+the scorer) spends milliseconds per request in pandas construction and scikit-learn's
+per-call checks, for a model whose own work takes tens of microseconds. The fast path
+re-implements only the *fitted state* of the transformer (imputer statistics, missing
+indicators, one-hot lookup tables) with dicts and a few numpy calls, then hands the
+float64 matrix to the same scorer (LightGBM/XGBoost booster or scikit-learn).
+
+Why it is safe: a version gets it only after it reproduces the reference path's scores,
+to 1e-9, on the version's own test set sent as a client would send it (JSON: nulls,
+ISO strings) and on adversarial probe records (unseen categories, nulls, ``"12.5"``,
+``"yes"``, time zones). Anything the compiler does not recognise, or any mismatch, leaves
+the version on the reference path, and says why. Input validation is the reference's:
+the same per-kind checks, and on any problem the reference builds the exact 422.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import operator
+import re
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from mlprod.features import MISSING, category_string, json_safe
+from mlprod.features._coerce import DATETIME_PARTS, boolean_value, datetime_parts
+from mlprod.registry import Model
+from mlprod.serving._validate import CHECKS, record_problems, records_to_frame
+
+log = logging.getLogger("mlprod.serving")
+
+TOLERANCE = 1e-9
+VERIFY_ROWS = 100_000  # test rows replayed at most (evenly spaced beyond that)
+VERIFY_CHUNK = 10_000
+_EXACT_INT = 2**53  # beyond this an int does not survive pandas' float64 columns
+_NONE = type(None)
+_NO_PARTS = (np.nan,) * len(DATETIME_PARTS)
+# Strict ISO 8601 within pandas' nanosecond range; anything else goes through pandas.
+_ISO = re.compile(
+    r"\d{4}-\d{2}-\d{2}"  # date
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"  # time to the minute, seconds optional
+    r"(?:Z|[+-]\d{2}:?\d{2})?)?"  # offset
+)
+_ISO_YEARS = (1678, 2261)
+
+
+class _InvalidError(Exception):
+    """A value the reference's checks refuse; the reference then writes the 422."""
+
+
+class NotCompilableError(Exception):
+    """The fitted transformer holds something the fast path does not reproduce."""
+
+
+# --- one field's raw JSON values, checked as the reference checks them --------------------
+
+Values = Sequence[Any]
+
+
+def _checked(kind: str, value: Any) -> Any:
+    cleaned, expected = CHECKS[kind](value)
+    if expected is not None:
+        raise _InvalidError
+    return cleaned
+
+
+def _numeric_values(values: Values) -> list[Values]:
+    """Numbers for numpy to convert (None becomes NaN: missing)."""
+    if set(map(type, values)) <= _NUMERIC_FAST:
+        return [values]  # NaN or infinity among them is caught after conversion
+    return [[np.nan if v is None else _checked("numeric", v) for v in values]]
+
+
+def _boolean_values(values: Values) -> list[Values]:
+    if set(map(type, values)) <= _BOOLEAN_FAST:
+        return [values]
+    return [[np.nan if v is None else boolean_value(_checked("boolean", v)) for v in values]]
+
+
+@functools.lru_cache(maxsize=8192)
+def _iso_parts(text: str) -> tuple[float, ...] | None:
+    """Year, month, weekday, UTC hour of a strict ISO string; None means "ask pandas"."""
+    if _ISO.fullmatch(text) is None or not _ISO_YEARS[0] <= int(text[:4]) <= _ISO_YEARS[1]:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(UTC)  # as pandas does with utc=True; naive means UTC
+    return (float(stamp.year), float(stamp.month), float(stamp.weekday()), float(stamp.hour))
+
+
+def _datetime_values(values: Values) -> list[Values]:
+    """Four sequences: year, month, day of week and hour, NaN where missing."""
+    found = []
+    for value in values:
+        parts = _NO_PARTS if value is None else _iso_parts(value) if type(value) is str else None
+        if parts is None:
+            return list(_datetime_reference(values).T)
+        found.append(parts)
+    return list(zip(*found, strict=True))
+
+
+def _datetime_reference(values: Values) -> np.ndarray:
+    """pandas on the whole column: its parse of odd strings depends on the batch."""
+    for value in values:
+        if value is not None:
+            _checked("datetime", value)
+    return datetime_parts(pd.Series(list(values)))
+
+
+class _CategoryCodes:
+    """Category labels to output columns of the one-hot block (-1: no column)."""
+
+    def __init__(self, lookup: Mapping[str, int], unknown: int) -> None:
+        self.lookup: dict[str | None, int] = {}
+        self.lookup.update(lookup)
+        self.lookup[None] = lookup.get(MISSING, unknown)
+        self.unknown = unknown
+
+    def __call__(self, values: Values) -> list[int]:
+        lookup, unknown = self.lookup, self.unknown
+        if set(map(type, values)) <= _CATEGORY_FAST:
+            return [lookup.get(value, unknown) for value in values]
+        return [lookup.get(label, unknown) for label in _labels(values)]
+
+
+def _labels(values: Values) -> list[str]:
+    for value in values:
+        if value is not None:
+            _checked("categorical", value)
+    if any(type(v) is int and abs(v) > _EXACT_INT for v in values):
+        # pandas would hold this column as float64 (rounding big ints) or object: ask it
+        return [category_string(v) for v in pd.Series(list(values)).tolist()]
+    return [category_string(value) for value in values]
+
+
+_NUMERIC_FAST = {float, int, _NONE}
+_BOOLEAN_FAST = {bool, _NONE}
+_CATEGORY_FAST = {str, _NONE}
+_CONVERTERS: Mapping[str, Callable[[Values], list[Values]]] = {
+    "numeric": _numeric_values,
+    "boolean": _boolean_values,
+    "datetime": _datetime_values,
+}
+
+
+# --- the compiled plan -------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """Where each field's values land in the transformer's output matrix.
+
+    Imputed inputs (numeric values, booleans, datetime parts) are gathered in one matrix,
+    in the fitted imputers' input order; each has a fill value (the imputer's statistic)
+    and an output column, and some an indicator column. Categorical fields map labels
+    straight to their one-hot output column.
+    """
+
+    names: tuple[str, ...]
+    width: int
+    converters: list[tuple[int, Callable[[Values], list[Values]]]] = field(default_factory=list)
+    categories: list[tuple[int, _CategoryCodes]] = field(default_factory=list)
+    inputs: list[tuple[int, int]] = field(default_factory=list)  # (field index, part)
+    fill: list[float] = field(default_factory=list)
+    dest: list[int] = field(default_factory=list)
+    indicator_src: list[int] = field(default_factory=list)
+    indicator_dest: list[int] = field(default_factory=list)
+
+
+class FastPath:
+    """Validated JSON records to scores without pandas, for one verified model version.
+
+    Build it with `compile_fast_path`, which only returns one that reproduces the
+    reference path on the version's test set.
+
+    Example::
+
+        fast = compile_fast_path(model)
+        if fast is not None:
+            scores = fast.score_records([{"tenure_months": 12, ...}])
+    """
+
+    def __init__(self, model: Model, plan: _Plan) -> None:
+        # the transformer and scorer, not the model: a side table keyed weakly on the
+        # model holds this object, and must not keep the model alive
+        self.transformer = model.transformer
+        self.scorer = model.scorer
+        self.fields = [dict(f) for f in model.signature["fields"]]
+        self.plan = plan
+        self.verified = ""
+        names = plan.names
+        self._row = operator.itemgetter(*names) if len(names) > 1 else _single(names[0])
+        self._fill = np.asarray(plan.fill, dtype=float)
+        self._dest = np.asarray(plan.dest, dtype=np.intp)
+        self._indicator_src = np.asarray(plan.indicator_src, dtype=np.intp)
+        self._indicator_dest = np.asarray(plan.indicator_dest, dtype=np.intp)
+        numeric = {i for i, name in enumerate(names) if self.kind(name) == "numeric"}
+        self._numeric_fields = sorted(numeric)
+        self._numeric_inputs = np.asarray(
+            [j for j, (i, _) in enumerate(plan.inputs) if i in numeric], dtype=np.intp
+        )
+
+    def kind(self, name: str) -> str:
+        """The signature kind of field `name`."""
+        return next(str(f["kind"]) for f in self.fields if f["name"] == name)
+
+    def score_records(self, records: Any, *, max_records: int = 10_000) -> np.ndarray:
+        """P(positive) per record; invalid input raises the reference's exact SchemaError."""
+        if not isinstance(records, list) or not records or len(records) > max_records:
+            records_to_frame(records, self.fields, max_records=max_records)  # raises
+        try:
+            matrix = self.encode(records)
+        except _InvalidError:
+            # The reference writes the 422 (it names every problem). Should it accept
+            # what the fast checks refused, the reference scores it: it has the last word.
+            frame = records_to_frame(records, self.fields, max_records=max_records)
+            return np.asarray(self.scorer.scores(self.transformer.transform(frame)))
+        return np.asarray(self.scorer.scores(matrix))
+
+    def encode(self, records: list[Any]) -> np.ndarray:
+        """The float64 matrix the transformer would produce, in its column order."""
+        plan, n = self.plan, len(records)
+        try:
+            columns = list(zip(*map(self._row, records), strict=True))
+        except (KeyError, TypeError):  # a missing field, or a record that is not an object
+            raise _InvalidError from None
+        out = np.zeros((n, plan.width))
+        if plan.inputs:
+            self._impute(columns, out)
+        hot = [
+            row * plan.width + column
+            for i, codes in plan.categories
+            for row, column in enumerate(codes(columns[i]))
+            if column >= 0
+        ]
+        out.reshape(-1)[hot] = 1.0
+        return out
+
+    def _impute(self, columns: list[tuple[Any, ...]], out: np.ndarray) -> None:
+        plan = self.plan
+        parts = {i: convert(columns[i]) for i, convert in plan.converters}
+        try:
+            raw = np.array([parts[i][p] for i, p in plan.inputs], dtype=float).T
+        except OverflowError:  # an integer beyond float's range
+            raise _InvalidError from None
+        missing = np.isnan(raw)
+        nones = sum(columns[i].count(None) for i in self._numeric_fields)
+        if np.isinf(raw).any() or np.count_nonzero(missing[:, self._numeric_inputs]) != nones:
+            raise _InvalidError  # a NaN or infinity sent as a number: the reference refuses it
+        out[:, self._dest] = np.where(missing, self._fill, raw)
+        out[:, self._indicator_dest] = missing[:, self._indicator_src]
+
+
+def _single(name: str) -> Callable[[Any], tuple[Any]]:
+    def row(record: Any) -> tuple[Any]:
+        return (record[name],)
+
+    return row
+
+
+# --- compiling the fitted transformer ------------------------------------------------------
+
+
+def _compile(model: Model) -> FastPath:
+    """A FastPath mirroring `model`'s fitted transformer, or `NotCompilableError` saying why."""
+    from mlprod.features import FeatureTransformer
+
+    transformer = model.transformer
+    if not isinstance(transformer, FeatureTransformer) or not hasattr(transformer, "encoder_"):
+        kind = type(transformer).__name__
+        raise NotCompilableError(f"the transformer is a {kind}, not a fitted FeatureTransformer")
+    kinds = {str(k): str(v) for k, v in (transformer.kinds or {}).items()}
+    signature = {str(f["name"]): str(f["kind"]) for f in model.signature["fields"]}
+    if kinds != signature:
+        raise NotCompilableError("the transformer's columns differ from the signature's fields")
+    plan = _Plan(names=tuple(signature), width=int(transformer.n_features_out_))
+    index = {name: i for i, name in enumerate(plan.names)}
+    plan.converters = [(index[n], _CONVERTERS[k]) for n, k in kinds.items() if k in _CONVERTERS]
+    ct = transformer.encoder_
+    for part_name, fitted, inputs in ct.transformers_:
+        if isinstance(fitted, str) and fitted == "drop":
+            continue
+        where: slice = ct.output_indices_[part_name]
+        if _is_imputer(fitted):
+            _add_imputer(plan, fitted, [str(c) for c in inputs], kinds, where)
+        else:
+            _add_onehot(plan, fitted, [str(c) for c in inputs], kinds, where)
+    _check_coverage(plan)
+    return FastPath(model, plan)
+
+
+def _check_coverage(plan: _Plan) -> None:
+    """Every field feeds the matrix, and every output column is written exactly once."""
+    fed = {i for i, _ in plan.inputs} | {i for i, _ in plan.categories}
+    if fed != set(range(len(plan.names))):
+        raise NotCompilableError("some signature fields feed no output column")
+    written = plan.dest + plan.indicator_dest
+    for _, codes in plan.categories:
+        written += sorted({c for c in codes.lookup.values() if c >= 0} | {codes.unknown} - {-1})
+    if sorted(written) != list(range(plan.width)):
+        raise NotCompilableError("the compiled columns do not cover the transformer's output")
+
+
+def _width(where: slice) -> int:
+    return int(where.stop - where.start)
+
+
+def _is_imputer(fitted: Any) -> bool:
+    from sklearn.impute import SimpleImputer
+
+    return type(fitted) is SimpleImputer
+
+
+def _add_imputer(
+    plan: _Plan, imputer: Any, inputs: list[str], kinds: Mapping[str, str], where: slice
+) -> None:
+    missing = imputer.missing_values
+    if not (isinstance(missing, float) and np.isnan(missing)):
+        raise NotCompilableError(f"an imputer treats {missing!r} as missing, not NaN")
+    fill = np.asarray(imputer.statistics_, dtype=float)
+    if fill.shape != (len(inputs),) or np.isnan(fill).any():
+        raise NotCompilableError("an imputer dropped or cannot fill a column (empty at fit)")
+    indicator = getattr(imputer, "indicator_", None)
+    features = [] if indicator is None else [int(j) for j in indicator.features_]
+    if len(inputs) + len(features) != _width(where):
+        raise NotCompilableError("an imputer's output width is not inputs plus indicators")
+    first = len(plan.inputs)
+    index = {name: i for i, name in enumerate(plan.names)}
+    for j, column in enumerate(inputs):
+        name, part = _source(column, kinds)
+        plan.inputs.append((index[name], part))
+        plan.fill.append(float(fill[j]))
+        plan.dest.append(int(where.start) + j)
+    for k, j in enumerate(features):
+        plan.indicator_src.append(first + j)
+        plan.indicator_dest.append(int(where.start) + len(inputs) + k)
+
+
+def _source(column: str, kinds: Mapping[str, str]) -> tuple[str, int]:
+    """The field and part index (0 unless a datetime part) an imputer input comes from."""
+    if kinds.get(column) in ("numeric", "boolean"):
+        return column, 0
+    name, _, part = column.rpartition(".")
+    if kinds.get(name) == "datetime" and part in DATETIME_PARTS:
+        return name, DATETIME_PARTS.index(part)
+    raise NotCompilableError(f"an imputer reads {column!r}, no numeric or boolean column")
+
+
+def _add_onehot(
+    plan: _Plan, fitted: Any, inputs: list[str], kinds: Mapping[str, str], where: slice
+) -> None:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    single = type(fitted) is Pipeline and len(fitted.steps) == 1
+    encoder = fitted.steps[-1][1] if single else fitted
+    if type(encoder) is not OneHotEncoder:
+        raise NotCompilableError(f"unsupported transformer step {type(encoder).__name__}")
+    if encoder.drop_idx_ is not None or encoder.handle_unknown not in _UNKNOWN_OK:
+        raise NotCompilableError("a one-hot encoder drops a category or errors on unknown ones")
+    infrequent = getattr(encoder, "infrequent_categories_", None) or [None] * len(inputs)
+    index = {name: i for i, name in enumerate(plan.names)}
+    column = int(where.start)
+    for name, categories, rare in zip(inputs, encoder.categories_, infrequent, strict=True):
+        if kinds.get(name) != "categorical" or not all(isinstance(c, str) for c in categories):
+            raise NotCompilableError(f"one-hot column {name!r} is not a string categorical")
+        rare_set = set() if rare is None else {str(c) for c in rare}
+        lookup: dict[str, int] = {}
+        for category in categories:
+            if category not in rare_set:
+                lookup[category] = column
+                column += 1
+        unknown = -1
+        if rare_set:  # sklearn's order: frequent categories, then one "infrequent" column
+            lookup.update(dict.fromkeys(rare_set, column))
+            unknown = column if encoder.handle_unknown == "infrequent_if_exist" else -1
+            column += 1
+        plan.categories.append((index[name], _CategoryCodes(lookup, unknown)))
+    if column != where.stop:
+        raise NotCompilableError("the one-hot encoder's width does not match its categories")
+
+
+_UNKNOWN_OK = ("infrequent_if_exist", "ignore")
+
+
+# --- verifying against the reference path, and remembering the verdict ---------------------
+
+
+class _MismatchError(Exception):
+    """The fast path's scores differ from the reference path's."""
+
+
+@dataclass(frozen=True)
+class FastPathCheck:
+    """Which path a version serves with, and why (for the log and `mlprod models show`)."""
+
+    fast: FastPath | None
+    reason: str
+
+    @property
+    def path(self) -> str:
+        return "reference" if self.fast is None else "fast"
+
+
+def check_fast_path(model: Model) -> FastPathCheck:
+    """Compile `model`'s fast path and replay its test set and probes through both paths."""
+    try:
+        fast = _compile(model)
+        summary = _verify(model, fast)
+    except NotCompilableError as exc:
+        return FastPathCheck(None, f"not compiled: {exc}")
+    except _MismatchError as exc:
+        return FastPathCheck(None, str(exc))
+    except Exception as exc:  # an optimisation must never make a servable version unservable
+        return FastPathCheck(None, f"verification failed: {type(exc).__name__}: {exc}")
+    fast.verified = summary
+    return FastPathCheck(fast, summary)
+
+
+def compile_fast_path(model: Model) -> FastPath | None:
+    """The verified fast path of `model`, or None (logged with the reason) to use the reference.
+
+    Example::
+
+        fast = compile_fast_path(mlprod.load("churn@production"))
+    """
+    check = check_fast_path(model)
+    where = f"{model.name}@{model.version}"
+    if check.fast is None:
+        log.warning("%s serves on the reference path: %s", where, check.reason)
+    else:
+        log.info("%s serves on the fast path: %s", where, check.reason)
+    return check.fast
+
+
+_ATTACHED: weakref.WeakKeyDictionary[Model, FastPath] = weakref.WeakKeyDictionary()
+
+
+def attach_fast_path(model: Model) -> FastPath | None:
+    """Compile and remember `model`'s fast path, for `fast_path_of` to find per request."""
+    fast = compile_fast_path(model)
+    if fast is not None:
+        _ATTACHED[model] = fast
+    return fast
+
+
+def fast_path_of(model: Model) -> FastPath | None:
+    """The fast path attached to this loaded model, if it has one."""
+    return _ATTACHED.get(model)
+
+
+def _verify(model: Model, fast: FastPath) -> str:
+    frame, _ = model.test_data()
+    if len(frame) > VERIFY_ROWS:
+        frame = frame.iloc[np.linspace(0, len(frame) - 1, VERIFY_ROWS).astype(int)]
+    worst, rows, base = 0.0, 0, None
+    for start in range(0, len(frame), VERIFY_CHUNK):
+        chunk = frame.iloc[start : start + VERIFY_CHUNK].reset_index(drop=True)
+        records = client_records(chunk)
+        keep = [i for i, r in enumerate(records) if not record_problems(r, fast.fields, i)]
+        if not keep:
+            continue
+        records = [records[i] for i in keep]
+        base = base or records[0]
+        got = fast.score_records(records, max_records=len(records))
+        worst = max(worst, _max_diff(got, model.score(chunk.iloc[keep])))
+        rows += len(keep)
+    probes = 0
+    for batch in _probe_batches(fast, base or _example_record(fast.fields)):
+        reference = model.score(records_to_frame(batch, fast.fields, max_records=len(batch)))
+        worst = max(worst, _max_diff(fast.score_records(batch, max_records=len(batch)), reference))
+        probes += len(batch)
+    where = f"{rows:,} test rows and {probes} probe records"
+    if not worst <= TOLERANCE:
+        raise _MismatchError(f"scores differ from the reference path by {worst:.3g} on {where}")
+    return f"matches the reference path to {worst:.1e} on {where}"
+
+
+def _max_diff(got: np.ndarray, expected: np.ndarray) -> float:
+    got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
+    if got.shape != expected.shape or not np.array_equal(np.isnan(got), np.isnan(expected)):
+        return float("inf")
+    finite = ~np.isnan(got)
+    return float(np.max(np.abs(got[finite] - expected[finite]), initial=0.0))
+
+
+def client_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as a client sends them: JSON values (null for missing, ISO date-time strings)."""
+    plain = [
+        {str(k): None if v is pd.NA else json_safe(v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+    records: list[dict[str, Any]] = orjson.loads(orjson.dumps(plain))
+    return records
+
+
+# Values a client may send that training data rarely holds: each must score identically.
+_PROBES: Mapping[str, tuple[Any, ...]] = {
+    "numeric": (None, "12.5", " 7 ", 0, -1, 2.5, 1e9, 10**20),
+    "boolean": (None, True, False, "yes", "No", " TRUE ", "f", "0", 0, 1),
+    "categorical": (None, "never-seen-before", "", MISSING, 5, 5.0, -3, 2.5, True, 10**17 + 1),
+    "datetime": (
+        None,
+        "2024-05-01",
+        "2024-05-01T12:00:00+05:30",
+        "2023-12-31T23:30:00-02:00",
+        "2024-02-29 06:15",
+        "2024-05-01T00:00:00.123456789Z",
+    ),
+}
+# Parsed by pandas rather than the fast parser: a batch of them checks that branch.
+_ODD_DATETIMES = ("May 1, 2024", "20240501T101010", "1/2/2024", "2024-W18-3", "2024-05-01T12Z")
+
+
+def _probe_batches(fast: FastPath, base: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+    """One batch per field (each value in turn, the rest from `base`), plus all nulls."""
+    batches = [[dict.fromkeys(base)]]
+    codes = {fast.plan.names[i]: c for i, c in fast.plan.categories}
+    for spec in fast.fields:
+        name, kind = str(spec["name"]), str(spec["kind"])
+        values = list(_PROBES.get(kind, (None,)))
+        if name in codes:
+            values += [label for label in codes[name].lookup if label is not None]
+        batches.append([{**base, name: value} for value in values])
+        if kind == "datetime":
+            batches.append([{**base, name: value} for value in _ODD_DATETIMES])
+    return batches
+
+
+def _example_record(fields: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A record from the signature's examples, when the test set offers none."""
+    return {str(f["name"]): f.get("example") for f in fields}

@@ -1,0 +1,364 @@
+"""Limits that keep a busy server answering: body size, concurrency, time budget, draining.
+
+`Guard` is plain ASGI middleware, outermost in the stack, so it decides before FastAPI
+parses anything:
+
+* a body over ``max_body_bytes`` gets 413 at once: by its Content-Length before a byte
+  of it is read, or, for chunked bodies, the moment the running count passes the limit;
+* beyond ``max_concurrency`` requests in flight the answer is 503 with ``Retry-After``
+  straight away, never a queue that grows without bound;
+* a request that has not started its response within ``request_timeout`` gets 504, and
+  its slot is free for the next request at that moment.
+
+Health endpoints skip the concurrency limit and the time budget: an orchestrator must
+be able to tell a busy server from a dead one. `run_server` adds the shutdown half:
+SIGTERM turns /readyz to 503 first, then uvicorn drains in-flight requests and the
+process exits within the grace period.
+
+Example::
+
+    app.add_middleware(Guard, max_body_bytes=2**21, max_concurrency=64,
+                       request_timeout=2.0, state=GuardState())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("mlprod.serving")
+
+HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+DRAIN_SECONDS = 1.0  # after a 413, read and discard the rest of the body this long at most
+DRAIN_BYTES = 1 << 20  # ... and this much at most, then close the connection
+READINESS_NOTICE = 1.0  # after SIGTERM, keep serving this long with /readyz at 503
+
+
+@dataclass
+class GuardState:
+    """Counters and the draining flag, shared by the Guard, the server runner and /metrics."""
+
+    in_flight: int = 0
+    rejected_busy: int = 0
+    timed_out: int = 0
+    too_large: int = 0
+    draining: bool = False
+
+    def stats(self) -> dict[str, int]:
+        """What /metrics reports: requests in flight now, and rejections since start."""
+        return {
+            "in_flight": self.in_flight,
+            "rejected_busy": self.rejected_busy,
+            "timed_out": self.timed_out,
+            "too_large": self.too_large,
+        }
+
+
+class _Answered(BaseException):
+    """Raised into the downstream app once the guard has answered for it.
+
+    A BaseException, so the app's catch-all error handlers let it through instead of
+    trying to send a second response (which would be dropped anyway).
+    """
+
+
+class Guard:
+    """Pure ASGI middleware enforcing body size, concurrency and time budget; see the module."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_concurrency: int,
+        request_timeout: float,
+        state: GuardState | None = None,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_concurrency = max_concurrency
+        self.request_timeout = request_timeout
+        self.state = state or GuardState()
+        self._abandoned: set[asyncio.Task[None]] = set()
+
+    def stats(self) -> dict[str, int]:
+        """The shared counters; see `GuardState.stats`."""
+        return self.state.stats()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._watch_lifespan(receive), send)
+        elif scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif scope["path"] in HEALTH_PATHS:
+            await self._health(scope, receive, send)
+        else:
+            await self._guarded(scope, receive, send)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            self.state.too_large += 1
+            await _too_large(receive, send, self.max_body_bytes, more=True)
+            return
+        if self.state.in_flight >= self.max_concurrency:
+            self.state.rejected_busy += 1
+            message = (
+                f"the server is at its limit of {self.max_concurrency} requests in flight "
+                "(MLPROD_MAX_CONCURRENCY); retry after a second"
+            )
+            await send_error(send, 503, "busy", message, [(b"retry-after", b"1")])
+            return
+        self.state.in_flight += 1
+        try:
+            await self._within_budget(scope, receive, send)
+        finally:
+            self.state.in_flight -= 1
+
+    async def _within_budget(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app as a task; if it has not started answering in time, answer 504."""
+        exchange = _Exchange(receive, send, self.max_body_bytes, self.state)
+        task = asyncio.ensure_future(self._downstream(scope, exchange))
+        started = asyncio.ensure_future(exchange.started.wait())
+        try:
+            await asyncio.wait(
+                {task, started}, timeout=self.request_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        except BaseException:
+            task.cancel()  # we were cancelled (shutdown timeout): take the app down with us
+            raise
+        finally:
+            started.cancel()
+        if task.done() or exchange.started.is_set():
+            await task
+            return
+        exchange.answered = True  # whatever the app sends from now on is dropped
+        task.cancel()
+        self._abandon(task)
+        self.state.timed_out += 1
+        message = (
+            f"no answer within {self.request_timeout:g} s (MLPROD_REQUEST_TIMEOUT); "
+            "retry, or send fewer records per request"
+        )
+        await send_error(send, 504, "timeout", message)
+
+    async def _downstream(self, scope: Scope, exchange: _Exchange) -> None:
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except* _Answered:
+            pass  # the guard already answered this request
+
+    def _abandon(self, task: asyncio.Task[None]) -> None:
+        """Keep a cancelled task referenced until it ends, and swallow how it ends.
+
+        Work in a thread (a sync endpoint) cannot be interrupted: the task ends when the
+        thread returns. Its slot is free already; its result is no longer wanted.
+        """
+        self._abandoned.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._abandoned.discard(done)
+            if not done.cancelled() and done.exception() is not None:
+                log.warning("a request that timed out later failed: %r", done.exception())
+
+        task.add_done_callback(finished)
+
+    async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.state.draining and scope["path"] == "/readyz":
+            body = orjson.dumps({"ready": False, "draining": True})
+            await _send_json(send, 503, body)
+            return
+        await self.app(scope, receive, send)
+
+    def _watch_lifespan(self, receive: Receive) -> Receive:
+        """Notice shutdown under any server: uvicorn sends it after draining, so it is late."""
+
+        async def watched() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                self.state.draining = True
+            return message
+
+        return watched
+
+
+class _Exchange:
+    """One request's receive and send as the app sees them.
+
+    Counts body bytes as they arrive (413 the moment they pass the limit), notices when
+    the response starts (the time budget ends there), and goes silent once the guard
+    has answered, so a late or cancelled app cannot write a second response.
+    """
+
+    def __init__(self, receive: Receive, send: Send, limit: int, state: GuardState) -> None:
+        self._receive = receive
+        self._send = send
+        self.limit = limit
+        self.state = state
+        self.received = 0
+        self.started = asyncio.Event()
+        self.answered = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                await self._reject(bool(message.get("more_body", False)))
+        return message
+
+    async def _reject(self, more: bool) -> None:
+        self.state.too_large += 1
+        if self.started.is_set() or self.answered:
+            raise _Answered  # the app already answered: all we can do is stop it
+        self.answered = True
+        self.started.set()
+        await _too_large(self._receive, self._send, self.limit, more=more)
+        raise _Answered
+
+    async def send(self, message: Message) -> None:
+        if self.answered:
+            return
+        if message["type"] == "http.response.start":
+            self.started.set()
+        await self._send(message)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the HTTP parser refuses these before they reach us
+    return None
+
+
+async def _too_large(receive: Receive, send: Send, limit: int, *, more: bool) -> None:
+    """413 now, then a short lingering read before the connection closes.
+
+    The whole answer goes out before we read on, so the client sees it while it is
+    still sending. Reading a little of the rest before closing keeps the kernel from
+    resetting the connection (which can destroy the answer in flight); the bounds keep
+    a client from making us read an endless body.
+    """
+    message = (
+        f"the request body is larger than {limit:,} bytes (MLPROD_MAX_BODY_BYTES); "
+        "send fewer records per request"
+    )
+    body = orjson.dumps({"error": {"code": "too_large", "message": message}})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [*_json_headers(body), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    if more:
+        await _drain(receive)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _drain(receive: Receive) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_SECONDS
+    drained = 0
+    while drained <= DRAIN_BYTES and loop.time() < deadline:
+        try:
+            message = await asyncio.wait_for(receive(), deadline - loop.time())
+        except TimeoutError:
+            return
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        drained += len(message.get("body", b""))
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """An error in mlprod's shape, ``{"error": {"code", "message"}}``, and nothing else."""
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    await _send_json(send, status, body, headers)
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    start_headers = [*_json_headers(body), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": start_headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _json_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+
+# --- shutdown: readiness off first, then drain, then exit within the grace period
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn, with readiness turned off the moment SIGTERM arrives.
+
+    uvicorn's own order is: close the listening socket, wait for in-flight requests,
+    then send ``lifespan.shutdown``, too late to tell anyone. Here the signal handler
+    flips the flag at once, and on SIGTERM the server keeps accepting for a short
+    notice so load balancers polling /readyz see 503 and stop sending traffic. Ctrl+C
+    (SIGINT) skips the notice. Notice plus drain stay within `grace_period`.
+    """
+
+    def __init__(self, config: uvicorn.Config, state: GuardState, grace_period: float) -> None:
+        super().__init__(config)
+        self.guard_state = state
+        self.grace_period = grace_period
+        self.notice = 0.0
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.guard_state.draining:
+            self.guard_state.draining = True
+            if sig == signal.SIGTERM:
+                self.notice = min(READINESS_NOTICE, self.grace_period / 2)
+            drain: Any = max(self.grace_period - self.notice, 0.0)  # a float: see run_server
+            self.config.timeout_graceful_shutdown = drain
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.notice
+        while loop.time() < until and not self.force_exit:
+            await asyncio.sleep(min(0.05, max(until - loop.time(), 0.0)))
+        await super().shutdown(sockets)
+
+
+def run_server(
+    app: ASGIApp, *, host: str, port: int, grace_period: float, state: GuardState, **options: Any
+) -> None:
+    """Serve `app` until SIGTERM or Ctrl+C, then drain and exit within `grace_period`.
+
+    `state` is the app's `GuardState` (``app.state.guard``): SIGTERM sets its draining
+    flag, which turns /readyz to 503. `options` go to `uvicorn.Config`.
+
+    Example::
+
+        run_server(app, host="127.0.0.1", port=8000, grace_period=10, state=app.state.guard)
+    """
+    options.setdefault("log_level", "warning")
+    options.setdefault("access_log", False)
+    # uvicorn annotates the timeout as int but hands it to asyncio.wait_for, which takes seconds
+    # as a float: rounding up would break the promise to exit within the grace period.
+    drain: Any = grace_period
+    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=drain, **options)
+    _DrainingServer(config, state, grace_period).run()

@@ -1,0 +1,239 @@
+"""The models a server holds, kept in step with the registry without a restart.
+
+The pool builds a routing table from the store: each model's weighted routes and
+shadows (its deployment) or, without one, the version behind the served alias. A
+watcher thread polls the audit log's newest id; on a change it loads new versions
+beside the old ones (verified and warmed up), swaps the table in one assignment, then
+lets the old versions go. A version that fails to load is marked failed and whatever
+served before keeps serving.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlprod.errors import MlprodError, NotFoundError, StoreError
+from mlprod.registry import (
+    ArtifactStore,
+    Model,
+    Store,
+    change_marker,
+    list_deployments,
+    open_version,
+)
+from mlprod.serving._fastpath import attach_fast_path, fast_path_of
+
+log = logging.getLogger("mlprod.serving")
+
+
+@dataclass(frozen=True)
+class Served:
+    """One model's live routes (with cumulative weights) and shadows."""
+
+    name: str
+    routes: tuple[Model, ...]
+    weights: tuple[float, ...]
+    shadows: tuple[Model, ...] = ()
+    cumulative: tuple[float, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        total = sum(self.weights)
+        running, cumulative = 0.0, []
+        for weight in self.weights:
+            running += weight / total
+            cumulative.append(running)
+        object.__setattr__(self, "cumulative", tuple(cumulative))
+
+    def choose(self, key: object | None) -> Model:
+        """The version for one request: sticky by entity key, else a weighted draw."""
+        if len(self.routes) == 1:
+            return self.routes[0]
+        point = stable_fraction(self.name, key) if key is not None else random.random()
+        index = min(bisect.bisect_right(self.cumulative, point), len(self.routes) - 1)
+        return self.routes[index]
+
+
+def _path(model: Model) -> str:
+    return "reference" if fast_path_of(model) is None else "fast"
+
+
+def stable_fraction(model: str, key: object) -> float:
+    """A number in [0, 1) fixed by (model, key): the same entity always lands the same."""
+    digest = hashlib.blake2b(f"{model}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class ModelPool:
+    """Loads each routed version once, verified and warmed up; pinned versions on demand."""
+
+    def __init__(self, store: Store, artifacts: ArtifactStore, alias: str = "production") -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.alias = alias
+        self._table: dict[str, Served] = {}
+        self._loaded: dict[tuple[str, int], Model] = {}
+        self._failed: dict[tuple[str, int], str] = {}
+        self._missing: set[str] = set()
+        self._marker = -1
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # --- building the table
+
+    def load_all(self) -> None:
+        """Bring the table in line with the registry (idempotent; cheap when unchanged)."""
+        with self._lock:
+            marker = change_marker(self.store)
+            wanted = self._wanted()
+            table: dict[str, Served] = {}
+            missing: set[str] = set()
+            for name, (routes, shadows) in wanted.items():
+                served = self._build(name, routes, shadows)
+                if served is not None:
+                    table[name] = served
+                elif name in self._table:
+                    table[name] = self._table[name]  # the previous routes keep serving
+                else:
+                    missing.add(name)
+            self._table, self._missing, self._marker = table, missing, marker
+            keep = {(m.name, m.version) for s in table.values() for m in (*s.routes, *s.shadows)}
+            self._loaded = {key: m for key, m in self._loaded.items() if key in keep}
+
+    def _wanted(self) -> dict[str, tuple[list[tuple[int, float]], list[int]]]:
+        wanted: dict[str, tuple[list[tuple[int, float]], list[int]]] = {
+            record.model: ([(record.version, 1.0)], [])
+            for record in self.store.versions_with_alias(self.alias)
+        }
+        for deployment in list_deployments(self.store):
+            routes = [(route.version, route.weight) for route in deployment.routes]
+            wanted[deployment.model] = (routes, list(deployment.shadows))
+        return wanted
+
+    def _build(
+        self, name: str, routes: list[tuple[int, float]], shadows: list[int]
+    ) -> Served | None:
+        try:
+            models = [self._load(name, version) for version, _ in routes]
+            shadow_models = [self._load(name, version) for version in shadows]
+        except MlprodError as exc:
+            log.error("cannot serve %s with routes %s: %s", name, routes, exc)
+            return None
+        return Served(name, tuple(models), tuple(w for _, w in routes), tuple(shadow_models))
+
+    def _load(self, name: str, version: int) -> Model:
+        key = (name, version)
+        if key in self._loaded:
+            return self._loaded[key]
+        try:
+            model = self._prepare(
+                open_version(self.artifacts, self.store.get_version(name, version))
+            )
+        except MlprodError as exc:
+            self._failed[key] = str(exc)
+            raise
+        self._failed.pop(key, None)
+        self._loaded[key] = model
+        return model
+
+    def _prepare(self, model: Model) -> Model:
+        """Everything done to a freshly loaded version before it may serve: a warm-up."""
+        attach_fast_path(model)  # only if it reproduces the reference scores to 1e-9
+        frame, _ = model.test_data()
+        model.score(frame.head(1))
+        return model
+
+    # --- watching the registry
+
+    def start(self, interval: float) -> None:
+        """Poll the registry every `interval` seconds in a daemon thread."""
+        self._stop.clear()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(interval,), daemon=True, name="mlprod-pool"
+        )
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+
+    def _watch(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                if change_marker(self.store) != self._marker:
+                    self.load_all()
+            except StoreError as exc:
+                log.warning("registry unreachable, serving what is loaded: %s", exc)
+
+    # --- serving
+
+    @property
+    def ready(self) -> bool:
+        """Ready only with at least one model served and every wanted model loaded."""
+        return bool(self._table) and not self._missing
+
+    def served(self, name: str) -> Served:
+        """The live routes of `name`."""
+        served = self._table.get(name)
+        if served is None:
+            known = ", ".join(sorted(self._table)) or "none"
+            raise NotFoundError(
+                f"model {name!r} is not served here (served: {known}); "
+                f"promote a version with `mlprod promote {name} VERSION --alias {self.alias}`"
+            )
+        return served
+
+    def table(self) -> dict[str, Served]:
+        """The current routing table (a snapshot: it is replaced, never mutated)."""
+        return self._table
+
+    def pinned(self, name: str, version: int) -> Model:
+        """A specific version, loaded from the registry on first use."""
+        with self._lock:
+            return self._load(name, version)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One entry per served model, for ``GET /v1/models``."""
+        return [
+            {
+                "name": name,
+                "version": served.routes[0].version,
+                "alias": self.alias,
+                "routes": [
+                    {"version": m.version, "weight": w, "serving_path": _path(m)}
+                    for m, w in zip(served.routes, served.weights, strict=True)
+                ],
+                "shadows": [m.version for m in served.shadows],
+                "flavor": served.routes[0].flavor,
+                "threshold": served.routes[0].threshold,
+                "fields": [
+                    {"name": f["name"], "kind": f["kind"]}
+                    for f in served.routes[0].signature["fields"]
+                ],
+            }
+            for name, served in sorted(self._table.items())
+        ]
+
+    def stats(self) -> dict[str, float]:
+        """Counts for /metrics."""
+        return {"versions_loaded": len(self._loaded), "versions_failed": len(self._failed),
+                "models_served": len(self._table), "ready": float(self.ready)}  # fmt: skip
+
+    def status(self) -> dict[str, Any]:
+        """What /readyz reports."""
+        return {
+            "ready": self.ready,
+            "models": {name: s.routes[0].version for name, s in sorted(self._table.items())},
+            "failed": {
+                f"{name}@{version}": error
+                for (name, version), error in sorted(self._failed.items())
+            },
+            "missing": sorted(self._missing),
+        }

@@ -1,0 +1,172 @@
+"""Routing: weights honoured, sticky by entity, shadows loaded; changes picked up live."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from mlprod.features import json_safe
+from mlprod.serving._pool import Served, stable_fraction
+from mlprod.workflows import promote, train
+from support import Project, Server, write_project
+
+
+class _Fake:
+    """Stands in for a loaded version in pure routing tests (routing never scores)."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+
+def _served(weights: dict[int, float]) -> Served:
+    return Served("churn", tuple(_Fake(v) for v in weights), tuple(weights.values()))  # type: ignore[arg-type]
+
+
+def test_weights_are_honoured_within_two_points_over_10000_requests() -> None:
+    served = _served({1: 95, 2: 5})
+    sticky = Counter(served.choose(f"C{i:06d}").version for i in range(10_000))
+    assert abs(sticky[2] / 10_000 - 0.05) < 0.02
+    drawn = Counter(served.choose(None).version for _ in range(10_000))
+    assert abs(drawn[1] / 10_000 - 0.95) < 0.02
+    ab = Counter(_served({3: 50, 4: 50}).choose(i).version for i in range(10_000))
+    assert abs(ab[3] / 10_000 - 0.5) < 0.02
+
+
+def test_an_entity_always_reaches_the_same_version() -> None:
+    served = _served({1: 50, 2: 50})
+    for key in ("C000001", "C000002", 42):
+        assert len({served.choose(key).version for _ in range(50)}) == 1
+    assert stable_fraction("churn", "C1") == stable_fraction("churn", "C1")
+    assert stable_fraction("churn", "C1") != stable_fraction("other", "C1")
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = write_project(tmp_path_factory.mktemp("routes"), rows=1500)
+    for _ in range(2):
+        train(project.spec, store=project.store)
+    promote("churn", 1, "production", store=project.store, actor="t")
+    return project
+
+
+def _records(project: Project, n: int) -> list[dict[str, Any]]:
+    frame = pd.read_csv(project.root / "customers.csv").drop(columns=["churned"])
+    frame = pd.concat([frame] * (n // len(frame) + 1)).head(n).reset_index(drop=True)
+    frame["customer_id"] = [f"X{i:07d}" for i in range(n)]
+    return [{k: json_safe(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _cli(project: Project, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "mlprod", *args],
+        cwd=project.root,
+        env=project.env(),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def _versions(url: str, records: list[dict[str, Any]]) -> Counter[int]:
+    counts: Counter[int] = Counter()
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for start in range(0, len(records), 500):
+            answer = client.post(
+                "/v1/models/churn/predict", json={"records": records[start : start + 500]}
+            )
+            answer.raise_for_status()
+            counts.update(p["version"] for p in answer.json()["predictions"])
+    return counts
+
+
+def _wait_for(predicate: Any, timeout: float = 2.5) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"not picked up within {timeout}s")
+
+
+def test_route_changes_reach_every_replica_without_a_failed_request(two_versions: Project) -> None:
+    """Two server processes on one store; deploy, canary, rollback while a client streams."""
+    replicas = [Server(two_versions), Server(two_versions)]
+    answers: list[int] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        record = _records(two_versions, 1)
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                for replica in replicas:
+                    answers.append(
+                        client.post(
+                            replica.url + "/v1/models/churn/predict", json={"records": record}
+                        ).status_code
+                    )
+
+    try:
+        for replica in replicas:
+            replica.wait_ready()
+        client = threading.Thread(target=stream)
+        client.start()
+        records = _records(two_versions, 10_000)
+        _cli(
+            two_versions, "deploy", "churn", "--route", "1=50", "--route", "2=50", "--reason", "ab"
+        )
+        for replica in replicas:
+            _wait_for(lambda r=replica: set(_versions(r.url, records[:200])) == {1, 2})
+        split = _versions(replicas[0].url, records)
+        assert abs(split[2] / 10_000 - 0.5) < 0.02
+        assert split == _versions(
+            replicas[1].url, records
+        )  # same entity, same version, any replica
+        _cli(two_versions, "deploy", "churn", "--route", "2=100")
+        for replica in replicas:
+            _wait_for(lambda r=replica: set(_versions(r.url, records[:100])) == {2})
+        promote("churn", 2, "production", store=two_versions.store, actor="t")
+        _cli(two_versions, "rollback", "churn", "--reason", "test")
+        for replica in replicas:
+            _wait_for(lambda r=replica: set(_versions(r.url, records[:100])) == {1})
+        stop.set()
+        client.join()
+    finally:
+        stop.set()
+        for replica in replicas:
+            replica.stop()
+    assert len(answers) > 50
+    assert set(answers) == {200}
+
+
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
+    two_versions: Project, tmp_path: Path
+) -> None:
+    import mlprod
+
+    server = Server(two_versions)
+    try:
+        server.wait_ready()
+        bundle = mlprod.load("churn@2", store=two_versions.store).folder
+        victim = bundle / "metrics.json"
+        original = victim.read_bytes()
+        victim.write_bytes(original + b" ")
+        try:
+            _cli(two_versions, "deploy", "churn", "--route", "2=100")
+            time.sleep(2.0)
+            status = httpx.get(server.url + "/readyz").json()
+            assert "churn@2" in status["failed"] and "modified" in status["failed"]["churn@2"]
+            assert set(_versions(server.url, _records(two_versions, 50))) == {1}
+        finally:
+            victim.write_bytes(original)
+            _cli(two_versions, "deploy", "churn", "--clear")
+    finally:
+        server.stop()

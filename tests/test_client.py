@@ -1,0 +1,48 @@
+"""mlprod.Client against a real server: records in, predictions out, errors typed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlprod
+from mlprod.errors import NotFoundError, SchemaError, UnavailableError
+from support import Project, Server, free_port
+
+
+@pytest.fixture
+def frame(trained_project: Project) -> pd.DataFrame:
+    return pd.read_csv(trained_project.root / "customers.csv").drop(columns=["churned"]).head(20)
+
+
+def test_client_scores_frames_lists_and_single_records(
+    server: Server, trained_project: Project, frame: pd.DataFrame
+) -> None:
+    expected = mlprod.load("churn@production", store=trained_project.store).score(frame)
+    with mlprod.Client(server.url) as client:
+        assert client.ready()
+        assert [m["name"] for m in client.models()] == ["churn"]
+        from_frame = client.predict(frame)  # the only served model is picked
+        from_list = client.predict(frame.to_dict("records"), model="churn")
+        single = client.predict(frame.iloc[0].to_dict(), model="churn", version=1)
+    np.testing.assert_allclose([p["score"] for p in from_frame], expected, rtol=0, atol=1e-12)
+    assert [p["score"] for p in from_list] == [p["score"] for p in from_frame]
+    assert len(single) == 1
+    assert single[0]["version"] == 1
+
+
+def test_client_raises_the_servers_errors(server: Server, frame: pd.DataFrame) -> None:
+    with mlprod.Client(server.url, model="churn") as client:
+        with pytest.raises(SchemaError) as caught:
+            client.predict([{**frame.iloc[0].to_dict(), "tenure_months": "many"}])
+        assert caught.value.fields[0]["field"] == "tenure_months"
+        with pytest.raises(NotFoundError, match="not served"):
+            client.predict(frame, model="other")
+
+
+def test_client_says_when_no_server_answers() -> None:
+    with mlprod.Client(f"http://127.0.0.1:{free_port()}", model="churn", timeout=2) as client:
+        assert not client.ready()
+        with pytest.raises(UnavailableError, match="mlprod serve"):
+            client.predict([{"a": 1}])
