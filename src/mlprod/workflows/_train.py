@@ -1,0 +1,362 @@
+"""``mlprod.train``: spec to registered, gated version, in one call.
+
+data -> features -> split -> candidates -> threshold (validation) -> evaluation (test)
+-> gates -> bundle -> registry. A run row is written first and closed last, so a failed
+or killed run is visible, and the version row is the commit point: a run killed before
+it leaves no version behind.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlprod.data import fingerprint, load_frame, make_split, require_columns
+from mlprod.errors import IntegrityError, MlprodError
+from mlprod.evaluation import (
+    GateResult,
+    MetricValue,
+    build_charts,
+    check_gates,
+    choose_threshold,
+    evaluate,
+    write_report,
+)
+from mlprod.features import FeatureTransformer, build_signature, resolve_features
+from mlprod.registry import TARGET_COLUMN, Model, VersionRecord, save_model, save_skops, seal_bundle
+from mlprod.settings import Settings
+from mlprod.spec import ProjectSpec, load_spec
+from mlprod.training import (
+    CandidateResult,
+    feature_importance,
+    fit_cross_validated,
+    fit_holdout,
+    pick_winner,
+)
+from mlprod.workflows._context import current_user, git_commit, library_versions, open_store
+from mlprod.workflows._progress import Steps
+from mlprod.workflows._target import encode_target
+
+PARITY_TOLERANCE = 1e-9
+
+
+@dataclass
+class TrainedRun:
+    """What a training run produced: the run id, the registered version and its evidence."""
+
+    id: str
+    model: str
+    version: int
+    metrics: dict[str, MetricValue]
+    gates: list[GateResult]
+    threshold: float
+    winner: str
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    report: Path | None = None
+
+    @property
+    def gates_passed(self) -> bool:
+        return all(gate.passed for gate in self.gates)
+
+
+def train(
+    spec: str | Path | ProjectSpec = "mlprod.yaml",
+    *,
+    store: str | None = None,
+    settings: Settings | None = None,
+    quiet: bool = True,
+    parent_run_id: str | None = None,
+) -> TrainedRun:
+    """Train, evaluate, gate and register a model from its spec.
+
+    `store` (a folder or SQLAlchemy URL) beats ``MLPROD_STORE``; the default is
+    ``.mlprod/`` in the working directory.
+
+    Example::
+
+        run = mlprod.train("mlprod.yaml")
+        run.version, run.metrics["roc_auc"].value, run.gates_passed
+    """
+    folder = Path.cwd()
+    if not isinstance(spec, ProjectSpec):
+        folder = Path(spec).resolve().parent if not Path(spec).is_dir() else Path(spec).resolve()
+        spec = load_spec(spec)
+    steps = Steps(quiet=quiet)
+    meta, artifacts = open_store(store, settings)
+    run_id = meta.create_run(
+        spec.name,
+        user=current_user(),
+        spec=spec.resolved(),
+        git_commit=git_commit(folder),
+        library_versions=library_versions(),
+        parent_run_id=parent_run_id,
+    )
+    try:
+        with steps.live(f"training {spec.name}"), tempfile.TemporaryDirectory() as tmp:
+            outcome = _run(spec, run_id, Path(tmp), steps)
+            steps("storing the bundle")
+            bundle_id = artifacts.put_dir(Path(tmp) / "bundle")
+            version = meta.register_version(spec.name, bundle_id=bundle_id, **outcome.registration)
+            meta.finish_run(run_id, status="finished", version=version.version, **outcome.record)
+    except (MlprodError, KeyboardInterrupt) as exc:
+        meta.finish_run(run_id, status="failed", error=str(exc) or type(exc).__name__)
+        meta.close()
+        raise
+    meta.close()
+    steps(f"registered {spec.name}@{version.version}")
+    return outcome.result(run_id, version, artifacts.path(bundle_id) / "report.html")
+
+
+@dataclass
+class _Outcome:
+    registration: dict[str, Any]
+    record: dict[str, Any]
+    metrics: dict[str, MetricValue]
+    gates: list[GateResult]
+    threshold: float
+    winner: str
+    candidates: list[dict[str, Any]]
+
+    def result(self, run_id: str, version: VersionRecord, report: Path) -> TrainedRun:
+        return TrainedRun(
+            id=run_id,
+            model=version.model,
+            version=version.version,
+            metrics=self.metrics,
+            gates=self.gates,
+            threshold=self.threshold,
+            winner=self.winner,
+            candidates=self.candidates,
+            report=report,
+        )
+
+
+def _run(spec: ProjectSpec, run_id: str, tmp: Path, steps: Steps) -> _Outcome:
+    steps("loading data")
+    df = load_frame(spec.data.source)
+    require_columns(
+        df,
+        [c for c in (spec.data.target, spec.data.time, spec.data.entity) if c],
+        "data in mlprod.yaml",
+    )
+    y, classes, labelled = encode_target(df[spec.data.target], spec.data.positive)
+    df = df.loc[labelled].reset_index(drop=True)
+    kinds = resolve_features(spec, df)
+    print_ = fingerprint(df, spec.data.time)
+    times = df[spec.data.time] if spec.data.time else None
+    split = make_split(y, spec.split, times=times, seed=spec.seed)
+
+    steps(f"fitting features on {len(split.train):,} training rows")
+    transformer = FeatureTransformer(kinds=dict(kinds)).fit(df.iloc[split.train])
+    X = transformer.transform(df)
+    winner, results, y_val, val_scores = _select(spec, X, y, split, steps)
+
+    steps("choosing the threshold on validation data")
+    threshold = choose_threshold(y_val, val_scores, spec.threshold.policy, spec.threshold.value)
+    steps(f"evaluating {winner.name} on {len(split.test):,} test rows")
+    y_test = y[split.test]
+    test_scores = np.asarray(winner.estimator.predict_proba(X[split.test])[:, 1], dtype=float)
+    metrics = evaluate(y_test, test_scores, threshold, seed=spec.seed)
+    gates = check_gates(metrics, spec.gates)
+    held_out = split.validation if len(split.validation) else split.train  # cv: no holdout left
+    importance = feature_importance(
+        winner.estimator,
+        transformer.feature_names_,
+        transformer.source_column,
+        X[held_out],
+        y[held_out],
+    )
+
+    steps("writing the bundle and report")
+    signature = build_signature(
+        df,
+        kinds,
+        target=spec.data.target,
+        classes=classes,
+        entity=spec.data.entity,
+        time=spec.data.time,
+    )
+    test_frame = df.iloc[split.test][list(kinds)].reset_index(drop=True)
+    candidates = [r.summary() for r in results]
+    context = {
+        "spec": spec,
+        "run_id": run_id,
+        "winner": winner,
+        "threshold": threshold,
+        "signature": signature,
+        "metrics": metrics,
+        "gates": gates,
+        "importance": importance,
+        "fingerprint": print_.model_dump(mode="json"),
+        "candidates": candidates,
+        "split": split,
+    }
+    bundle = tmp / "bundle"
+    bundle.mkdir()
+    _write_bundle(bundle, transformer, test_frame, y_test, test_scores, context)
+    params = {"model": winner.type, "winner": winner.name, **_plain_params(winner.estimator)}
+    metric_values = {name: m.model_dump() for name, m in metrics.items()}
+    gate_rows = [g.model_dump() for g in gates]
+    return _Outcome(
+        registration={
+            "run_id": run_id,
+            "flavor": json.loads((bundle / "manifest.json").read_text())["flavor"],
+            "metrics": metric_values,
+            "gates": gate_rows,
+            "gates_passed": all(g.passed for g in gates),
+            "signature": signature,
+            "threshold": threshold,
+        },
+        record={
+            "params": {
+                **params,
+                "threshold": threshold,
+                "features": dict(kinds),
+                "split": _split_facts(split),
+            },
+            "metrics": {**metric_values, "validation": winner.validation_score},
+            "fingerprint": print_.model_dump(mode="json"),
+            "candidates": candidates,
+        },
+        metrics=metrics,
+        gates=gates,
+        threshold=threshold,
+        winner=winner.name,
+        candidates=candidates,
+    )
+
+
+def _select(
+    spec: ProjectSpec, X: np.ndarray, y: np.ndarray, split: Any, steps: Steps
+) -> tuple[CandidateResult, list[CandidateResult], np.ndarray, np.ndarray]:
+    """Fit the candidates; return the winner and the labels/scores to set the threshold on."""
+    metric = spec.selection_metric
+    if spec.split.method == "cv":
+        train_idx = np.asarray(split.train)
+        position = {row: i for i, row in enumerate(train_idx.tolist())}
+        folds = [
+            (
+                np.array([position[r] for r in f.tolist()]),
+                np.array([position[r] for r in v.tolist()]),
+            )
+            for f, v in split.folds
+        ]
+        results = fit_cross_validated(
+            spec.candidates,
+            X[train_idx],
+            y[train_idx],
+            folds,
+            metric=metric,
+            seed=spec.seed,
+            progress=steps,
+        )
+        winner = pick_winner(results)
+        steps(f"refitting {winner.name} on all {len(train_idx):,} training rows")
+        winner.estimator.fit(X[train_idx], y[train_idx])
+        return winner, results, y[train_idx], winner.validation_scores
+    results = fit_holdout(
+        spec.candidates,
+        X[split.train],
+        y[split.train],
+        X[split.validation],
+        y[split.validation],
+        metric=metric,
+        seed=spec.seed,
+        progress=steps,
+    )
+    winner = pick_winner(results)
+    return winner, results, y[split.validation], winner.validation_scores
+
+
+def _write_bundle(
+    bundle: Path,
+    transformer: FeatureTransformer,
+    test_frame: pd.DataFrame,
+    y_test: np.ndarray,
+    test_scores: np.ndarray,
+    ctx: dict[str, Any],
+) -> None:
+    spec: ProjectSpec = ctx["spec"]
+    saved_transformer = save_skops(transformer, bundle / "transformer.skops", "sklearn")
+    saved = save_model(ctx["winner"].estimator, bundle)
+    test_frame.assign(**{TARGET_COLUMN: y_test}).to_parquet(bundle / "test.parquet", index=False)
+    metrics = {name: m.model_dump() for name, m in ctx["metrics"].items()}
+    (bundle / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    charts = build_charts(y_test, test_scores, ctx["threshold"], ctx["importance"])
+    summary = {
+        "model": spec.name,
+        "run": ctx["run_id"],
+        "winner": ctx["winner"].name,
+        "threshold": round(ctx["threshold"], 6),
+        "split": spec.split.method,
+        "rows (train / validation / test)": " / ".join(
+            f"{len(part):,}"
+            for part in (ctx["split"].train, ctx["split"].validation, ctx["split"].test)
+        ),
+        "data sha256": ctx["fingerprint"]["sha256"][:16],
+    }
+    write_report(
+        bundle / "report.html",
+        title=f"{spec.name}: training report",
+        summary=summary,
+        metrics=ctx["metrics"],
+        gates=ctx["gates"],
+        charts=charts,
+        candidates=ctx["candidates"],
+    )
+    seal_bundle(
+        bundle,
+        {
+            "name": spec.name,
+            "run_id": ctx["run_id"],
+            "flavor": saved.flavor,
+            "model_file": saved.filename,
+            "threshold": ctx["threshold"],
+            "signature": ctx["signature"],
+            "importance": ctx["importance"],
+            "libraries": library_versions(),
+            "trusted_types": {
+                "transformer.skops": list(saved_transformer.trusted_types),
+                saved.filename: list(saved.trusted_types),
+            },
+        },
+    )
+    _check_parity(bundle, test_frame, test_scores)
+
+
+def _check_parity(bundle: Path, test_frame: pd.DataFrame, expected: np.ndarray) -> None:
+    """The saved bundle must score the test set exactly as the in-memory model did."""
+    reloaded = Model.open(bundle).score(test_frame)
+    worst = float(np.max(np.abs(reloaded - expected))) if len(expected) else 0.0
+    if not worst <= PARITY_TOLERANCE:
+        raise IntegrityError(
+            f"the saved bundle scores the test set differently from the trained model "
+            f"(max difference {worst:.3g}); this is a bug in mlprod, please report it"
+        )
+
+
+def _split_facts(split: Any) -> dict[str, Any]:
+    """Sizes and time boundaries of the split, so leakage can be audited later."""
+    return {
+        "train_rows": len(split.train),
+        "validation_rows": len(split.validation),
+        "test_rows": len(split.test),
+        "folds": len(split.folds),
+        "test_start": split.test_start.isoformat() if split.test_start is not None else None,
+        "train_end": split.train_end.isoformat() if split.train_end is not None else None,
+    }
+
+
+def _plain_params(estimator: Any) -> dict[str, Any]:
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    return {
+        key: value
+        for key, value in final.get_params(deep=False).items()
+        if isinstance(value, str | int | float | bool) or value is None
+    }
