@@ -1,0 +1,50 @@
+"""The ``mlprod`` command line: thin commands that call a stage and print with rich.
+
+User mistakes print one clear message and exit 1; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mlprod.cli import _deploy, _models, _predictions, _project, _runs, _serve, _tokens
+from mlprod.cli._common import err_console
+from mlprod.errors import MlprodError
+
+app = typer.Typer(
+    name="mlprod",
+    help="From mlprod.yaml to a registered, gated, served model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(_project.init)
+app.command()(_project.train)
+app.command()(_project.quickstart)
+app.command()(_models.promote)
+app.command()(_models.gates)
+app.command()(_deploy.deploy)
+app.command()(_deploy.rollback)
+app.command()(_serve.serve)
+app.command()(_serve.predict)
+app.add_typer(_models.app, name="models")
+app.add_typer(_runs.app, name="runs")
+app.add_typer(_predictions.app, name="predictions")
+app.add_typer(_tokens.app, name="tokens")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning mlprod errors into one readable line."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except MlprodError as exc:
+        err_console.print(f"[red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,79 @@
+"""``mlprod deploy`` and ``mlprod rollback``: who takes traffic, changed without a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlprod.cli._common import JsonOption, StoreOption, console, print_json, settings_for
+from mlprod.errors import SpecError
+from mlprod.registry import Route, clear_deployment, set_deployment
+from mlprod.registry import rollback as rollback_alias
+from mlprod.spec import SPEC_FILE, load_spec
+from mlprod.workflows._context import current_user, open_store
+
+
+def _parse_route(text: str) -> Route:
+    version, sep, weight = text.partition("=")
+    try:
+        return Route(version=int(version), weight=float(weight) if sep else 100.0)
+    except ValueError:
+        raise SpecError(
+            f"--route {text!r} must look like VERSION=WEIGHT, e.g. --route 3=90"
+        ) from None
+
+
+def deploy(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    route: Annotated[list[str] | None, typer.Option(help="VERSION=WEIGHT, repeatable.")] = None,
+    shadow: Annotated[list[int] | None, typer.Option(help="Shadow version, repeatable.")] = None,
+    clear: Annotated[bool, typer.Option(help="Remove the deployment; serve the alias.")] = False,
+    spec: Annotated[Path, typer.Option(help="Spec whose deploy: section to apply.")] = Path(
+        SPEC_FILE
+    ),
+    reason: Annotated[str | None, typer.Option(help="Why; kept in the audit log.")] = None,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Route traffic across versions (A/B, canary) with shadows; servers follow in seconds.
+
+    Without --route, the spec's ``deploy:`` section is applied.
+    """
+    meta, _ = open_store(settings=settings_for(store))
+    with meta:
+        if clear:
+            removed = clear_deployment(meta, name, actor=current_user(), reason=reason)
+            print_json({"model": name, "cleared": removed}) if json else console.print(
+                f"{name}: serving its production alias" if removed else f"{name} had no deployment"
+            )
+            return
+        routes = [_parse_route(text) for text in route or []]
+        shadows = list(shadow or [])
+        if not routes:
+            section = load_spec(spec).deploy
+            routes = [Route(version=r.version, weight=r.weight) for r in section.routes]
+            shadows = shadows or list(section.shadows)
+        result = set_deployment(meta, name, routes, shadows, actor=current_user(), reason=reason)
+    if json:
+        print_json(result.model_dump(mode="json"))
+        return
+    console.print(f"{name}: {result.describe()}")
+
+
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option(help="Alias to move back.")] = "production",
+    reason: Annotated[str | None, typer.Option(help="Why; kept in the audit log.")] = None,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Move the alias back to its previous version and clear any routes: all traffic returns."""
+    meta, _ = open_store(settings=settings_for(store))
+    with meta:
+        entry = rollback_alias(meta, name, alias, actor=current_user(), reason=reason)
+    if json:
+        print_json(entry.model_dump(mode="json"))
+        return
+    console.print(f"{name}@{alias}: v{entry.from_version} → v{entry.to_version} (rollback)")

@@ -1,0 +1,160 @@
+"""``mlprod models list|show``, ``mlprod promote`` and ``mlprod gates``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mlprod.cli._common import (
+    JsonOption,
+    StoreOption,
+    console,
+    metric_text,
+    print_json,
+    settings_for,
+    when,
+)
+from mlprod.errors import MlprodError
+from mlprod.registry import LocalArtifacts, VersionRecord, open_version
+from mlprod.workflows import promote as promote_version
+from mlprod.workflows._context import open_store
+
+app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
+
+
+def version_summary(record: VersionRecord) -> dict[str, Any]:
+    """The JSON shape of one version, as ``models show --json`` prints it."""
+    return record.model_dump(mode="json", exclude={"signature"}) | {
+        "fields": [{"name": f["name"], "kind": f["kind"]} for f in record.signature["fields"]]
+    }
+
+
+def serving_path(artifacts: LocalArtifacts, record: VersionRecord) -> tuple[str, str]:
+    """The path `mlprod serve` would score this version with ("fast"/"reference"), and why.
+
+    Worked out now, as the server does at load: compile the fast path and replay the
+    version's test set through both paths.
+    """
+    from mlprod.serving._fastpath import check_fast_path
+
+    try:
+        model = open_version(artifacts, record)
+    except MlprodError as exc:
+        return "unavailable", str(exc)
+    check = check_fast_path(model)
+    return check.path, check.reason
+
+
+@app.command("list")
+def list_models(store: StoreOption = None, json: JsonOption = False) -> None:
+    """Every model, with its newest version and aliases."""
+    meta, _ = open_store(settings=settings_for(store))
+    with meta:
+        rows: list[dict[str, Any]] = []
+        for name in meta.list_models():
+            versions = meta.list_versions(name)
+            rows.append(
+                {
+                    "name": name,
+                    "versions": len(versions),
+                    "latest": versions[-1].version if versions else None,
+                    "aliases": meta.aliases(name),
+                }
+            )
+    if json:
+        print_json({"models": rows})
+        return
+    table = Table("model", "versions", "latest", "aliases", title="models")
+    for row in rows:
+        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(row["aliases"].items())) or "-"
+        table.add_row(row["name"], str(row["versions"]), str(row["latest"]), aliases)
+    console.print(table)
+
+
+@app.command("show")
+def show(name: str, store: StoreOption = None, json: JsonOption = False) -> None:
+    """A model's versions, aliases, test metrics with 95% intervals, and gate results."""
+    meta, artifacts = open_store(settings=settings_for(store))
+    with meta:
+        versions = meta.list_versions(name) if name in meta.list_models() else [meta.resolve(name)]
+        aliases = meta.aliases(name)
+    paths = {v.version: serving_path(artifacts, v) for v in versions}
+    if json:
+        summaries = [
+            version_summary(v)
+            | {"serving_path": paths[v.version][0], "serving_path_reason": paths[v.version][1]}
+            for v in versions
+        ]
+        print_json({"model": name, "aliases": aliases, "versions": summaries})
+        return
+    table = Table(
+        "version",
+        "created",
+        "flavor",
+        "aliases",
+        "roc_auc",
+        "precision",
+        "recall",
+        "gates",
+        "path",
+        title=name,
+    )
+    for v in versions:
+        gates = "[green]passed[/]" if v.gates_passed else "[red]failed[/]"
+        table.add_row(
+            str(v.version),
+            when(v.created_at),
+            v.flavor,
+            ", ".join(v.aliases) or "-",
+            metric_text(v.metrics.get("roc_auc")),
+            metric_text(v.metrics.get("precision")),
+            metric_text(v.metrics.get("recall")),
+            gates,
+            paths[v.version][0],
+        )
+    console.print(table)
+    for version, (path, reason) in paths.items():
+        if path != "fast":
+            console.print(f"  v{version} serves on the {path} path: {reason}", soft_wrap=True)
+    latest = versions[-1]
+    for gate in latest.gates:
+        mark = "[green]✓[/]" if gate["passed"] else "[red]✗[/]"
+        console.print(f"  {mark} v{latest.version}: {gate['message']}")
+
+
+def promote(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version number to point the alias at.")],
+    alias: Annotated[str, typer.Option(help="Alias to move.")] = "production",
+    force: Annotated[bool, typer.Option(help="Override failed gates (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why; kept in the audit log.")] = None,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Point an alias at a version whose gates passed; every move is audited."""
+    entry = promote_version(
+        name, version, alias, force=force, reason=reason, settings=settings_for(store)
+    )
+    if json:
+        print_json(entry.model_dump(mode="json"))
+        return
+    previous = f"v{entry.from_version}" if entry.from_version else "nothing"
+    console.print(f"{name}@{alias}: {previous} → v{entry.to_version} (by {entry.actor})")
+
+
+def gates(
+    ref: Annotated[str, typer.Argument(help="churn, churn@production or churn@3")],
+    junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML report here.")] = None,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Re-run a version's gates as a pytest suite on its test set; exit 1 if any fails."""
+    from mlprod.testing import run_gate_suite
+
+    result = run_gate_suite(ref, settings=settings_for(store), junit=junit, quiet=json)
+    if json:
+        print_json(result)
+    raise typer.Exit(0 if result["passed"] else 1)

@@ -1,0 +1,140 @@
+"""``mlprod predictions export``: hand the prediction log to analysts as a file or JSON."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import pandas as pd
+import typer
+from rich.table import Table
+
+from mlprod.cli._common import JsonOption, StoreOption, console, print_json, settings_for, when
+from mlprod.registry import read_predictions
+from mlprod.workflows._context import open_store
+
+app = typer.Typer(help="The prediction log.", no_args_is_help=True)
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_FORMATS = (".parquet", ".csv")
+SHOWN = 20  # rows printed as a table when there is no --output
+
+
+def parse_since(text: str) -> datetime:
+    """``1h``, ``30m``, ``7d`` (ago, from now) or an ISO time (naive means UTC)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match:
+        amount, unit = float(match[1]), _UNITS[match[2]]
+        return datetime.now(UTC) - timedelta(**{unit: amount})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither a duration (30m, 1h, 7d, 2w) nor an ISO time (2026-05-01T10:00)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _check_output(path: Path | None) -> Path | None:
+    if path is not None and path.suffix.lower() not in _FORMATS:
+        raise typer.BadParameter(f"{path.name!r}: write a .parquet or a .csv file")
+    return path
+
+
+@app.command("export")
+def export(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only predictions newer than this: 30m, 1h, 7d or an ISO time."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write FILE.parquet or FILE.csv.", callback=_check_output),
+    ] = None,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Export a model's logged predictions: inputs, scores, labels, latency, versions.
+
+    The file has one ``input.<field>`` column per input field; ``record`` and ``label``
+    hold the original JSON as text, so every file has the same schema whatever the inputs.
+    """
+    start = parse_since(since) if since else None
+    meta, _ = open_store(settings=settings_for(store))
+    with meta:
+        frame = read_predictions(meta, model, since=start)
+    if output is not None:
+        _write(frame, output)
+        if json:
+            print_json({"model": model, "rows": len(frame), "output": str(output)})
+        else:
+            console.print(f"{model}: {len(frame)} predictions -> {output}")
+        return
+    if json:
+        print_json({"model": model, "rows": len(frame), "predictions": _documents(frame)})
+        return
+    _show(model, frame)
+
+
+def _write(frame: pd.DataFrame, output: Path) -> None:
+    """Parquet or CSV; JSON-valued columns as JSON text so the schema never depends on data."""
+    flat = frame.copy()
+    for column in ("record", "label"):
+        flat[column] = [_json_text(value) for value in flat[column]]
+    for column in flat.columns:
+        if column.startswith("input.") and flat[column].dtype == object:
+            values = flat[column].dropna()
+            if (
+                values.map(type).nunique() > 1
+                or values.map(lambda v: isinstance(v, dict | list)).any()
+            ):
+                flat[column] = [_json_text(value) for value in flat[column]]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix.lower() == ".parquet":
+        flat.to_parquet(output, index=False)
+    else:
+        flat.to_csv(output, index=False)
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as plain dicts without the flattened inputs: JSON-ready, `record` kept whole."""
+    columns = [c for c in frame.columns if not str(c).startswith("input.")]
+    rows: list[dict[str, Any]] = []
+    for raw in frame[columns].to_dict("records"):
+        row = {str(key): value for key, value in raw.items()}
+        for key in ("score", "latency_ms"):
+            row[key] = None if pd.isna(row[key]) else float(row[key])
+        rows.append(row)
+    return rows
+
+
+def _documents(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{**row, "at": row["at"].isoformat()} for row in _records(frame)]
+
+
+def _show(model: str, frame: pd.DataFrame) -> None:
+    table = Table(
+        "id", "at", "version", "score", "label", "latency ms", title=f"{model} predictions"
+    )
+    for row in _records(frame.tail(SHOWN)):
+        score = "-" if row["score"] is None else f"{row['score']:.4f}"
+        table.add_row(
+            str(row["id"])[:12],
+            when(row["at"]),
+            str(row["version"]),
+            score,
+            str(row["label"]),
+            f"{row['latency_ms']:.1f}",
+        )
+    console.print(table)
+    if len(frame) > SHOWN:
+        console.print(f"last {SHOWN} of {len(frame)}; --output FILE.parquet exports them all")

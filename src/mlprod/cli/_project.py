@@ -1,0 +1,107 @@
+"""``mlprod init``, ``mlprod train`` and ``mlprod quickstart``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlprod.cli._common import (
+    JsonOption,
+    StoreOption,
+    console,
+    metric_text,
+    print_json,
+    settings_for,
+)
+from mlprod.data import load_frame
+from mlprod.errors import SpecError
+from mlprod.features import infer_kinds
+from mlprod.spec import SPEC_FILE, render_spec
+from mlprod.workflows import train as train_model
+
+
+def init(
+    data: Annotated[Path, typer.Option(help="CSV or Parquet file with one row per example.")],
+    target: Annotated[str, typer.Option(help="The column to predict.")],
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: from the file name).")
+    ] = None,
+    output: Annotated[Path, typer.Option(help="Where to write the spec.")] = Path(SPEC_FILE),
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing spec.")] = False,
+) -> None:
+    """Write a commented mlprod.yaml for your table, with its columns' inferred kinds."""
+    if output.exists() and not overwrite:
+        raise SpecError(
+            f"{output} already exists; pass --overwrite to replace it or --output elsewhere"
+        )
+    frame = load_frame(data)
+    if target not in frame.columns:
+        raise SpecError(
+            f"--target {target!r} is not a column of {data}; columns: {list(frame.columns)[:30]}"
+        )
+    time = next(
+        (c for c in frame.columns if c != target and str(frame[c].dtype).startswith("datetime")),
+        None,
+    )
+    kinds = infer_kinds(frame, {target} | ({time} if time else set()))
+    model_name = name or re.sub(r"[^a-z0-9_-]+", "_", data.stem.lower()).strip("_-") or "model"
+    if not model_name[0].isalpha():
+        model_name = f"m_{model_name}"
+    source = Path(data).resolve()
+    try:
+        relative = str(source.relative_to(output.resolve().parent))
+    except ValueError:
+        relative = str(source)
+    output.write_text(render_spec(model_name, relative, target, kinds, time=time), encoding="utf-8")
+    console.print(
+        f"wrote {output} for model {model_name!r} with {len(kinds)} feature column(s); "
+        "next: mlprod train"
+    )
+
+
+def train(
+    spec: Annotated[Path, typer.Argument(help="The spec file.")] = Path(SPEC_FILE),
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Train, evaluate, gate and register a version from mlprod.yaml."""
+    run = train_model(spec, settings=settings_for(store), quiet=json)
+    if json:
+        print_json(
+            {
+                "run": run.id,
+                "model": run.model,
+                "version": run.version,
+                "winner": run.winner,
+                "threshold": run.threshold,
+                "gates_passed": run.gates_passed,
+                "metrics": {k: v.model_dump() for k, v in run.metrics.items()},
+                "gates": [g.model_dump() for g in run.gates],
+                "report": str(run.report),
+            }
+        )
+        return
+    console.print(
+        f"[bold]{run.model}@{run.version}[/] from run {run.id[:12]}: "
+        f"winner {run.winner}, threshold {run.threshold:.4f}"
+    )
+    for name, value in run.metrics.items():
+        console.print(f"  {name:<18} {metric_text(value.model_dump())}")
+    for gate in run.gates:
+        console.print(("  [green]✓[/] " if gate.passed else "  [red]✗[/] ") + gate.message)
+    console.print(f"report: {run.report}")
+
+
+def quickstart(
+    directory: Annotated[
+        Path, typer.Argument(help="Folder to create the example project in.")
+    ] = Path("demo"),
+    rows: Annotated[int, typer.Option(help="Rows of generated customer data.")] = 20_000,
+) -> None:
+    """Make a realistic example project and run it end to end: train, gate, promote, serve."""
+    from mlprod.workflows._quickstart import run_quickstart
+
+    run_quickstart(directory, rows=rows, console=console)

@@ -1,0 +1,66 @@
+"""``mlprod serve`` and ``mlprod predict``: online and batch scoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlprod.cli._common import (
+    JsonOption,
+    StoreOption,
+    console,
+    err_console,
+    print_json,
+    settings_for,
+)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    alias: Annotated[
+        str, typer.Option(help="Serve the version behind this alias of every model.")
+    ] = "production",
+    store: StoreOption = None,
+) -> None:
+    """Serve every model that has a production alias over REST."""
+    from mlprod.serving import create_app
+    from mlprod.serving._guard import run_server
+
+    settings = settings_for(store)
+    app = create_app(settings, alias=alias)
+    served = app.state.pool.status()["models"]
+    if not served:
+        err_console.print(
+            f"[yellow]no model has alias {alias!r} yet; /readyz answers 503 until one does[/]"
+        )
+    host, port = host or settings.host, port or settings.port
+    err_console.print(
+        f"serving {', '.join(f'{n}@{v}' for n, v in served.items()) or 'nothing'} on http://{host}:{port}"
+    )
+    # SIGTERM: /readyz turns 503, in-flight requests drain, exit within the grace period
+    run_server(app, host=host, port=port, grace_period=settings.grace_period, state=app.state.guard)
+
+
+def predict(
+    ref: Annotated[str, typer.Argument(help="churn, churn@production or churn@3")],
+    input: Annotated[Path, typer.Option("--input", help="CSV or Parquet file to score.")],
+    output: Annotated[Path, typer.Option("--output", help="Parquet (or .csv) file to write.")],
+    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk; bounds memory.")] = 100_000,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Score a file in chunks; each row gets score, label, model, version and scored_at."""
+    from mlprod.batch import score_file
+    from mlprod.workflows import load
+
+    model = load(ref, settings=settings_for(store))
+    rows = score_file(model, input, output, chunk_rows=chunk_rows)
+    if json:
+        print_json(
+            {"model": model.name, "version": model.version, "rows": rows, "output": str(output)}
+        )
+        return
+    console.print(f"scored {rows:,} rows with {model.name}@{model.version} into {output}")
