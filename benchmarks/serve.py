@@ -1,0 +1,380 @@
+"""Serving benchmark: mlprod serve beside a hand-written FastAPI baseline, same model.
+
+One command::
+
+    .venv/bin/python benchmarks/serve.py              # about 2 minutes
+    .venv/bin/python benchmarks/serve.py --duration 3 # a quick look
+
+It trains the quickstart's churn model (LightGBM only) into a temporary store, measures
+in-process costs per row, then runs each server (pinned to core 0) under a closed-loop
+load (wrk pinned to core 1; a Python load generator if wrk is missing, which reads low):
+single records at concurrency 1, 8 and 32, and 100-record batches at concurrency 8.
+Everything lands in one table. See benchmarks/README.md for how to read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import timeit
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+LOADS = (("1 record", 1, 1), ("1 record", 8, 1), ("1 record", 32, 1), ("100 records", 8, 100))
+TARGETS = "targets: c8 req/s >= 3x baseline with p99 < 10 ms; 100-record batches >= 40,000 rows/s"
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies = {}
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
+local i = 0
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\nRESULT {"requests": %%d, "duration_us": %%d, "errors": %%d, '
+    .. '"p50_us": %%f, "p99_us": %%f}\\n',
+    summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout + e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass
+class Result:
+    """One line of the table."""
+
+    system: str
+    load: str
+    req_s: float | None = None
+    rows_s: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    us_per_row: float | None = None
+    errors: int = 0
+
+
+# --- the model and the request bodies -------------------------------------------------
+
+
+def train_model(folder: Path, rows: int) -> str:
+    """The quickstart project with LightGBM as its only candidate; returns the store."""
+    from mlprod.data import make_churn_table
+    from mlprod.workflows import promote, train
+    from mlprod.workflows._quickstart import SPEC
+
+    make_churn_table(rows, seed=7).to_csv(folder / "customers.csv", index=False)
+    spec = re.sub(r"candidates:\n(?:(?: {2}- | {4}).*\n)+", "candidates:\n  - lightgbm\n", SPEC)
+    (folder / "mlprod.yaml").write_text(spec, encoding="utf-8")
+    store = str(folder / ".mlprod")
+    run = train(folder / "mlprod.yaml", store=store)
+    promote("churn", run.version, "production", store=store, force=not run.gates_passed,
+            reason=None if run.gates_passed else "benchmark", actor="benchmark")  # fmt: skip
+    return store
+
+
+def client_rows(count: int) -> list[dict[str, Any]]:
+    """Fresh customers as a client sends them (all columns, JSON values)."""
+    from mlprod.data import make_churn_table
+    from mlprod.serving._fastpath import client_records
+
+    return client_records(make_churn_table(count, seed=8).drop(columns=["churned"]))
+
+
+def write_bodies(folder: Path, records: list[dict[str, Any]], size: int) -> Path:
+    """One JSON body per line, `size` records each, cycled through by the load generator."""
+    path = folder / f"bodies_{size}.jsonl"
+    count = max(1, min(200, len(records) // size))
+    lines = [
+        json.dumps({"records": records[i * size : (i + 1) * size]}, separators=(",", ":"))
+        for i in range(count)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --- in process -------------------------------------------------------------------------
+
+
+def per_row_us(call: Callable[[], object], rows: int, budget: float = 0.5) -> float:
+    """Microseconds per row of `call`, timed over about `budget` seconds (best of 3)."""
+    call()
+    number = max(1, int(budget / 3 / max(timeit.timeit(call, number=1), 1e-7)))
+    best = min(timeit.repeat(call, number=number, repeat=3)) / number
+    return best / rows * 1e6
+
+
+def in_process(store: str, records: list[dict[str, Any]]) -> list[Result]:
+    """The floor (the booster alone), the fast path and the reference path, per row."""
+    import pandas as pd
+
+    import mlprod
+    from mlprod.serving import records_to_frame
+    from mlprod.serving._fastpath import check_fast_path
+
+    model = mlprod.load("churn@production", store=store)
+    check = check_fast_path(model)
+    if check.fast is None:
+        print(f"warning: the fast path is off for this model: {check.reason}")
+    fields, one, hundred = model.signature["fields"], records[:1], records[:100]
+    matrix = model.transformer.transform(pd.DataFrame(one))
+    frame = pd.DataFrame(one)
+    fast = check.fast
+
+    def reference(batch: list[dict[str, Any]]) -> object:
+        return model.score(records_to_frame(batch, fields, max_records=len(batch)))
+
+    timings = [
+        ("booster on a ready feature row (floor)", 1, lambda: model.scorer.scores(matrix)),
+        ("predict_proba, 1-row DataFrame", 1, lambda: model.predict_proba(frame)),
+        ("reference path, 1 record", 1, lambda: reference(one)),
+        ("reference path, 100 records", 100, lambda: reference(hundred)),
+    ]
+    if fast is not None:
+        timings += [
+            ("fast path, 1 record", 1, lambda: fast.score_records(one)),
+            ("fast path, 100 records", 100, lambda: fast.score_records(hundred)),
+        ]
+    return [
+        Result("in-process", label, us_per_row=per_row_us(call, rows))
+        for label, rows, call in timings
+    ]
+
+
+# --- servers ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(core: int, command: list[str]) -> list[str]:
+    """`command` pinned to one core when taskset exists (servers 0, load generator 1)."""
+    return ["taskset", "-c", str(core), *command] if shutil.which("taskset") else command
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
+    """Start a server, wait until `ready_url` answers 200, and stop it afterwards."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=HERE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"{command} exited early:\n{stderr[-2000:]}")
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{command} did not become ready")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def servers(store: str) -> list[tuple[str, list[str], str, str]]:
+    """(name, command, predict URL, readiness URL) for the baseline and mlprod serve."""
+    base, mine = free_port(), free_port()
+    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(HERE),
+               "_baseline_app:create_app", "--port", str(base), "--log-level", "warning",
+               "--no-access-log"]  # fmt: skip
+    serve = [sys.executable, "-m", "mlprod", "serve", "--port", str(mine), "--store", store]
+    return [
+        ("baseline (FastAPI + predict_proba)", pinned(0, uvicorn),
+         f"http://127.0.0.1:{base}/predict", f"http://127.0.0.1:{base}/docs"),
+        ("mlprod serve", pinned(0, serve),
+         f"http://127.0.0.1:{mine}/v1/models/churn/predict", f"http://127.0.0.1:{mine}/readyz"),
+    ]  # fmt: skip
+
+
+# --- load generators ------------------------------------------------------------------------
+
+
+def wrk_load(url: str, bodies: Path, connections: int, seconds: float) -> dict[str, float]:
+    """A closed-loop run of wrk (one thread, pinned to core 1) cycling through `bodies`."""
+    script = bodies.with_suffix(".lua")
+    script.write_text(WRK_SCRIPT % {"bodies": bodies}, encoding="utf-8")
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+               "--timeout", "10s", "-s", str(script), url]  # fmt: skip
+    done = subprocess.run(pinned(1, command), capture_output=True, text=True, check=True)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    result: dict[str, float] = json.loads(line.removeprefix("RESULT "))
+    return result
+
+
+def python_load(url: str, bodies: Path, connections: int, seconds: float) -> dict[str, float]:
+    """The fallback: one thread per connection, closed loop. Reads low: Python is busy too."""
+    payloads = bodies.read_text(encoding="utf-8").splitlines()
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def worker(offset: int) -> None:
+        mine: list[float] = []
+        with httpx.Client(headers={"content-type": "application/json"}, timeout=10) as client:
+            i = offset
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                status = client.post(url, content=payloads[i % len(payloads)]).status_code
+                mine.append(time.perf_counter() - started)
+                errors[0] += status != 200
+                i += 1
+        with lock:
+            latencies.extend(mine)
+
+    if hasattr(os, "sched_setaffinity") and shutil.which("taskset"):
+        os.sched_setaffinity(0, {1})
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    micros = np.array(latencies) * 1e6
+    return {
+        "requests": len(latencies),
+        "duration_us": elapsed * 1e6,
+        "errors": errors[0],
+        "p50_us": float(np.percentile(micros, 50)),
+        "p99_us": float(np.percentile(micros, 99)),
+    }
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def measure(
+    system: str, url: str, bodies: dict[int, Path], seconds: float, use_wrk: bool
+) -> list[Result]:
+    """Every load against one running server, each after a short warm-up."""
+    load = wrk_load if use_wrk else python_load
+    results = []
+    for label, connections, size in LOADS:
+        load(url, bodies[size], connections, min(2.0, seconds))  # warm-up, not counted
+        raw = load(url, bodies[size], connections, seconds)
+        req_s = raw["requests"] / (raw["duration_us"] / 1e6)
+        results.append(
+            Result(
+                system,
+                f"{label}, c={connections}",
+                req_s=req_s,
+                rows_s=req_s * size,
+                p50_ms=raw["p50_us"] / 1e3,
+                p99_ms=raw["p99_us"] / 1e3,
+                errors=int(raw["errors"]),
+            )
+        )
+    return results
+
+
+def table(results: list[Result]) -> str:
+    """The side-by-side table, one line per measurement."""
+
+    def cell(value: float | None, digits: int = 0) -> str:
+        return "-" if value is None else f"{value:,.{digits}f}"
+
+    header = f"{'system':<36}{'load':<20}{'µs/row':>9}{'req/s':>9}{'rows/s':>10}"
+    header += f"{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.system:<36}{r.load:<20}{cell(r.us_per_row, 1):>9}{cell(r.req_s):>9}"
+            f"{cell(r.rows_s):>10}{cell(r.p50_ms, 2):>9}{cell(r.p99_ms, 2):>9}{r.errors:>8}"
+        )
+    return "\n".join(lines)
+
+
+def verdict(results: list[Result]) -> list[str]:
+    """The issue's targets, checked against this run."""
+    by = {(r.system.split()[0], r.load): r for r in results}
+    base, mine = by.get(("baseline", "1 record, c=8")), by.get(("mlprod", "1 record, c=8"))
+    batch = by.get(("mlprod", "100 records, c=8"))
+    if not (base and mine and batch and base.req_s and mine.req_s and mine.p99_ms):
+        return []
+    ratio = mine.req_s / base.req_s
+    return [
+        f"c=8 throughput: {ratio:.1f}x the baseline (target >= 3x): "
+        + ("met" if ratio >= 3 else "NOT met"),
+        f"c=8 p99: {mine.p99_ms:.2f} ms (target < 10 ms): "
+        + ("met" if mine.p99_ms < 10 else "NOT met"),
+        f"100-record batches: {batch.rows_s or 0:,.0f} rows/s (target >= 40,000): "
+        + ("met" if (batch.rows_s or 0) >= 40_000 else "NOT met"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load (10)")
+    parser.add_argument("--rows", type=int, default=20_000, help="training rows (20,000)")
+    parser.add_argument("--python-load", action="store_true", help="skip wrk even if present")
+    args = parser.parse_args(argv)
+    use_wrk = shutil.which("wrk") is not None and not args.python_load
+    with tempfile.TemporaryDirectory(prefix="mlprod-bench-") as tmp:
+        folder = Path(tmp)
+        print(f"training the quickstart model (LightGBM, {args.rows:,} rows) in {folder} ...")
+        store = train_model(folder, args.rows)
+        records = client_rows(2_000)
+        bodies = {size: write_bodies(folder, records, size) for size in (1, 100)}
+        results = in_process(store, records)
+        env = {**os.environ, "MLPROD_STORE": store, "MLPROD_BENCH_REF": "churn@production"}
+        for system, command, url, ready in servers(store):
+            print(f"measuring {system} ...")
+            with running(command, env, ready):
+                results += measure(system, url, bodies, args.duration, use_wrk)
+    print()
+    print(table(results))
+    print()
+    print(_setup_line(use_wrk, args.duration))
+    for line in [TARGETS, *verdict(results)]:
+        print(line)
+    return 0
+
+
+def _setup_line(use_wrk: bool, seconds: float) -> str:
+    pinning = "servers on core 0, load on core 1" if shutil.which("taskset") else "no taskset"
+    if use_wrk:
+        return f"load: wrk, closed loop, {seconds:g} s per line; {pinning}; {os.cpu_count()} cores"
+    return (
+        f"load: Python threads + httpx (wrk not found: `apt-get install -y wrk`); these "
+        f"figures read LOW; {seconds:g} s per line; {pinning}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
