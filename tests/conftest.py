@@ -14,17 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from support import Project, Server, need_service, write_project
+
 PG_ADMIN_URL = os.environ.get(
     "MLPROD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def need_service(name: str, reason: str) -> None:
-    """Skip with `reason` when a service is missing, but fail under CI=true."""
-    if IN_CI:
-        pytest.fail(f"{name} is required under CI=true: {reason}")
-    pytest.skip(f"{name} unavailable: {reason}")
 
 
 @pytest.fixture
@@ -65,8 +59,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 # --- a small trained project and a real server, shared by workflow, CLI and serving tests
-
-from support import Project, Server, write_project  # noqa: E402 - after the service fixtures
 
 
 @pytest.fixture(scope="session")

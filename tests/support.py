@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from mlprod.settings import Settings
 
 SMALL_SPEC = """\
 name: churn
@@ -25,29 +29,69 @@ gates:
 """
 
 
-class Project:
-    """A folder with data, spec and store, trained once per session."""
+IN_CI = os.environ.get("CI", "").lower() == "true"
 
-    def __init__(self, root: Path) -> None:
+
+def need_service(name: str, reason: str) -> NoReturn:
+    """Skip with `reason` when a service is missing, but fail under CI=true."""
+    import pytest
+
+    if IN_CI:
+        pytest.fail(f"{name} is required under CI=true: {reason}")
+    pytest.skip(f"{name} unavailable: {reason}")
+
+
+class Project:
+    """A folder with data, spec and store, trained once per session.
+
+    `store` is the store folder by default; a database URL puts the metadata there and the
+    bundles in `root/artifacts`.
+    """
+
+    def __init__(self, root: Path, store: str | None = None) -> None:
         self.root = root
         self.spec = root / "mlprod.yaml"
-        self.store = str(root / ".mlprod")
+        self.store = store or str(root / ".mlprod")
+
+    def settings(self) -> Settings:
+        """What the project's processes use: its store, and its artifacts beside it."""
+        from mlprod.settings import Settings
+
+        if "://" in self.store:
+            return Settings(store=self.store, artifacts=str(self.root / "artifacts"))
+        return Settings(store=self.store)
 
     def env(self) -> dict[str, str]:
         """Environment for CLI subprocesses: the project's store, no colour codes."""
         env = dict(os.environ)
         env.update({"MLPROD_STORE": self.store, "NO_COLOR": "1", "COLUMNS": "200"})
+        if "://" in self.store:
+            env["MLPROD_ARTIFACTS"] = str(self.root / "artifacts")
         return env
 
 
-def write_project(root: Path, rows: int = 3000, seed: int = 3, spec: str = SMALL_SPEC) -> Project:
+def records_from(project: Project, n: int) -> list[dict[str, Any]]:
+    """`n` request records from the project's data (repeated if needed), unique entity ids."""
+    import pandas as pd
+
+    from mlprod.features import json_safe
+
+    frame = pd.read_csv(project.root / "customers.csv").drop(columns=["churned"])
+    frame = pd.concat([frame] * (n // len(frame) + 1)).head(n).reset_index(drop=True)
+    frame["customer_id"] = [f"X{i:07d}" for i in range(n)]
+    return [{k: json_safe(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def write_project(
+    root: Path, rows: int = 3000, seed: int = 3, spec: str = SMALL_SPEC, store: str | None = None
+) -> Project:
     """Data from the churn generator plus a spec, ready for `mlprod train`."""
     from mlprod.data import make_churn_table
 
     root.mkdir(parents=True, exist_ok=True)
     make_churn_table(rows, seed=seed).to_csv(root / "customers.csv", index=False)
     (root / "mlprod.yaml").write_text(spec, encoding="utf-8")
-    return Project(root)
+    return Project(root, store)
 
 
 def free_port() -> int:
@@ -65,17 +109,27 @@ class Server:
         """Start `mlprod serve`; `env` adds variables (MLPROD_...) to the project's."""
         import subprocess
         import sys
+        import tempfile
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "mlprod", "serve", "--port", str(self.port), *args]
+        # a file, not a pipe: a pipe nobody drains blocks the server once it fills up
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.process = subprocess.Popen(
             command,
             cwd=project.root,
             env={**project.env(), **(env or {})},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
+
+    def output(self) -> str:
+        """What the server wrote to stderr so far (all of it, once stopped)."""
+        if self.log.closed:
+            return self._output
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         import time
@@ -85,9 +139,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    self.process.stderr.read().decode() if self.process.stderr else ""
-                )
+                raise RuntimeError(self.output())
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
@@ -102,5 +154,58 @@ class Server:
         except Exception:
             self.process.kill()
             self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
+        self._output = self.output()
+        self.log.close()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own, on a free port, that it may stop and start.
+
+    Outage tests stop the database for real; doing that to the machine's shared server
+    would break everything else using it, so they get a throwaway cluster instead.
+    """
+
+    def __init__(self) -> None:
+        import glob
+        import shutil
+        import tempfile
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or [
+            shutil.which("pg_ctl") or ""
+        ]
+        self.bin = Path(found[-1]).parent
+        if not (self.bin / "initdb").exists():
+            raise FileNotFoundError("PostgreSQL's initdb and pg_ctl are not installed")
+        self.root = Path(tempfile.mkdtemp(prefix="mlprod-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres user
+            shutil.chown(self.root, "postgres")
+        self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def _pg(self, tool: str, *args: str) -> None:
+        import subprocess
+
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.root / "server.log")
+        self._pg("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        """A fast shutdown: open connections are cut, new ones refused."""
+        self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        import contextlib
+        import shutil
+        import subprocess
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -30,9 +30,10 @@ class MlprodError(Exception):
     status: int = 500
     code: str = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.detail = detail  # for the server log only: paths and internals stay out of answers
 
     def __str__(self) -> str:
         return self.message

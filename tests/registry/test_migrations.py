@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from mlprod.errors import StoreError
-from mlprod.registry import _tables
+from mlprod.registry import Route, _tables, list_deployments
 from mlprod.registry._store import Store
 
 TABLES = {
@@ -19,7 +19,7 @@ TABLES = {
     "deployments", "predictions", "tokens",  # 0002
     "alembic_version",
 }  # fmt: skip
-HEAD = "0002"
+HEAD = "0003"
 
 
 def revision_rows(url: str) -> list[str]:
@@ -37,6 +37,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (folder / "script.py.mako").is_file()
     assert (folder / "versions" / "0001_initial.py").is_file()
     assert (folder / "versions" / "0002_serving.py").is_file()
+    assert (folder / "versions" / "0003_sampling.py").is_file()
     assert _tables.head_revision() == HEAD
 
 
@@ -115,3 +116,24 @@ def test_offline_mode_renders_sql_for_review(capsys: pytest.CaptureFixture[str])
     for table in ("models", "runs", "versions", "aliases", "audit"):
         assert f"CREATE TABLE {table} (" in sql
     assert "TIMESTAMP WITH TIME ZONE" in sql
+
+
+def test_a_deployment_made_before_sampling_keeps_its_routes(store_url: str) -> None:
+    """0002 -> 0003 adds the sample rate without touching existing deployments."""
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        command.upgrade(_tables.alembic_config(conn), "0002")
+        conn.execute(
+            sa.text(
+                "INSERT INTO deployments (model, routes, shadows, updated_at, updated_by) "
+                "VALUES ('churn', '[{\"version\": 1, \"weight\": 100}]', '[2]', "
+                "'2026-11-01 10:00:00+00:00', 'ana')"
+            )
+        )
+    engine.dispose()
+    with Store.open(store_url) as store:
+        (deployment,) = list_deployments(store)
+    assert deployment.routes == [Route(version=1, weight=100)]
+    assert deployment.shadows == [2]
+    assert deployment.log_sample_rate is None
+    assert revision_rows(store_url) == [HEAD]

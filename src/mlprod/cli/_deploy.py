@@ -29,6 +29,9 @@ def deploy(
     name: Annotated[str, typer.Argument(help="Model name.")],
     route: Annotated[list[str] | None, typer.Option(help="VERSION=WEIGHT, repeatable.")] = None,
     shadow: Annotated[list[int] | None, typer.Option(help="Shadow version, repeatable.")] = None,
+    sample_rate: Annotated[
+        float | None, typer.Option(help="Share of predictions to log, 0 to 1.")
+    ] = None,
     clear: Annotated[bool, typer.Option(help="Remove the deployment; serve the alias.")] = False,
     spec: Annotated[Path, typer.Option(help="Spec whose deploy: section to apply.")] = Path(
         SPEC_FILE
@@ -55,7 +58,16 @@ def deploy(
             section = load_spec(spec).deploy
             routes = [Route(version=r.version, weight=r.weight) for r in section.routes]
             shadows = shadows or list(section.shadows)
-        result = set_deployment(meta, name, routes, shadows, actor=current_user(), reason=reason)
+            sample_rate = section.log_sample_rate if sample_rate is None else sample_rate
+        result = set_deployment(
+            meta,
+            name,
+            routes,
+            shadows,
+            actor=current_user(),
+            reason=reason,
+            log_sample_rate=sample_rate,
+        )
     if json:
         print_json(result.model_dump(mode="json"))
         return

@@ -26,7 +26,7 @@ class Route(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     version: int = Field(ge=1)
-    weight: float = Field(gt=0)
+    weight: float = Field(default=1.0, gt=0)
 
 
 class Deployment(BaseModel):
@@ -36,6 +36,7 @@ class Deployment(BaseModel):
     model: str
     routes: list[Route]
     shadows: list[int] = Field(default_factory=list)
+    log_sample_rate: float | None = Field(default=None, ge=0, le=1)
     updated_at: datetime | None = None
     updated_by: str | None = None
 
@@ -43,7 +44,11 @@ class Deployment(BaseModel):
         """``3=90% 4=10%; shadow 5``."""
         total = sum(route.weight for route in self.routes)
         text = " ".join(f"{r.version}={100 * r.weight / total:g}%" for r in self.routes)
-        return text + (f"; shadow {', '.join(map(str, self.shadows))}" if self.shadows else "")
+        if self.shadows:
+            text += f"; shadow {', '.join(map(str, self.shadows))}"
+        if self.log_sample_rate is not None:
+            text += f"; logging {100 * self.log_sample_rate:g}%"
+        return text
 
 
 def set_deployment(
@@ -54,9 +59,13 @@ def set_deployment(
     *,
     actor: str,
     reason: str | None = None,
+    log_sample_rate: float | None = None,
 ) -> Deployment:
-    """Replace `model`'s routes and shadows, audited, in one transaction."""
-    deployment = _checked(model, routes, shadows)
+    """Replace `model`'s routes and shadows, audited, in one transaction.
+
+    `log_sample_rate` is the share of its predictions the servers log (None: their default).
+    """
+    deployment = _checked(model, routes, shadows, log_sample_rate)
 
     def work(conn: Connection) -> Deployment:
         for version in [r.version for r in deployment.routes] + deployment.shadows:
@@ -64,6 +73,7 @@ def set_deployment(
         values = {
             "routes": [r.model_dump() for r in deployment.routes],
             "shadows": deployment.shadows,
+            "log_sample_rate": deployment.log_sample_rate,
             "updated_at": datetime.now(UTC),
             "updated_by": actor,
         }
@@ -79,7 +89,9 @@ def set_deployment(
     return store._run(work, write=True, conflicts=True)
 
 
-def _checked(model: str, routes: Sequence[Route], shadows: Sequence[int]) -> Deployment:
+def _checked(
+    model: str, routes: Sequence[Route], shadows: Sequence[int], rate: float | None
+) -> Deployment:
     if not routes:
         raise SpecError("a deployment needs at least one route, e.g. --route 3=100")
     versions = [r.version for r in routes]
@@ -88,7 +100,11 @@ def _checked(model: str, routes: Sequence[Route], shadows: Sequence[int]) -> Dep
     both = sorted(set(versions) & set(shadows))
     if both:
         raise SpecError(f"version(s) {both} are both routed and shadowed; pick one role each")
-    return Deployment(model=model, routes=list(routes), shadows=sorted(set(shadows)))
+    if rate is not None and not 0 <= rate <= 1:
+        raise SpecError(f"the log sample rate is a share between 0 and 1, got {rate}")
+    return Deployment(
+        model=model, routes=list(routes), shadows=sorted(set(shadows)), log_sample_rate=rate
+    )
 
 
 def get_deployment(store: Store, model: str) -> Deployment | None:

@@ -134,6 +134,7 @@ deployments = sa.Table(
     sa.Column("model", NAME, primary_key=True),
     sa.Column("routes", sa.JSON(), nullable=False),  # [{"version": 3, "weight": 90}, ...]
     sa.Column("shadows", sa.JSON(), nullable=False),  # [5, ...]
+    sa.Column("log_sample_rate", sa.Float(), nullable=True),  # 0003; None: the server's default
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("updated_by", sa.Text(), nullable=False),
 )

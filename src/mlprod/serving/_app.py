@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,12 +19,14 @@ from starlette.concurrency import run_in_threadpool
 from mlprod.errors import MlprodError, SchemaError
 from mlprod.registry import ArtifactStore, LocalArtifacts, Model, Store
 from mlprod.serving._auth import Authenticator, admin_router, require_scope
-from mlprod.serving._fastpath import fast_path_of
 from mlprod.serving._guard import Guard, GuardState
 from mlprod.serving._metrics import ServerMetrics
 from mlprod.serving._openapi import install_openapi
 from mlprod.serving._pool import ModelPool, Served
-from mlprod.serving._validate import records_to_frame
+from mlprod.serving._predlog import PredictionLog
+from mlprod.serving._recorder import Recorder, ShadowScorer
+from mlprod.serving._scoring import route_records
+from mlprod.serving._spool import Spool
 from mlprod.settings import Settings
 
 log = logging.getLogger("mlprod.serving")
@@ -46,6 +46,7 @@ class ServerState:
 
     settings: Settings
     pool: ModelPool
+    recorder: Recorder
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
 
 
@@ -68,18 +69,31 @@ def create_app(
     artifacts = artifacts or LocalArtifacts(settings.artifacts_dir())
     pool = ModelPool(store, artifacts, alias)
     pool.load_all()
-    state = ServerState(settings, pool)
-    state.metrics.watch("pool", pool.stats)
+    predlog = PredictionLog(
+        store,
+        Spool(settings.spool_dir(), max_bytes=settings.spool_max_bytes),
+        policy=settings.spool_full,
+    )
+    shadows = ShadowScorer(predlog, max_records=settings.max_records)
+    recorder = Recorder(predlog, shadows, default_rate=settings.log_sample_rate)
+    state = ServerState(settings, pool, recorder)
     guard = GuardState()
+    state.metrics.watch("pool", pool.stats)
     state.metrics.watch("guard", guard.stats)
+    state.metrics.watch("predlog", predlog.stats)
+    state.metrics.watch("shadows", shadows.stats)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        predlog.start()
+        shadows.start()
         pool.start(settings.poll_interval)
         try:
             yield
         finally:
             pool.stop()
+            shadows.stop()
+            predlog.stop(timeout=settings.grace_period)
 
     app = FastAPI(
         title="mlprod", version="1", default_response_class=ORJSONResponse, lifespan=lifespan
@@ -145,14 +159,24 @@ async def _answer(
     except orjson.JSONDecodeError as exc:
         raise SchemaError(f"the body is not valid JSON: {exc}") from None
     records = payload.get("records") if isinstance(payload, dict) else None
-    started = time.perf_counter()
     small = not isinstance(records, list) or len(records) <= INLINE_RECORDS
     if small:
-        content = route_records(target, records, max_records)
+        content, seconds = respond(state, target, records, max_records)
     else:
-        content = await run_in_threadpool(route_records, target, records, max_records)
-    _count(state.metrics, content, time.perf_counter() - started)
+        content, seconds = await run_in_threadpool(respond, state, target, records, max_records)
+    _count(state.metrics, content, seconds)
     return ORJSONResponse(content)
+
+
+def respond(
+    state: ServerState, target: Model | Served, records: Any, max_records: int
+) -> tuple[dict[str, Any], float]:
+    """Score the records, then spool their log rows: the answer goes out once they are safe."""
+    started = time.perf_counter()
+    content = route_records(target, records, max_records)
+    seconds = time.perf_counter() - started
+    state.recorder.record(target, records, content["predictions"], seconds * 1e3)
+    return content, seconds
 
 
 def _count(metrics: ServerMetrics, content: dict[str, Any], seconds: float) -> None:
@@ -162,53 +186,30 @@ def _count(metrics: ServerMetrics, content: dict[str, Any], seconds: float) -> N
     metrics.latency.labels(content["model"], next(iter(versions))).observe(seconds)
 
 
-def route_records(target: Model | Served, records: Any, max_records: int) -> dict[str, Any]:
-    """Score each record with the version its route picks (sticky by entity when known)."""
-    if isinstance(target, Model):
-        return score_records(target, records, max_records)
-    if len(target.routes) == 1 or not isinstance(records, list):
-        return score_records(target.routes[0], records, max_records)
-    entity = target.routes[0].signature.get("entity")
-    groups: dict[int, list[int]] = {}
-    chosen: dict[int, Model] = {}
-    for index, record in enumerate(records):
-        key = record.get(entity) if entity and isinstance(record, dict) else None
-        model = target.choose(key)
-        groups.setdefault(id(model), []).append(index)
-        chosen[id(model)] = model
-    predictions: list[Any] = [None] * len(records)
-    for ident, indices in groups.items():
-        part = score_records(chosen[ident], [records[i] for i in indices], max_records)
-        for i, prediction in zip(indices, part["predictions"], strict=True):
-            predictions[i] = prediction
-    return {"model": target.name, "predictions": predictions}
+class ThrottledLog:
+    """One log line per key every `seconds`, saying how many like it were held back.
 
+    A server shedding thousands of requests a second must not write thousands of lines.
+    """
 
-def score_records(model: Model, records: Any, max_records: int) -> dict[str, Any]:
-    """Validate, score and label records; non-finite scores come back as null, flagged."""
-    fast = fast_path_of(model)
-    if fast is not None:  # verified at load to reproduce the reference scores to 1e-9
-        scores = fast.score_records(records, max_records=max_records)
-    else:
-        frame = records_to_frame(records, model.signature["fields"], max_records=max_records)
-        scores = model.score(frame)
-    negative, positive = model.classes
-    predictions = []
-    for score in scores.tolist():
-        finite = math.isfinite(score)
-        item: dict[str, Any] = {
-            "id": uuid.uuid4().hex,
-            "version": model.version,
-            "score": score if finite else None,
-            "label": (positive if score >= model.threshold else negative) if finite else None,
-        }
-        if not finite:
-            item["flags"] = ["non_finite_score"]
-        predictions.append(item)
-    return {"model": model.name, "predictions": predictions}
+    def __init__(self, seconds: float = 10.0) -> None:
+        self.seconds = seconds
+        self._last: dict[str, float] = {}
+        self._held: Counter[str] = Counter()
+
+    def error(self, key: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(key, -self.seconds) < self.seconds:
+            self._held[key] += 1
+            return
+        held = self._held.pop(key, 0)
+        self._last[key] = now
+        log.error("%s%s", message, f" ({held} more like it since the last line)" if held else "")
 
 
 def _error_handlers(app: FastAPI, state: ServerState) -> None:
+    throttled = ThrottledLog()
+
     @app.exception_handler(MlprodError)
     async def mlprod_error(request: Request, exc: MlprodError) -> Response:
         model = str(request.path_params.get("name", "-"))
@@ -217,7 +218,8 @@ def _error_handlers(app: FastAPI, state: ServerState) -> None:
         if isinstance(exc, SchemaError) and exc.fields:
             error["fields"] = exc.fields
         if exc.status >= 500:
-            log.error("%s %s failed: %s", request.method, request.url.path, exc)
+            where = f"{request.method} {request.url.path}"
+            throttled.error(f"{where} {exc.code}", f"{where} failed: {exc.detail or exc}")
         headers = getattr(exc, "headers", None)  # 401 carries WWW-Authenticate
         return ORJSONResponse({"error": error}, status_code=exc.status, headers=headers)
 

@@ -21,7 +21,9 @@ from typing import Any
 from mlprod.errors import MlprodError, NotFoundError, StoreError
 from mlprod.registry import (
     ArtifactStore,
+    Deployment,
     Model,
+    Route,
     Store,
     change_marker,
     list_deployments,
@@ -40,6 +42,7 @@ class Served:
     routes: tuple[Model, ...]
     weights: tuple[float, ...]
     shadows: tuple[Model, ...] = ()
+    log_sample_rate: float | None = None  # None: the server's default
     cumulative: tuple[float, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,8 +97,8 @@ class ModelPool:
             wanted = self._wanted()
             table: dict[str, Served] = {}
             missing: set[str] = set()
-            for name, (routes, shadows) in wanted.items():
-                served = self._build(name, routes, shadows)
+            for name, deployment in wanted.items():
+                served = self._build(name, deployment)
                 if served is not None:
                     table[name] = served
                 elif name in self._table:
@@ -106,26 +109,28 @@ class ModelPool:
             keep = {(m.name, m.version) for s in table.values() for m in (*s.routes, *s.shadows)}
             self._loaded = {key: m for key, m in self._loaded.items() if key in keep}
 
-    def _wanted(self) -> dict[str, tuple[list[tuple[int, float]], list[int]]]:
-        wanted: dict[str, tuple[list[tuple[int, float]], list[int]]] = {
-            record.model: ([(record.version, 1.0)], [])
+    def _wanted(self) -> dict[str, Deployment]:
+        """Each model's deployment; an alias alone counts as one route with all the traffic."""
+        wanted = {
+            record.model: Deployment(
+                model=record.model, routes=[Route(version=record.version, weight=1.0)]
+            )
             for record in self.store.versions_with_alias(self.alias)
         }
-        for deployment in list_deployments(self.store):
-            routes = [(route.version, route.weight) for route in deployment.routes]
-            wanted[deployment.model] = (routes, list(deployment.shadows))
+        wanted.update({d.model: d for d in list_deployments(self.store)})
         return wanted
 
-    def _build(
-        self, name: str, routes: list[tuple[int, float]], shadows: list[int]
-    ) -> Served | None:
+    def _build(self, name: str, deployment: Deployment) -> Served | None:
+        routes = deployment.routes
         try:
-            models = [self._load(name, version) for version, _ in routes]
-            shadow_models = [self._load(name, version) for version in shadows]
+            models = [self._load(name, route.version) for route in routes]
+            shadow_models = [self._load(name, version) for version in deployment.shadows]
         except MlprodError as exc:
-            log.error("cannot serve %s with routes %s: %s", name, routes, exc)
+            log.error("cannot serve %s with routes %s: %s", name, deployment.describe(), exc)
             return None
-        return Served(name, tuple(models), tuple(w for _, w in routes), tuple(shadow_models))
+        weights = tuple(route.weight for route in routes)
+        rate = deployment.log_sample_rate
+        return Served(name, tuple(models), weights, tuple(shadow_models), rate)
 
     def _load(self, name: str, version: int) -> Model:
         key = (name, version)

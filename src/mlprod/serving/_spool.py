@@ -59,6 +59,10 @@ STAGING_GRACE = 60.0  # seconds before a half-made subfolder counts as abandoned
 _SEGMENT = re.compile(r"(\d{10})\.jsonl")
 _FOLDER = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})")
 _MIB = 1024 * 1024
+SHEDDING = (
+    "the server is shedding load: its prediction log cannot keep up with the store; "
+    "retry in a moment"
+)
 
 
 @dataclass(frozen=True)
@@ -176,18 +180,20 @@ class Spool:
             pending = self._end() - self._global(self._committed)
             if pending + len(data) > self.max_bytes:
                 raise SpoolFullError(
-                    f"the prediction log's spool at {self.folder} holds {pending / _MIB:.1f} MiB "
-                    f"not yet in the store, and {len(rows)} more record(s) would pass its cap "
-                    f"of {self.max_bytes / _MIB:.1f} MiB: the store is down or not keeping up. "
-                    "Retry shortly; raise MLPROD_SPOOL_MAX_BYTES, or set MLPROD_SPOOL_FULL=drop "
-                    "to drop and count logs instead of shedding requests"
+                    SHEDDING,
+                    detail=f"the prediction log's spool at {self.folder} holds "
+                    f"{_size(pending)} not yet in the store, and {len(rows)} more record(s) "
+                    f"would pass its cap of {_size(self.max_bytes)}: the store is down or not "
+                    "keeping up. Raise MLPROD_SPOOL_MAX_BYTES, or set MLPROD_SPOOL_FULL=drop to "
+                    "drop and count logs instead of shedding requests",
                 )
             try:
                 self._write(data, len(rows))
             except OSError as exc:
                 raise SpoolFullError(
-                    f"cannot write to the prediction log's spool at {self.folder}: "
-                    f"{exc.strerror or exc}. Free disk space or point MLPROD_SPOOL elsewhere"
+                    SHEDDING,
+                    detail=f"cannot write to the prediction log's spool at {self.folder}: "
+                    f"{exc.strerror or exc}. Free disk space or point MLPROD_SPOOL elsewhere",
                 ) from exc
             self.appended += len(rows)
 
@@ -440,6 +446,16 @@ class Spool:
 
 
 # --- helpers
+
+
+def _size(count: int) -> str:
+    """Bytes as people read them: 512 B, 30.0 KiB, 256.0 MiB."""
+    if count < 1024:
+        return f"{count} B"
+    if count < _MIB:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / _MIB:.1f} MiB"
+
 
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 

@@ -1,0 +1,186 @@
+"""After an answer: log the sampled predictions and score the shadows, off the hot path.
+
+Logging is one append to the local spool per request (the flusher moves rows to the store
+later, see `_predlog`). Shadow versions score the same records on one background thread
+fed by a bounded queue: the response never waits for them, and when they fall behind the
+records they skip are counted and reported, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlprod.errors import MlprodError, SpoolFullError
+from mlprod.registry import Model
+from mlprod.serving._pool import Served
+from mlprod.serving._predlog import PredictionLog
+from mlprod.serving._scoring import score_records
+
+log = logging.getLogger("mlprod.serving")
+
+SHADOW_QUEUE = 256  # requests waiting for their shadows; beyond it shadows skip and count
+
+
+def log_rows(
+    name: str,
+    records: Sequence[Any],
+    predictions: Sequence[dict[str, Any]],
+    *,
+    at: datetime,
+    latency_ms: float,
+    entity: str | None,
+    shadow_of: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Prediction-log rows (the ``predictions`` table's columns) for scored records."""
+    rows = []
+    for index, (record, prediction) in enumerate(zip(records, predictions, strict=True)):
+        key = record.get(entity) if entity else None
+        rows.append(
+            {
+                "id": prediction["id"],
+                "model": name,
+                "version": prediction["version"],
+                "at": at,
+                "record": record,
+                "score": prediction["score"],
+                "label": prediction["label"],
+                "latency_ms": latency_ms,
+                "entity": None if key is None else str(key),
+                "shadow_of": shadow_of[index] if shadow_of is not None else None,
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class _Job:
+    shadows: tuple[Model, ...]
+    records: list[Any]
+    answered: list[str]
+    at: datetime
+
+
+class ShadowScorer:
+    """Scores shadow versions on a background thread and logs what they would have said."""
+
+    def __init__(self, log: PredictionLog, *, max_records: int, max_pending: int = SHADOW_QUEUE):
+        self.log = log
+        self.max_records = max_records
+        self._queue: queue.Queue[_Job | None] = queue.Queue(max_pending)
+        self._counts = {"scored": 0, "skipped": 0, "failed": 0}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="mlprod-shadows", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Score what is queued for up to `timeout` seconds, then stop."""
+        if self._thread is None:
+            return
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            log.warning("shadow queue still full at shutdown; its records are not scored")
+        self._thread.join(timeout)
+        self._thread = None
+
+    def submit(self, shadows: tuple[Model, ...], records: list[Any], answered: list[str]) -> None:
+        """Queue one request's records for every shadow; never blocks."""
+        try:
+            self._queue.put_nowait(_Job(shadows, records, answered, datetime.now(UTC)))
+        except queue.Full:
+            self._count("skipped", len(records) * len(shadows))
+
+    def stats(self) -> dict[str, int]:
+        """Records scored by shadows, skipped because the queue was full, or failed."""
+        with self._lock:
+            return {**self._counts, "queued": self._queue.qsize()}
+
+    def _count(self, key: str, amount: int) -> None:
+        with self._lock:
+            first = key != "scored" and self._counts[key] == 0
+            self._counts[key] += amount
+        if first:
+            log.warning("shadow records %s (counted in /metrics as mlprod_shadows_%s)", key, key)
+
+    def _loop(self) -> None:
+        while (job := self._queue.get()) is not None:
+            for model in job.shadows:
+                self._score(model, job)
+
+    def _score(self, model: Model, job: _Job) -> None:
+        started = time.perf_counter()
+        try:
+            content = score_records(model, job.records, self.max_records)
+            latency_ms = (time.perf_counter() - started) * 1e3
+            entity = model.signature.get("entity")
+            rows = log_rows(
+                model.name,
+                job.records,
+                content["predictions"],
+                at=job.at,
+                latency_ms=latency_ms,
+                entity=entity,
+                shadow_of=job.answered,
+            )
+            self.log.submit(rows)
+        except SpoolFullError:
+            self._count("skipped", len(job.records))
+            return
+        except MlprodError as exc:  # e.g. a shadow whose signature refuses the records
+            log.warning(
+                "shadow %s@%s could not score a request: %s", model.name, model.version, exc
+            )
+            self._count("failed", len(job.records))
+            return
+        self._count("scored", len(job.records))
+
+
+class Recorder:
+    """Logs each answered request's sampled predictions and hands its records to the shadows.
+
+    `default_rate` is the share of predictions logged for models whose deployment does not
+    say (``MLPROD_LOG_SAMPLE_RATE``); a deployment's own rate wins.
+    """
+
+    def __init__(self, log: PredictionLog, shadows: ShadowScorer, *, default_rate: float) -> None:
+        self.log = log
+        self.shadows = shadows
+        self.default_rate = default_rate
+
+    def record(
+        self,
+        target: Model | Served,
+        records: list[Any],
+        predictions: list[dict[str, Any]],
+        latency_ms: float,
+    ) -> None:
+        """Spool the sampled rows; raises `SpoolFullError` when the spool sheds."""
+        served = target if isinstance(target, Served) else None
+        model = target.routes[0] if isinstance(target, Served) else target
+        rate = served.log_sample_rate if served is not None else None
+        rate = self.default_rate if rate is None else rate
+        if rate < 1.0:
+            kept = [i for i in range(len(records)) if random.random() < rate]
+            records = [records[i] for i in kept]
+            predictions = [predictions[i] for i in kept]
+        if not records:
+            return
+        entity = model.signature.get("entity")
+        at = datetime.now(UTC)
+        rows = log_rows(
+            model.name, records, predictions, at=at, latency_ms=latency_ms, entity=entity
+        )
+        self.log.submit(rows)
+        if served is not None and served.shadows:
+            self.shadows.submit(served.shadows, records, [p["id"] for p in predictions])
