@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1, description="Server processes sharing the port.")
 
     # serving: limits that keep a busy server answering instead of falling over
     predict_open: bool = Field(

@@ -23,6 +23,9 @@ def serve(
     alias: Annotated[
         str, typer.Option(help="Serve the version behind this alias of every model.")
     ] = "production",
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes sharing the port (default 1).")
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Serve every model that has a production alias over REST."""
@@ -30,13 +33,20 @@ def serve(
     from mlprod.serving._guard import run_server
 
     settings = settings_for(store)
+    host, port = host or settings.host, port or settings.port
+    if (workers or settings.workers) > 1:
+        from mlprod.serving._workers import run_workers
+
+        count = workers or settings.workers
+        err_console.print(f"serving with {count} worker processes on http://{host}:{port}")
+        run_workers(settings, alias, host=host, port=port, workers=count)
+        return
     app = create_app(settings, alias=alias)
     served = app.state.pool.status()["models"]
     if not served:
         err_console.print(
             f"[yellow]no model has alias {alias!r} yet; /readyz answers 503 until one does[/]"
         )
-    host, port = host or settings.host, port or settings.port
     err_console.print(
         f"serving {', '.join(f'{n}@{v}' for n, v in served.items()) or 'nothing'} on http://{host}:{port}"
     )

@@ -344,12 +344,21 @@ class _DrainingServer(uvicorn.Server):
 
 
 def run_server(
-    app: ASGIApp, *, host: str, port: int, grace_period: float, state: GuardState, **options: Any
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    grace_period: float,
+    state: GuardState,
+    sockets: list[socket.socket] | None = None,
+    **options: Any,
 ) -> None:
     """Serve `app` until SIGTERM or Ctrl+C, then drain and exit within `grace_period`.
 
     `state` is the app's `GuardState` (``app.state.guard``): SIGTERM sets its draining
-    flag, which turns /readyz to 503. `options` go to `uvicorn.Config`.
+    flag, which turns /readyz to 503. `sockets`, when given, are already listening (shared
+    by several worker processes) and `host`/`port` only label them. `options` go to
+    `uvicorn.Config`.
 
     Example::
 
@@ -361,4 +370,4 @@ def run_server(
     # as a float: rounding up would break the promise to exit within the grace period.
     drain: Any = grace_period
     config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=drain, **options)
-    _DrainingServer(config, state, grace_period).run()
+    _DrainingServer(config, state, grace_period).run(sockets=sockets)
