@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -172,9 +173,17 @@ def json_dumps(value: Any) -> str:
     """JSON for the store: NaN and infinities become null, as pydantic's JSON mode does.
 
     PostgreSQL refuses NaN in JSON and SQLite would store invalid JSON, so one rule for both
-    keeps the backends identical (a metric that is undefined reads back as None).
+    keeps the backends identical (a metric that is undefined reads back as None). orjson
+    does that natively and fast (the prediction log serializes every record); the standard
+    library takes over for what orjson refuses, such as integers beyond 64 bits.
     """
-    return json.dumps(_finite(value), allow_nan=False, default=_plain, separators=(",", ":"))
+    try:
+        return orjson.dumps(value, default=_plain, option=_ORJSON).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(_finite(value), allow_nan=False, default=_plain, separators=(",", ":"))
+
+
+_ORJSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def plain_json(value: Any) -> Any:
