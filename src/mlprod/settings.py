@@ -60,6 +60,22 @@ class Settings(BaseSettings):
         default=1.0, ge=0, le=1, description="Share of predictions logged."
     )
 
+    # monitoring: live statistics per window, outcome matching, alerts
+    monitor: bool = Field(default=True, description="Count live statistics per time window.")
+    monitor_bucket: int = Field(
+        default=60, ge=1, description="Seconds per live-statistics window (keep one per store)."
+    )
+    monitor_flush: float = Field(
+        default=2.0, gt=0, description="Seconds between merges of live statistics."
+    )
+    monitor_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between alert checks in a running server."
+    )
+    webhook: str | None = Field(default=None, description="Alert webhook; beats the spec's.")
+    webhook_allow_private: bool = Field(
+        default=False, description="Let webhooks reach loopback and private addresses."
+    )
+
     def store_url(self) -> str:
         """The SQLAlchemy URL of the metadata store."""
         if "://" in self.store:

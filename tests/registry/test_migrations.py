@@ -17,9 +17,10 @@ from mlprod.registry._store import Store
 TABLES = {
     "models", "runs", "versions", "aliases", "audit",  # 0001
     "deployments", "predictions", "tokens",  # 0002
+    "window_stats", "feature_counts", "request_errors", "outcomes", "alerts",  # 0004
     "alembic_version",
 }  # fmt: skip
-HEAD = "0003"
+HEAD = "0004"
 
 
 def revision_rows(url: str) -> list[str]:
@@ -38,6 +39,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (folder / "versions" / "0001_initial.py").is_file()
     assert (folder / "versions" / "0002_serving.py").is_file()
     assert (folder / "versions" / "0003_sampling.py").is_file()
+    assert (folder / "versions" / "0004_monitoring.py").is_file()
     assert _tables.head_revision() == HEAD
 
 

@@ -112,3 +112,20 @@ def test_rendered_template_is_a_valid_spec(tmp_path: Path) -> None:
     assert spec.features.datetime == ["signup"]
     assert spec.split.method == "time"
     assert spec.gates["roc_auc"].value == 0.7
+
+
+def test_a_resolved_spec_validates_again_to_the_same_spec() -> None:
+    """Runs record `resolved()`; monitoring and re-runs read it back as a spec."""
+    from mlprod.spec import ProjectSpec
+
+    spec = ProjectSpec.model_validate(
+        {
+            "name": "churn",
+            "data": {"source": "customers.csv", "target": "churned"},
+            "gates": {"roc_auc": ">= 0.8", "recall": {"threshold": "> 0.5", "bound": "lower"}},
+            "monitor": {"window": "15min", "drift": {"psi": 0.3}},
+        }
+    )
+    again = ProjectSpec.model_validate(spec.resolved())
+    assert again == spec
+    assert again.gates["recall"].bound == "lower" and again.monitor.drift.psi == 0.3

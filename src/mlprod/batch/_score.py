@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 
 from mlprod.data import load_frame
 from mlprod.errors import DataError
-from mlprod.registry import Model
+from mlprod.features import Binner
+from mlprod.registry import LiveStats, Model
 
 CHUNK_ROWS = 100_000
 
@@ -46,14 +47,23 @@ def score_frame(model: Model, frame: pd.DataFrame, scored_at: datetime) -> pd.Da
 
 
 def score_file(
-    model: Model, source: str | Path, output: str | Path, *, chunk_rows: int = CHUNK_ROWS
+    model: Model,
+    source: str | Path,
+    output: str | Path,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    stats: LiveStats | None = None,
 ) -> int:
     """Score `source` chunk by chunk into Parquet (or CSV) at `output`; returns the row count.
 
-    Memory stays bounded by `chunk_rows` whatever the file size.
+    Memory stays bounded by `chunk_rows` whatever the file size. With `stats`, every
+    chunk is also counted into the version's reference bins, as a server counts its
+    traffic, so batch scoring shows up in monitoring (merge `stats` into the store after).
     """
     source, output = Path(source), Path(output)
     scored_at = datetime.now(UTC)
+    reference = model.reference if stats is not None else None
+    binner = Binner(reference) if reference is not None else None
     rows = 0
     writer: pq.ParquetWriter | None = None
     as_csv = output.suffix.lower() == ".csv"
@@ -63,6 +73,16 @@ def score_file(
         for i, chunk in enumerate(_chunks(source, chunk_rows)):
             scored = score_frame(model, chunk, scored_at)
             rows += len(scored)
+            if stats is not None:
+                stats.add(
+                    model.name,
+                    model.version or 0,
+                    scored_at,
+                    scored["score"].to_numpy(),
+                    threshold=model.threshold,
+                    binner=binner,
+                    frame=chunk,
+                )
             if as_csv:
                 scored.to_csv(tmp, mode="a", header=i == 0, index=False)
                 continue

@@ -9,7 +9,16 @@ import sys
 
 import typer
 
-from mlprod.cli import _deploy, _models, _predictions, _project, _runs, _serve, _tokens
+from mlprod.cli import (
+    _deploy,
+    _models,
+    _monitor,
+    _predictions,
+    _project,
+    _runs,
+    _serve,
+    _tokens,
+)
 from mlprod.cli._common import err_console
 from mlprod.errors import MlprodError
 
@@ -29,10 +38,12 @@ app.command()(_deploy.deploy)
 app.command()(_deploy.rollback)
 app.command()(_serve.serve)
 app.command()(_serve.predict)
+app.command()(_monitor.monitor)
 app.add_typer(_models.app, name="models")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_predictions.app, name="predictions")
 app.add_typer(_tokens.app, name="tokens")
+app.add_typer(_monitor.outcomes_app, name="outcomes")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +17,7 @@ from mlprod.cli._common import (
     print_json,
     settings_for,
 )
+from mlprod.settings import Settings
 
 
 def serve(
@@ -29,18 +32,42 @@ def serve(
     store: StoreOption = None,
 ) -> None:
     """Serve every model that has a production alias over REST."""
+    settings = settings_for(store)
+    host, port = host or settings.host, port or settings.port
+    with _alert_checks(settings):
+        if (workers or settings.workers) > 1:
+            from mlprod.serving._workers import run_workers
+
+            count = workers or settings.workers
+            err_console.print(f"serving with {count} worker processes on http://{host}:{port}")
+            run_workers(settings, alias, host=host, port=port, workers=count)
+            return
+        _serve_one(settings, alias, host, port)
+
+
+@contextmanager
+def _alert_checks(settings: Settings) -> Iterator[None]:
+    """Check every model's alerts on a timer while the server runs (one watcher per host)."""
+    if not settings.monitor:
+        yield
+        return
+    from mlprod.monitoring import Watcher
+    from mlprod.workflows._context import open_store
+
+    meta, artifacts = open_store(settings=settings)
+    watcher = Watcher(meta, artifacts, settings)
+    watcher.start()
+    try:
+        yield
+    finally:
+        watcher.stop()
+        meta.close()
+
+
+def _serve_one(settings: Settings, alias: str, host: str, port: int) -> None:
     from mlprod.serving import create_app
     from mlprod.serving._guard import run_server
 
-    settings = settings_for(store)
-    host, port = host or settings.host, port or settings.port
-    if (workers or settings.workers) > 1:
-        from mlprod.serving._workers import run_workers
-
-        count = workers or settings.workers
-        err_console.print(f"serving with {count} worker processes on http://{host}:{port}")
-        run_workers(settings, alias, host=host, port=port, workers=count)
-        return
     app = create_app(settings, alias=alias)
     served = app.state.pool.status()["models"]
     if not served:
@@ -64,10 +91,18 @@ def predict(
 ) -> None:
     """Score a file in chunks; each row gets score, label, model, version and scored_at."""
     from mlprod.batch import score_file
+    from mlprod.registry import LiveStats, merge_live_stats
     from mlprod.workflows import load
+    from mlprod.workflows._context import open_store
 
-    model = load(ref, settings=settings_for(store))
-    rows = score_file(model, input, output, chunk_rows=chunk_rows)
+    settings = settings_for(store)
+    model = load(ref, settings=settings)
+    stats = LiveStats(settings.monitor_bucket) if settings.monitor else None
+    rows = score_file(model, input, output, chunk_rows=chunk_rows, stats=stats)
+    if stats is not None:  # batch traffic counts in monitoring like served traffic
+        meta, _ = open_store(settings=settings)
+        with meta:
+            merge_live_stats(meta, stats.drain())
     if json:
         print_json(
             {"model": model.name, "version": model.version, "rows": rows, "output": str(output)}

@@ -11,17 +11,25 @@ charts and report describe the test set, which nothing upstream has seen.
 """
 
 from mlprod.evaluation._charts import build_charts
+from mlprod.evaluation._drift import DriftStats, drift_stats, psi
 from mlprod.evaluation._gates import GateResult, check_gates
+from mlprod.evaluation._live import estimated_performance, realized_performance, wilson
 from mlprod.evaluation._metrics import MetricValue, evaluate
 from mlprod.evaluation._report import write_report
 from mlprod.evaluation._threshold import choose_threshold
 
 __all__ = [
+    "DriftStats",
     "GateResult",
     "MetricValue",
     "build_charts",
     "check_gates",
     "choose_threshold",
+    "drift_stats",
+    "estimated_performance",
     "evaluate",
+    "psi",
+    "realized_performance",
+    "wilson",
     "write_report",
 ]

@@ -1,6 +1,14 @@
 """The registry: runs, versions, aliases and audit in one metadata store, bundles beside it."""
 
-from mlprod.registry._bundle import TARGET_COLUMN, Model, read_manifest, seal_bundle, sha256_file
+from mlprod.registry._bundle import (
+    REFERENCE,
+    TARGET_COLUMN,
+    Model,
+    read_manifest,
+    read_reference,
+    seal_bundle,
+    sha256_file,
+)
 from mlprod.registry._exports import *  # noqa: F403 - the store's public names
 from mlprod.registry._exports import __all__ as _store_all
 from mlprod.registry._flavors import SavedModel, flavor_of, save_model, save_skops
@@ -8,12 +16,14 @@ from mlprod.registry._loading import open_version
 
 __all__ = [
     *_store_all,
+    "REFERENCE",
     "TARGET_COLUMN",
     "Model",
     "SavedModel",
     "flavor_of",
     "open_version",
     "read_manifest",
+    "read_reference",
     "save_model",
     "save_skops",
     "seal_bundle",

@@ -8,6 +8,7 @@ file and refuses a bundle that does not match its manifest.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -20,6 +21,7 @@ from mlprod.errors import IntegrityError, NotFoundError, SchemaError
 from mlprod.registry._flavors import Scorer, load_scorer, load_skops
 
 MANIFEST = "manifest.json"
+REFERENCE = "reference.json"  # reference distributions for drift, since monitoring began
 FORMAT_VERSION = 1
 TARGET_COLUMN = "__target__"
 
@@ -78,6 +80,29 @@ def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
                 f"does not match the recorded {expected[:12]}...; refusing to load it. "
                 "Re-train or restore the file."
             )
+
+
+def read_reference(folder: Path) -> dict[str, Any] | None:
+    """A bundle's reference distributions, hash-checked, without loading the model.
+
+    None for bundles trained before mlprod recorded them: such versions report traffic
+    and performance but no drift.
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"cannot read the manifest of bundle {folder.name}: {exc}") from None
+    expected = manifest.get("files", {}).get(REFERENCE)
+    if expected is None:
+        return None
+    path = folder / REFERENCE
+    if not path.is_file() or sha256_file(path) != expected:
+        raise IntegrityError(
+            f"bundle file {REFERENCE} of {folder.name} does not match its recorded hash; "
+            "refusing it. Re-train or restore the file."
+        )
+    reference: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return reference
 
 
 class Model:
@@ -150,6 +175,15 @@ class Model:
         negative, positive = self.classes
         labels: np.ndarray = np.where(self.score(X) >= self.threshold, positive, negative)
         return labels
+
+    @functools.cached_property
+    def reference(self) -> dict[str, Any] | None:
+        """Reference distributions of the inputs and the score (None in older bundles)."""
+        path = self.folder / REFERENCE
+        if REFERENCE not in self.manifest.get("files", {}):
+            return None
+        reference: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return reference
 
     def test_data(self) -> tuple[pd.DataFrame, np.ndarray]:
         """The held-out test rows (raw features) and their 0/1 labels, kept for gates."""

@@ -1,5 +1,6 @@
 """The metadata store's public names, re-exported by ``mlprod.registry``."""
 
+from mlprod.registry._alerts import AlertRecord, close_alerts, list_alerts, raise_alert
 from mlprod.registry._artifacts import ArtifactStore, LocalArtifacts, safe_join
 from mlprod.registry._deployments import (
     Deployment,
@@ -11,6 +12,17 @@ from mlprod.registry._deployments import (
     rollback,
     set_deployment,
 )
+from mlprod.registry._live import (
+    LiveStats,
+    WindowCounts,
+    merge_live_stats,
+    merge_request_errors,
+    read_feature_counts,
+    read_request_errors,
+    read_window_stats,
+    window_start,
+)
+from mlprod.registry._outcomes import ingest_outcomes, match_outcomes, outcome_counts
 from mlprod.registry._predictions import (
     count_predictions,
     insert_predictions,
@@ -28,9 +40,11 @@ from mlprod.registry._tokens import (
 )
 
 __all__ = [
+    "AlertRecord",
     "ArtifactStore",
     "AuditRecord",
     "Deployment",
+    "LiveStats",
     "LocalArtifacts",
     "ModelRef",
     "Route",
@@ -38,19 +52,32 @@ __all__ = [
     "Store",
     "TokenRecord",
     "VersionRecord",
+    "WindowCounts",
     "change_marker",
     "clear_deployment",
+    "close_alerts",
     "count_predictions",
     "create_token",
     "get_deployment",
+    "ingest_outcomes",
     "insert_predictions",
+    "list_alerts",
     "list_deployments",
     "list_tokens",
+    "match_outcomes",
+    "merge_live_stats",
+    "merge_request_errors",
+    "outcome_counts",
     "parse_ref",
+    "raise_alert",
+    "read_feature_counts",
     "read_predictions",
+    "read_request_errors",
+    "read_window_stats",
     "revoke_token",
     "rollback",
     "safe_join",
     "set_deployment",
     "verify_token",
+    "window_start",
 ]

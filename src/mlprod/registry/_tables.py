@@ -154,6 +154,8 @@ predictions = sa.Table(
     sa.Column("entity", sa.Text(), nullable=True),
     sa.Column("shadow_of", sa.String(32), nullable=True),  # the answered prediction's id
     sa.Index("ix_predictions_model_at", "model", "at"),
+    sa.Index("ix_predictions_entity", "model", "entity", "at"),  # 0004: outcomes by entity
+    sa.Index("ix_predictions_shadow_of", "shadow_of"),  # 0004: outcomes reach shadows too
 )
 
 tokens = sa.Table(
@@ -166,6 +168,91 @@ tokens = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("created_by", sa.Text(), nullable=False),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+
+# --- monitoring (revision 0004): additive live statistics per window, outcomes, alerts
+
+COUNT = sa.BigInteger()
+ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER
+
+window_stats = sa.Table(
+    "window_stats",
+    metadata,
+    sa.Column("model", NAME, primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("window_start", UTCDateTime(), primary_key=True),
+    sa.Column("predictions", COUNT, nullable=False),
+    sa.Column("predicted_positive", COUNT, nullable=False),
+    sa.Column("est_tp", sa.Float(), nullable=False),  # sum of calibrated P(+) where label is +
+    sa.Column("est_positive", sa.Float(), nullable=False),  # sum of calibrated P(+)
+    sa.Column("score_hist", sa.JSON(), nullable=False),  # scores in equal-width bins
+    sa.Column("labelled", COUNT, nullable=False),  # predictions joined to an outcome
+    sa.Column("tp", COUNT, nullable=False),
+    sa.Column("fp", COUNT, nullable=False),
+    sa.Column("fn", COUNT, nullable=False),
+    sa.Column("tn", COUNT, nullable=False),
+    sa.Column("pos_hist", sa.JSON(), nullable=False),  # scores of observed positives
+    sa.Column("neg_hist", sa.JSON(), nullable=False),  # scores of observed negatives
+    sa.Index("ix_window_stats_model_window", "model", "window_start"),
+)
+
+feature_counts = sa.Table(
+    "feature_counts",
+    metadata,
+    sa.Column("model", NAME, primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("feature", sa.String(255), primary_key=True),
+    sa.Column("window_start", UTCDateTime(), primary_key=True),
+    sa.Column("counts", sa.JSON(), nullable=False),  # in the version's reference bins
+    sa.Column("total", COUNT, nullable=False),
+    sa.Index("ix_feature_counts_model_window", "model", "window_start"),
+)
+
+request_errors = sa.Table(
+    "request_errors",
+    metadata,
+    sa.Column("model", NAME, primary_key=True),
+    sa.Column("window_start", UTCDateTime(), primary_key=True),
+    sa.Column("code", sa.String(32), primary_key=True),
+    sa.Column("count", COUNT, nullable=False),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("model", NAME, nullable=True),
+    sa.Column("prediction_id", sa.String(32), nullable=True),
+    sa.Column("entity", sa.Text(), nullable=True),
+    sa.Column("event_time", UTCDateTime(), nullable=True),
+    sa.Column("label", sa.JSON(), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, matched, invalid
+    sa.Column("matched_id", sa.String(32), nullable=True),
+    sa.Column("version", sa.Integer(), nullable=True),
+    sa.Column("note", sa.Text(), nullable=True),
+    sa.UniqueConstraint("prediction_id", name="uq_outcomes_prediction"),
+    sa.UniqueConstraint("model", "entity", "event_time", name="uq_outcomes_entity_time"),
+    sa.Index("ix_outcomes_status_id", "status", "id"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("model", NAME, nullable=False),
+    sa.Column("version", sa.Integer(), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # drift, performance, errors
+    sa.Column("subject", sa.Text(), nullable=False),  # the feature or metric
+    sa.Column("open_key", sa.Text(), nullable=True),  # unique while open: one incident, one row
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False),
+    sa.Column("closed_at", UTCDateTime(), nullable=True),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("details", sa.JSON(), nullable=False),
+    sa.UniqueConstraint("open_key", name="uq_alerts_open_key"),
+    sa.Index("ix_alerts_model_opened", "model", "opened_at"),
 )
 
 

@@ -17,10 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from mlprod.errors import MlprodError, SchemaError
-from mlprod.registry import ArtifactStore, LocalArtifacts, Model, Store
+from mlprod.registry import ArtifactStore, LocalArtifacts, Model, Store, ingest_outcomes
 from mlprod.serving._auth import Authenticator, admin_router, require_scope
 from mlprod.serving._guard import Guard, GuardState
 from mlprod.serving._metrics import ServerMetrics
+from mlprod.serving._monitor import LiveCounter
 from mlprod.serving._openapi import install_openapi
 from mlprod.serving._pool import ModelPool, Served
 from mlprod.serving._predlog import PredictionLog
@@ -47,6 +48,7 @@ class ServerState:
     settings: Settings
     pool: ModelPool
     recorder: Recorder
+    counter: LiveCounter | None
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
 
 
@@ -74,25 +76,38 @@ def create_app(
         Spool(settings.spool_dir(), max_bytes=settings.spool_max_bytes),
         policy=settings.spool_full,
     )
-    shadows = ShadowScorer(predlog, max_records=settings.max_records)
-    recorder = Recorder(predlog, shadows, default_rate=settings.log_sample_rate)
-    state = ServerState(settings, pool, recorder)
+    counter = (
+        LiveCounter(
+            store, bucket_seconds=settings.monitor_bucket, flush_seconds=settings.monitor_flush
+        )
+        if settings.monitor
+        else None
+    )
+    shadows = ShadowScorer(predlog, max_records=settings.max_records, counter=counter)
+    recorder = Recorder(predlog, shadows, default_rate=settings.log_sample_rate, counter=counter)
+    state = ServerState(settings, pool, recorder, counter)
     guard = GuardState()
     state.metrics.watch("pool", pool.stats)
     state.metrics.watch("guard", guard.stats)
     state.metrics.watch("predlog", predlog.stats)
     state.metrics.watch("shadows", shadows.stats)
+    if counter is not None:
+        state.metrics.watch("monitor", counter.stats_for_metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         predlog.start()
         shadows.start()
+        if counter is not None:
+            counter.start()
         pool.start(settings.poll_interval)
         try:
             yield
         finally:
             pool.stop()
             shadows.stop()
+            if counter is not None:
+                counter.stop()
             predlog.stop(timeout=settings.grace_period)
 
     app = FastAPI(
@@ -142,6 +157,24 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     async def predict(name: str, request: Request) -> Response:
         served = pool.served(name)
         return await _answer(state, served, await request.body(), max_records)
+
+    @app.post("/v1/outcomes", tags=["monitoring"], dependencies=predict_scope)
+    async def outcomes(request: Request) -> dict[str, int]:
+        """Observed labels, by prediction id or by entity and time; matched within seconds."""
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise SchemaError(f"the body is not valid JSON: {exc}") from None
+        items = payload.get("outcomes") if isinstance(payload, dict) else None
+        if not isinstance(items, list) or not items:
+            raise SchemaError(
+                'the body must be {"outcomes": [{"prediction_id": ..., "label": ...}, ...]}',
+                fields=[{"field": "outcomes", "expected": "a non-empty list of objects"}],
+            )
+        model = payload.get("model")
+        if model is not None and not isinstance(model, str):
+            raise SchemaError("model must be a model name", fields=[{"field": "model"}])
+        return await run_in_threadpool(ingest_outcomes, pool.store, items, model=model)
 
     @app.post(
         "/v1/models/{name}/versions/{version}/predict", tags=["models"], dependencies=predict_scope
@@ -214,6 +247,8 @@ def _error_handlers(app: FastAPI, state: ServerState) -> None:
     async def mlprod_error(request: Request, exc: MlprodError) -> Response:
         model = str(request.path_params.get("name", "-"))
         state.metrics.errors.labels(model, exc.code).inc()
+        if state.counter is not None and model != "-":
+            state.counter.error(model, exc.code)
         error: dict[str, Any] = {"code": exc.code, "message": exc.message}
         if isinstance(exc, SchemaError) and exc.fields:
             error["fields"] = exc.fields

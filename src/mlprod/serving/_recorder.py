@@ -20,6 +20,7 @@ from typing import Any
 
 from mlprod.errors import MlprodError, SpoolFullError
 from mlprod.registry import Model
+from mlprod.serving._monitor import LiveCounter
 from mlprod.serving._pool import Served
 from mlprod.serving._predlog import PredictionLog
 from mlprod.serving._scoring import score_records
@@ -71,8 +72,16 @@ class _Job:
 class ShadowScorer:
     """Scores shadow versions on a background thread and logs what they would have said."""
 
-    def __init__(self, log: PredictionLog, *, max_records: int, max_pending: int = SHADOW_QUEUE):
+    def __init__(
+        self,
+        log: PredictionLog,
+        *,
+        max_records: int,
+        counter: LiveCounter | None = None,
+        max_pending: int = SHADOW_QUEUE,
+    ):
         self.log = log
+        self.counter = counter
         self.max_records = max_records
         self._queue: queue.Queue[_Job | None] = queue.Queue(max_pending)
         self._counts = {"scored": 0, "skipped": 0, "failed": 0}
@@ -134,6 +143,9 @@ class ShadowScorer:
                 shadow_of=job.answered,
             )
             self.log.submit(rows)
+            if self.counter is not None:
+                scores = [p["score"] for p in content["predictions"]]
+                self.counter.submit(model, job.records, scores)
         except SpoolFullError:
             self._count("skipped", len(job.records))
             return
@@ -153,10 +165,18 @@ class Recorder:
     say (``MLPROD_LOG_SAMPLE_RATE``); a deployment's own rate wins.
     """
 
-    def __init__(self, log: PredictionLog, shadows: ShadowScorer, *, default_rate: float) -> None:
+    def __init__(
+        self,
+        log: PredictionLog,
+        shadows: ShadowScorer,
+        *,
+        default_rate: float,
+        counter: LiveCounter | None = None,
+    ) -> None:
         self.log = log
         self.shadows = shadows
         self.default_rate = default_rate
+        self.counter = counter
 
     def record(
         self,
@@ -165,7 +185,9 @@ class Recorder:
         predictions: list[dict[str, Any]],
         latency_ms: float,
     ) -> None:
-        """Spool the sampled rows; raises `SpoolFullError` when the spool sheds."""
+        """Count every record, spool the sampled rows; `SpoolFullError` when the spool sheds."""
+        if self.counter is not None:
+            self._count(target, records, predictions)
         served = target if isinstance(target, Served) else None
         model = target.routes[0] if isinstance(target, Served) else target
         rate = served.log_sample_rate if served is not None else None
@@ -184,3 +206,23 @@ class Recorder:
         self.log.submit(rows)
         if served is not None and served.shadows:
             self.shadows.submit(served.shadows, records, [p["id"] for p in predictions])
+
+    def _count(
+        self, target: Model | Served, records: list[Any], predictions: list[dict[str, Any]]
+    ) -> None:
+        """Hand every scored record to the live counter, grouped by the version that scored it."""
+        assert self.counter is not None
+        models = {m.version: m for m in target.routes} if isinstance(target, Served) else None
+        if models is None or len(models) == 1:
+            model = target if isinstance(target, Model) else target.routes[0]
+            self.counter.submit(model, records, [p["score"] for p in predictions])
+            return
+        groups: dict[int, list[int]] = {}
+        for index, prediction in enumerate(predictions):
+            groups.setdefault(prediction["version"], []).append(index)
+        for version, indices in groups.items():
+            self.counter.submit(
+                models[version],
+                [records[i] for i in indices],
+                [predictions[i]["score"] for i in indices],
+            )

@@ -37,9 +37,7 @@ def parse_duration(text: str) -> pd.Timedelta:
     """``14d``, ``12h``, ``30min``, ``2w`` or ``45s`` as a Timedelta."""
     match = _DURATION_RE.match(str(text))
     if match is None:
-        raise ValueError(
-            f"gap must be a duration such as '14d', '12h', '30min' or '2w', got {text!r}"
-        )
+        raise ValueError(f"expected a duration such as '14d', '12h', '30min' or '2w', got {text!r}")
     unit = _DURATION_UNITS[match.group(2).lower()]
     return pd.Timedelta(float(match.group(1)), unit=unit)  # type: ignore[arg-type]  # stubs lag
 
@@ -161,6 +159,8 @@ def _parse_gate(raw: Any) -> Any:
         return raw
     if isinstance(raw, str):
         raw = {"threshold": raw}
+    if isinstance(raw, dict) and {"op", "value"} <= set(raw):  # a resolved spec, read back
+        return raw
     if not isinstance(raw, dict):
         raise ValueError(
             f"a gate is a string like '>= 0.8' or a mapping "
@@ -203,6 +203,46 @@ class DeploySpec(_Strict):
     )
 
 
+class DriftSpec(_Strict):
+    """When a feature counts as drifted in a window: by the size of the change, not p-values."""
+
+    psi: float = Field(
+        default=0.1, gt=0, description="Population stability index above this (0.1: investigate)."
+    )
+    null_rate: float = Field(
+        default=0.1, gt=0, le=1, description="Rise of the missing-value share above this."
+    )
+    unseen_rate: float = Field(
+        default=0.05, gt=0, le=1, description="Share of categories never seen in training."
+    )
+    min_count: int = Field(default=500, ge=1, description="Windows with fewer are not judged.")
+
+
+class MonitorSpec(_Strict):
+    """How live traffic is judged; performance alerts use the gates' thresholds."""
+
+    window: str = Field(default="1h", description="Report window, e.g. 15min, 1h, 1d.")
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    min_labels: int = Field(
+        default=30, ge=1, description="Labelled predictions before a window is realized."
+    )
+    error_rate: float = Field(default=0.05, gt=0, le=1, description="Failed requests' share.")
+    webhook: str | None = Field(default=None, description="URL that receives alerts as JSON.")
+
+    @field_validator("window")
+    @classmethod
+    def _window_is_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"webhook must be an http(s) URL, got {value!r}")
+        return value
+
+
 class ProjectSpec(_Strict):
     """Everything mlprod needs to know about one model, read from ``mlprod.yaml``.
 
@@ -229,6 +269,7 @@ class ProjectSpec(_Strict):
     threshold: ThresholdSpec = Field(default_factory=ThresholdSpec)
     gates: dict[GateMetric, Gate] = Field(default_factory=dict)
     deploy: DeploySpec = Field(default_factory=DeploySpec)
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     seed: int = 42
 
     @field_validator("candidates", mode="before")

@@ -28,8 +28,16 @@ from mlprod.evaluation import (
     evaluate,
     write_report,
 )
-from mlprod.features import FeatureTransformer, build_signature, resolve_features
-from mlprod.registry import TARGET_COLUMN, Model, VersionRecord, save_model, save_skops, seal_bundle
+from mlprod.features import FeatureTransformer, build_reference, build_signature, resolve_features
+from mlprod.registry import (
+    REFERENCE,
+    TARGET_COLUMN,
+    Model,
+    VersionRecord,
+    save_model,
+    save_skops,
+    seal_bundle,
+)
 from mlprod.settings import Settings
 from mlprod.spec import ProjectSpec, load_spec
 from mlprod.training import (
@@ -196,6 +204,7 @@ def _run(spec: ProjectSpec, run_id: str, tmp: Path, steps: Steps) -> _Outcome:
         "fingerprint": print_.model_dump(mode="json"),
         "candidates": candidates,
         "split": split,
+        "reference": build_reference(df.iloc[split.train], kinds, test_scores, y_test),
     }
     bundle = tmp / "bundle"
     bundle.mkdir()
@@ -288,6 +297,7 @@ def _write_bundle(
     test_frame.assign(**{TARGET_COLUMN: y_test}).to_parquet(bundle / "test.parquet", index=False)
     metrics = {name: m.model_dump() for name, m in ctx["metrics"].items()}
     (bundle / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    (bundle / REFERENCE).write_text(json.dumps(ctx["reference"]), encoding="utf-8")
     charts = build_charts(y_test, test_scores, ctx["threshold"], ctx["importance"])
     summary = {
         "model": spec.name,

@@ -1,0 +1,230 @@
+"""``mlprod monitor`` and ``mlprod outcomes ingest``: how served models are doing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from mlprod.cli._common import JsonOption, StoreOption, console, print_json, settings_for
+from mlprod.cli._predictions import parse_since
+from mlprod.errors import DataError, SpecError
+from mlprod.workflows._context import open_store
+
+outcomes_app = typer.Typer(
+    help="Observed labels, joined to predictions later.", no_args_is_help=True
+)
+SHOWN_WINDOWS = 12
+SHOWN_FEATURES = 10
+
+
+def monitor(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    window: Annotated[
+        str | None, typer.Option(help="Window size: 15min, 1h, 1d (default: the spec's).")
+    ] = None,
+    since: Annotated[str, typer.Option(help="How far back: 24h, 7d or an ISO time.")] = "24h",
+    alerts: Annotated[bool, typer.Option(help="Open and close alerts as the report finds.")] = True,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Traffic per version, live vs test performance, drift, errors and open alerts."""
+    from mlprod.monitoring import monitor_model
+    from mlprod.spec import parse_duration
+
+    try:
+        size = parse_duration(window).to_pytimedelta() if window else None
+    except ValueError as exc:
+        raise SpecError(f"--window: {exc}") from None
+    settings = settings_for(store)
+    meta, artifacts = open_store(settings=settings)
+    with meta:
+        report = monitor_model(
+            meta,
+            artifacts,
+            name,
+            settings=settings,
+            window=size,
+            since=parse_since(since),
+            check=alerts,
+        )
+    if json:
+        print_json(report)
+        return
+    _print(report)
+
+
+def _rate(row: dict[str, Any], metric: str) -> str:
+    value, low, high = row.get(metric), row.get(f"{metric}_low"), row.get(f"{metric}_high")
+    if value is None:
+        return "-"
+    interval = f" ({low:.2f}-{high:.2f})" if low is not None and high is not None else ""
+    return f"{value:.3f}{interval}"
+
+
+def _print(report: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{report['model']}[/]  windows of {report['window']} since {report['since'][:16]}"
+    )
+    live = {row["version"]: row for row in report["live"]}
+    table = Table(
+        "version",
+        "aliases",
+        "predictions",
+        "labelled",
+        "precision",
+        "recall",
+        "roc_auc",
+        "test precision",
+        "test recall",
+        "test roc_auc",
+        title="live (whole period) vs test set",
+    )
+    for version in report["versions"]:
+        row = live.get(version["version"])
+        if row is None and not version["aliases"]:
+            continue
+        row = row or {}
+        mark = " [yellow](estimated)[/]" if row.get("estimated") else ""
+        test = version["test"]
+        table.add_row(
+            str(version["version"]),
+            ", ".join(version["aliases"]) or "-",
+            f"{row.get('predictions', 0):,}",
+            f"{row.get('n_labelled', 0):,}",
+            _rate(row, "precision") + mark,
+            _rate(row, "recall") + mark,
+            _rate(row, "roc_auc"),
+            *(
+                f"{test[m]:.3f}" if test.get(m) is not None else "-"
+                for m in ("precision", "recall", "roc_auc")
+            ),
+        )
+    console.print(table)
+    _print_traffic(report)
+    _print_drift(report)
+    _print_alerts(report)
+
+
+def _print_traffic(report: dict[str, Any]) -> None:
+    versions = sorted({row["version"] for row in report["traffic"]})
+    if not versions:
+        console.print("no traffic in this period")
+        return
+    counts = {(r["window_start"], r["version"]): r["count"] for r in report["traffic"]}
+    errors = {r["window_start"]: r["count"] for r in report["errors"]}
+    table = Table("window", *(f"v{v}" for v in versions), "errors", title="traffic")
+    for start in sorted({r["window_start"] for r in report["traffic"]})[-SHOWN_WINDOWS:]:
+        cells = [f"{counts.get((start, v), 0):,}" for v in versions]
+        table.add_row(start[:16], *cells, str(errors.get(start, 0)))
+    console.print(table)
+
+
+def _print_drift(report: dict[str, Any]) -> None:
+    if not report["drift"]:
+        console.print("no drift statistics (no traffic, or versions without reference bins)")
+        return
+    newest = max(row["window_start"] for row in report["drift"])
+    rows = sorted(
+        (r for r in report["drift"] if r["window_start"] == newest), key=lambda r: -r["psi"]
+    )[:SHOWN_FEATURES]
+    table = Table(
+        "feature",
+        "version",
+        "psi",
+        "js",
+        "p-value",
+        "missing",
+        "unseen",
+        "",
+        title=f"drift, window {newest[:16]} (largest first)",
+    )
+    for r in rows:
+        flag = "[red]drifted[/]" if r["flagged"] else "[green]ok[/]"
+        table.add_row(
+            r["feature"],
+            str(r["version"]),
+            f"{r['psi']:.3f}",
+            f"{r['js']:.3f}",
+            f"{r['p_value']:.2g}",
+            f"{r['null_rate']:.1%}",
+            f"{r['unseen_rate']:.1%}",
+            flag,
+        )
+    console.print(table)
+
+
+def _print_alerts(report: dict[str, Any]) -> None:
+    outcomes = report["outcomes"]
+    console.print(
+        f"outcomes: {outcomes['matched']:,} matched, {outcomes['pending']:,} waiting "
+        f"for their prediction, {outcomes['invalid']:,} invalid"
+    )
+    if not report["alerts"]:
+        console.print("[green]no open alerts[/]")
+    for alert in report["alerts"]:
+        console.print(
+            f"[red]alert[/] {alert['kind']}: {alert['message']} (since {alert['opened_at'][:16]})"
+        )
+
+
+@outcomes_app.command("ingest")
+def ingest(
+    source: Annotated[Path | None, typer.Argument(help="CSV or Parquet file of outcomes.")] = None,
+    sql: Annotated[str | None, typer.Option(help="A query returning the outcomes.")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Database for --sql (default: the store itself).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model, for outcomes by entity.")] = None,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Load observed labels: columns label and prediction_id, or entity and time."""
+    from mlprod.data import load_frame
+    from mlprod.registry import ingest_outcomes, match_outcomes
+    from mlprod.spec import SqlSource
+
+    if (source is None) == (sql is None):
+        raise SpecError("give a file or --sql QUERY (one of them)")
+    settings = settings_for(store)
+    frame = load_frame(
+        source
+        if source is not None
+        else SqlSource(url=url or settings.store_url(), query=sql or "")
+    )
+    outcomes = _outcomes(frame)
+    meta, _ = open_store(settings=settings)
+    with meta:
+        counts = ingest_outcomes(meta, outcomes, model=model)
+        counts["matched"] = match_outcomes(meta, bucket_seconds=settings.monitor_bucket)
+    if json:
+        print_json(counts)
+        return
+    console.print(
+        f"{counts['received']:,} outcomes stored ({counts['duplicates']:,} already "
+        f"there), {counts['matched']:,} matched to predictions"
+    )
+
+
+def _outcomes(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as outcome dicts: the columns that matter, missing values dropped."""
+    if "label" not in frame:
+        raise DataError(
+            f"outcomes need a label column (columns: {', '.join(map(str, frame.columns))})"
+        )
+    if "prediction_id" not in frame and not {"entity", "time"} <= set(frame.columns):
+        raise DataError("outcomes need a prediction_id column, or entity and time columns")
+    keep = [c for c in ("prediction_id", "entity", "time", "label", "model") if c in frame]
+    rows = []
+    for raw in frame[keep].to_dict("records"):
+        row = {str(k): (None if pd.isna(v) else v) for k, v in raw.items()}
+        moment = row.get("time")
+        if isinstance(moment, pd.Timestamp):
+            row["time"] = moment.isoformat()
+        if row.get("entity") is not None:
+            row["entity"] = str(row["entity"])
+        rows.append(row)
+    return rows

@@ -1,0 +1,129 @@
+"""Live performance from window counts: realized from labels, estimated from scores.
+
+Realized figures come from confusion counts of predictions joined to their outcomes,
+with Wilson 95% intervals for rates and the Hanley-McNeil interval for ROC AUC (computed
+from scores binned in equal-width bins, so it agrees with the exact AUC to within the
+bin width's ties). Before labels arrive, confidence-based performance estimation (CBPE)
+reads the same figures off calibrated scores: a prediction with calibrated P(+) = 0.8
+is expected to be a true positive 80% of the time. Both return the same keys, so a series
+can switch from estimated to realized as labels arrive.
+
+Example::
+
+    realized_performance(tp=40, fp=10, fn=20, tn=130, pos_hist=pos, neg_hist=neg)
+    estimated_performance(predicted_positive=210, est_tp=150.2, est_positive=230.8,
+                          score_hist=hist, calibrate=binner.calibrated)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+Z = 1.959963984540054  # two-sided 95%
+
+
+def wilson(successes: float, trials: float) -> tuple[float | None, float | None, float | None]:
+    """A rate with its Wilson 95% interval; (None, None, None) without trials."""
+    if trials <= 0:
+        return None, None, None
+    rate = successes / trials
+    denominator = 1 + Z**2 / trials
+    centre = (rate + Z**2 / (2 * trials)) / denominator
+    spread = Z * math.sqrt(rate * (1 - rate) / trials + Z**2 / (4 * trials**2)) / denominator
+    return rate, max(0.0, centre - spread), min(1.0, centre + spread)
+
+
+def auc_from_histograms(positives: np.ndarray, negatives: np.ndarray) -> float | None:
+    """ROC AUC from scores binned alike for each class (ties within a bin count half)."""
+    p_total, n_total = float(positives.sum()), float(negatives.sum())
+    if p_total <= 0 or n_total <= 0:
+        return None
+    negatives_below = np.concatenate([[0.0], np.cumsum(negatives)[:-1]])
+    wins = float(np.sum(positives * negatives_below) + 0.5 * np.sum(positives * negatives))
+    return wins / (p_total * n_total)
+
+
+def hanley_mcneil(auc: float, positives: float, negatives: float) -> tuple[float, float]:
+    """The 95% interval of an AUC from the Hanley-McNeil standard error."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    ) / max(positives * negatives, 1.0)
+    spread = Z * math.sqrt(max(variance, 0.0))
+    return max(0.0, auc - spread), min(1.0, auc + spread)
+
+
+def average_precision_from_histograms(positives: np.ndarray, negatives: np.ndarray) -> float | None:
+    """Average precision, taking each score bin as one threshold, from the top down."""
+    total = float(positives.sum())
+    if total <= 0:
+        return None
+    tp = np.cumsum(positives[::-1])
+    fp = np.cumsum(negatives[::-1])
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp, dtype=float), where=(tp + fp) > 0)
+    recall_step = positives[::-1] / total
+    return float(np.sum(precision * recall_step))
+
+
+def _f1(precision: float | None, recall: float | None) -> float | None:
+    if precision is None or recall is None or precision + recall == 0:
+        return None
+    return 2 * precision * recall / (precision + recall)
+
+
+def _figures(
+    tp: float, fp: float, fn: float, positives: np.ndarray, negatives: np.ndarray
+) -> dict[str, float | None]:
+    precision = wilson(tp, tp + fp)
+    recall = wilson(tp, tp + fn)
+    auc = auc_from_histograms(positives, negatives)
+    auc_low, auc_high = (None, None)
+    if auc is not None:
+        auc_low, auc_high = hanley_mcneil(auc, float(positives.sum()), float(negatives.sum()))
+    return {
+        "precision": precision[0],
+        "precision_low": precision[1],
+        "precision_high": precision[2],
+        "recall": recall[0],
+        "recall_low": recall[1],
+        "recall_high": recall[2],
+        "f1": _f1(precision[0], recall[0]),
+        "roc_auc": auc,
+        "roc_auc_low": auc_low,
+        "roc_auc_high": auc_high,
+        "average_precision": average_precision_from_histograms(positives, negatives),
+    }
+
+
+def realized_performance(
+    *, tp: int, fp: int, fn: int, tn: int, pos_hist: np.ndarray, neg_hist: np.ndarray
+) -> dict[str, float | None]:
+    """Precision, recall, F1, ROC AUC and AP of labelled predictions, with 95% intervals."""
+    figures = _figures(tp, fp, fn, np.asarray(pos_hist, float), np.asarray(neg_hist, float))
+    return {**figures, "n_labelled": tp + fp + fn + tn}
+
+
+def estimated_performance(
+    *,
+    predicted_positive: int,
+    est_tp: float,
+    est_positive: float,
+    score_hist: np.ndarray,
+    calibrate: Callable[[np.ndarray], np.ndarray],
+) -> dict[str, float | None]:
+    """The same figures expected from calibrated scores (CBPE), for unlabelled windows.
+
+    Intervals treat the expected counts as observed ones: they show the sampling noise of
+    the window, not the error of the calibration itself.
+    """
+    hist = np.asarray(score_hist, dtype=float)
+    middles = (np.arange(len(hist)) + 0.5) / len(hist)
+    probability = calibrate(middles)
+    positives, negatives = hist * probability, hist * (1 - probability)
+    est_fp = predicted_positive - est_tp
+    est_fn = est_positive - est_tp
+    figures = _figures(est_tp, max(est_fp, 0.0), max(est_fn, 0.0), positives, negatives)
+    return {**figures, "n_labelled": 0}

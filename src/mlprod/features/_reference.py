@@ -1,0 +1,247 @@
+"""Reference distributions: fixed bins per input and for the score, set once at training.
+
+Drift is computed from counts in these bins, never from raw rows: training fixes the
+bins and their counts; servers and batch jobs count live values into the same bins per
+time window. Comparing two windows then costs the same whatever the traffic was.
+
+Bins per kind:
+
+* numeric and datetime (as epoch seconds): up to 10 quantile bins of the training
+  values, then one bin for missing values;
+* categorical and boolean: the top categories, then "other" (seen in training, not in
+  the top), "unseen" (never seen in training) and "missing".
+
+The reference also carries a calibration map (isotonic, fitted on the held-out test
+scores), so live windows without labels can estimate precision and recall from scores.
+
+Example::
+
+    reference = build_reference(train_frame, kinds, test_scores, y_test)
+    binner = Binner(reference)
+    counts = binner.count_records(records)   # {"plan": array([...]), ...}
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlprod.features._coerce import MISSING, as_datetime, as_numeric, boolean_value, category_string
+
+FORMAT = 1
+NUMERIC_BINS = 10
+TOP_CATEGORIES = 20
+KNOWN_CATEGORIES = 10_000  # categories remembered to tell "other" from "unseen"
+SCORE_BINS = 50  # equal-width score bins for estimated performance and live ROC curves
+CALIBRATION_POINTS = 200
+CACHE_LIMIT = 10_000  # raw values remembered per categorical feature by a Binner
+OTHER, UNSEEN = "__other__", "__unseen__"
+SCORE = "__score__"  # the score's histogram is stored like a feature's, under this name
+
+
+def build_reference(
+    frame: pd.DataFrame,
+    kinds: Mapping[str, str],
+    test_scores: np.ndarray,
+    test_labels: np.ndarray,
+) -> dict[str, Any]:
+    """Bins and counts of every feature in `frame` (training rows) and of the test scores."""
+    features = {name: _feature_reference(frame[name], kind) for name, kind in kinds.items()}
+    scores = np.asarray(test_scores, dtype=float)
+    return {
+        "format": FORMAT,
+        "rows": len(frame),
+        "features": features,
+        "score": _numeric_reference(scores, "numeric"),
+        "calibration": _calibration(scores, np.asarray(test_labels, dtype=int)),
+    }
+
+
+def _feature_reference(values: pd.Series, kind: str) -> dict[str, Any]:
+    if kind in ("numeric", "datetime"):
+        return _numeric_reference(_as_numbers(values, kind), kind)
+    labels = _as_labels(values.tolist(), kind)
+    present = pd.Series([label for label in labels if label != MISSING], dtype=object)
+    frequencies = present.value_counts()
+    categories = [str(c) for c in frequencies.index[:TOP_CATEGORIES]]
+    known = [str(c) for c in frequencies.index[:KNOWN_CATEGORIES]]
+    reference = {"kind": kind, "categories": categories, "known": known}
+    counts = _category_counts(labels, _category_lookup(reference), len(categories))
+    return {**reference, "counts": counts.tolist()}
+
+
+def _numeric_reference(numbers: np.ndarray, kind: str) -> dict[str, Any]:
+    present = numbers[~np.isnan(numbers)]
+    if len(present):
+        quantiles = np.quantile(present, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1])
+        edges = sorted({float(q) for q in quantiles})
+    else:
+        edges = []
+    return {"kind": kind, "edges": edges, "counts": numeric_counts(numbers, edges).tolist()}
+
+
+def numeric_counts(numbers: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Counts per bin: ``len(edges) + 1`` value bins, then one for missing (NaN)."""
+    missing = np.isnan(numbers)
+    bins = np.searchsorted(np.asarray(edges, dtype=float), numbers[~missing], side="right")
+    counts = np.bincount(bins, minlength=len(edges) + 1).astype(np.int64)
+    return np.append(counts, int(missing.sum()))
+
+
+def _category_lookup(reference: Mapping[str, Any]) -> dict[str, int]:
+    """Category label -> bin: top categories first, then "other" for the rest of `known`."""
+    top = list(reference["categories"])
+    lookup = {label: index for index, label in enumerate(top)}
+    other = len(top)
+    for label in reference["known"]:
+        lookup.setdefault(label, other)
+    return lookup
+
+
+def _category_counts(labels: Sequence[str], lookup: Mapping[str, int], top: int) -> np.ndarray:
+    """Counts over top categories, other, unseen and missing."""
+    unseen, missing = top + 1, top + 2
+    bins = [missing if label == MISSING else lookup.get(label, unseen) for label in labels]
+    return np.bincount(np.asarray(bins, dtype=np.int64), minlength=top + 3).astype(np.int64)
+
+
+def bin_labels(feature: Mapping[str, Any]) -> list[str]:
+    """Readable names of a feature's bins, in count order (for reports and charts)."""
+    if "edges" in feature:
+        edges = [f"{edge:.4g}" for edge in feature["edges"]]
+        if not edges:
+            return ["all", "missing"]
+        inner = [f"[{a}, {b})" for a, b in itertools.pairwise(edges)]
+        return [f"< {edges[0]}", *inner, f">= {edges[-1]}", "missing"]
+    return [*feature["categories"], "other", "unseen", "missing"]
+
+
+def _as_numbers(values: pd.Series, kind: str) -> np.ndarray:
+    if kind == "datetime":
+        stamps = as_datetime(values).to_numpy(dtype="datetime64[ns]")
+        seconds = stamps.astype(np.int64).astype(float) / 1e9
+        seconds[np.isnat(stamps)] = np.nan
+        return seconds
+    return as_numeric(values)
+
+
+def _record_numbers(values: list[Any], feature: Mapping[str, Any]) -> np.ndarray:
+    """Floats from JSON values; numpy takes numbers and nulls at once, pandas the rest."""
+    if feature["kind"] == "numeric":
+        try:
+            numbers: np.ndarray = np.array(values, dtype=float)
+            return numbers
+        except (TypeError, ValueError):  # a string that is not a number: missing, as in training
+            pass
+    return _as_numbers(pd.Series(values, dtype=object), feature["kind"])
+
+
+def _as_labels(values: Sequence[Any], kind: str) -> list[str]:
+    if kind == "boolean":
+        return [_boolean_label(value) for value in values]
+    return [category_string(value) for value in values]
+
+
+def _boolean_label(value: Any) -> str:
+    number = boolean_value(value)
+    return MISSING if np.isnan(number) else ("true" if number else "false")
+
+
+def _calibration(scores: np.ndarray, labels: np.ndarray) -> dict[str, list[float]]:
+    """P(positive | score) as a monotone step map, fitted on held-out rows."""
+    from sklearn.isotonic import IsotonicRegression
+
+    finite = np.isfinite(scores)
+    if finite.sum() < 2 or len(np.unique(labels[finite])) < 2:
+        return {"scores": [0.0, 1.0], "probabilities": [0.0, 1.0]}
+    fitted = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+    fitted.fit(scores[finite], labels[finite])
+    xs, ys = fitted.X_thresholds_, fitted.y_thresholds_
+    if len(xs) > CALIBRATION_POINTS:  # keep the map small; interpolation fills in between
+        keep = np.unique(np.linspace(0, len(xs) - 1, CALIBRATION_POINTS).astype(int))
+        xs, ys = xs[keep], ys[keep]
+    return {"scores": [float(x) for x in xs], "probabilities": [float(y) for y in ys]}
+
+
+class Binner:
+    """Counts live values into a reference's bins; built once per loaded version.
+
+    Categorical values are looked up through a small cache (live values repeat), so a
+    record costs a dictionary lookup per categorical field.
+    """
+
+    def __init__(self, reference: Mapping[str, Any]) -> None:
+        self.reference = reference
+        self.features: dict[str, Mapping[str, Any]] = dict(reference["features"])
+        self._lookups = {
+            name: _category_lookup(feature)
+            for name, feature in self.features.items()
+            if "categories" in feature
+        }
+        self._caches: dict[str, dict[Any, int]] = {name: {} for name in self._lookups}
+        calibration = reference["calibration"]
+        self._calibration_x = np.asarray(calibration["scores"], dtype=float)
+        self._calibration_y = np.asarray(calibration["probabilities"], dtype=float)
+        self.score_edges = list(reference["score"]["edges"])
+
+    def count_records(self, records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """Counts per feature for request records (raw JSON values, fields by name)."""
+        counts = {}
+        for name, feature in self.features.items():
+            values = [record.get(name) for record in records]
+            if "edges" in feature:
+                counts[name] = numeric_counts(_record_numbers(values, feature), feature["edges"])
+            else:
+                counts[name] = self._count_categories(name, feature, values)
+        return counts
+
+    def count_frame(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Counts per feature for a DataFrame of raw columns (batch scoring)."""
+        counts = {}
+        for name, feature in self.features.items():
+            if name not in frame:
+                continue
+            if "edges" in feature:
+                numbers = _as_numbers(frame[name], feature["kind"])
+                counts[name] = numeric_counts(numbers, feature["edges"])
+            else:
+                counts[name] = self._count_categories(name, feature, frame[name].tolist())
+        return counts
+
+    def _count_categories(
+        self, name: str, feature: Mapping[str, Any], values: Sequence[Any]
+    ) -> np.ndarray:
+        cache, lookup = self._caches[name], self._lookups[name]
+        top = len(feature["categories"])
+        bins = []
+        for value in values:
+            key = (type(value), value)  # True and 1 are equal keys but different labels
+            index = cache.get(key)
+            if index is None:
+                label = _as_labels([value], feature["kind"])[0]
+                index = top + 2 if label == MISSING else lookup.get(label, top + 1)
+                if len(cache) < CACHE_LIMIT:
+                    cache[key] = index
+            bins.append(index)
+        counts: np.ndarray = np.bincount(np.asarray(bins, dtype=np.int64), minlength=top + 3)
+        return counts
+
+    def calibrated(self, scores: np.ndarray) -> np.ndarray:
+        """P(positive) for each score, from the map fitted on held-out rows."""
+        calibrated: np.ndarray = np.interp(scores, self._calibration_x, self._calibration_y)
+        return calibrated
+
+    def score_counts(self, scores: np.ndarray) -> np.ndarray:
+        """Counts of scores in the reference's score bins (missing: non-finite)."""
+        return numeric_counts(np.where(np.isfinite(scores), scores, np.nan), self.score_edges)
+
+
+def score_histogram(scores: np.ndarray, bins: int = SCORE_BINS) -> np.ndarray:
+    """Counts of finite scores in `bins` equal-width bins over [0, 1]."""
+    finite = scores[np.isfinite(scores)]
+    index = np.clip((finite * bins).astype(np.int64), 0, bins - 1)
+    return np.bincount(index, minlength=bins).astype(np.int64)

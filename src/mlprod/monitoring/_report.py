@@ -1,0 +1,284 @@
+"""The monitoring report of one model: traffic, live performance, drift, errors, alerts.
+
+Everything is read from the store's window statistics, so the cost depends on the number
+of windows, not of predictions. `mlprod monitor --json` prints exactly this document and
+the dashboard renders the same one, so the two can never disagree.
+
+Example::
+
+    report = build_report(store, artifacts, "churn", window=timedelta(hours=1),
+                          since=datetime.now(UTC) - timedelta(days=7))
+    report["performance"][-1]["recall"], report["drift"][0]["psi"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from mlprod.evaluation import drift_stats, estimated_performance, realized_performance
+from mlprod.features import SCORE, Binner
+from mlprod.registry import (
+    ArtifactStore,
+    Store,
+    VersionRecord,
+    list_alerts,
+    outcome_counts,
+    read_feature_counts,
+    read_reference,
+    read_request_errors,
+    read_window_stats,
+)
+from mlprod.spec import MonitorSpec
+
+SUMMED = (
+    "predictions",
+    "predicted_positive",
+    "est_tp",
+    "est_positive",
+    "labelled",
+    "tp",
+    "fp",
+    "fn",
+    "tn",
+)
+HISTOGRAMS = ("score_hist", "pos_hist", "neg_hist")
+TEST_FIGURES = ("precision", "recall", "f1", "roc_auc", "average_precision")
+WHOLE_PERIOD = datetime.fromtimestamp(0, UTC)  # the one "window" of the period's totals
+
+
+def report_window(at: datetime, window: timedelta) -> datetime:
+    """The start of the report window `at` falls in (aligned to the Unix epoch)."""
+    seconds = max(int(window.total_seconds()), 1)
+    return datetime.fromtimestamp(int(at.timestamp()) // seconds * seconds, UTC)
+
+
+class References:
+    """Each version's reference bins and calibration, read from its bundle once."""
+
+    def __init__(self, artifacts: ArtifactStore, versions: Iterable[VersionRecord]) -> None:
+        self.artifacts = artifacts
+        self.records = {record.version: record for record in versions}
+        self._loaded: dict[int, dict[str, Any] | None] = {}
+
+    def get(self, version: int) -> dict[str, Any] | None:
+        if version not in self._loaded:
+            record = self.records.get(version)
+            folder = self.artifacts.path(record.bundle_id) if record else None
+            self._loaded[version] = read_reference(folder) if folder and folder.exists() else None
+        return self._loaded[version]
+
+    def binner(self, version: int) -> Binner | None:
+        reference = self.get(version)
+        return Binner(reference) if reference is not None else None
+
+
+def build_report(
+    store: Store,
+    artifacts: ArtifactStore,
+    model: str,
+    *,
+    window: timedelta,
+    since: datetime,
+    until: datetime | None = None,
+    settings: MonitorSpec | None = None,
+) -> dict[str, Any]:
+    """The monitoring document of `model` over [since, until) in windows of `window`."""
+    settings = settings or MonitorSpec()
+    versions = store.list_versions(model)
+    store.resolve(model)  # NotFoundError naming the models there are, for a typo
+    references = References(artifacts, versions)
+    stats = read_window_stats(store, model, since=since, until=until)
+    windows = _group(stats, window)
+    totals = _group(stats, None)
+    counts = read_feature_counts(store, model, since=since, until=until)
+    return {
+        "model": model,
+        "window": _duration_text(window),
+        "since": since.isoformat(),
+        "until": (until or datetime.now(UTC)).isoformat(),
+        "versions": [_version_summary(record) for record in versions],
+        "traffic": [
+            {"version": v, "window_start": w.isoformat(), "count": int(row["predictions"])}
+            for (v, w), row in sorted(windows.items())
+        ],
+        "performance": [
+            _performance(v, w, row, references, settings) for (v, w), row in sorted(windows.items())
+        ],
+        "live": [
+            _performance(v, None, row, references, settings)
+            for (v, _), row in sorted(totals.items())
+        ],
+        "drift": _drift(counts, window, references, settings),
+        "errors": _errors(
+            read_request_errors(store, model, since=since, until=until), windows, window
+        ),
+        "alerts": [a.model_dump(mode="json") for a in list_alerts(store, model, open_only=True)],
+        "outcomes": outcome_counts(store, model),
+    }
+
+
+def _duration_text(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _group(
+    rows: Iterable[Mapping[str, Any]], window: timedelta | None
+) -> dict[tuple[int, datetime], dict[str, Any]]:
+    """Sum window_stats rows per (version, report window); None sums the whole period."""
+    grouped: dict[tuple[int, datetime], dict[str, Any]] = {}
+    for row in rows:
+        start = report_window(row["window_start"], window) if window else WHOLE_PERIOD
+        current = grouped.get((row["version"], start))
+        if current is None:
+            grouped[(row["version"], start)] = {
+                **{k: row[k] for k in SUMMED},
+                **{k: np.asarray(row[k], dtype=float) for k in HISTOGRAMS},
+            }
+            continue
+        for key in SUMMED:
+            current[key] += row[key]
+        for key in HISTOGRAMS:
+            current[key] = current[key] + np.asarray(row[key], dtype=float)
+    return grouped
+
+
+def _version_summary(record: VersionRecord) -> dict[str, Any]:
+    metrics = record.metrics
+    test = {name: (metrics.get(name) or {}).get("value") for name in TEST_FIGURES}
+    return {
+        "version": record.version,
+        "aliases": record.aliases,
+        "threshold": record.threshold,
+        "gates_passed": record.gates_passed,
+        "created_at": record.created_at.isoformat(),
+        "test": test,
+    }
+
+
+def _performance(
+    version: int,
+    start: datetime | None,
+    row: Mapping[str, Any],
+    references: References,
+    settings: MonitorSpec,
+) -> dict[str, Any]:
+    """Realized figures once the window has enough labels, estimated ones before."""
+    labelled = int(row["labelled"])
+    base: dict[str, Any] = {"version": version, "predictions": int(row["predictions"])}
+    if start is not None:
+        base["window_start"] = start.isoformat()
+    binner = references.binner(version)
+    if labelled >= settings.min_labels or binner is None:
+        figures = realized_performance(
+            tp=int(row["tp"]),
+            fp=int(row["fp"]),
+            fn=int(row["fn"]),
+            tn=int(row["tn"]),
+            pos_hist=row["pos_hist"],
+            neg_hist=row["neg_hist"],
+        )
+        return {**base, **figures, "n_labelled": labelled, "estimated": False}
+    figures = estimated_performance(
+        predicted_positive=int(row["predicted_positive"]),
+        est_tp=float(row["est_tp"]),
+        est_positive=float(row["est_positive"]),
+        score_hist=row["score_hist"],
+        calibrate=binner.calibrated,
+    )
+    return {**base, **figures, "n_labelled": labelled, "estimated": True}
+
+
+def _drift(
+    rows: Iterable[Mapping[str, Any]],
+    window: timedelta,
+    references: References,
+    settings: MonitorSpec,
+) -> list[dict[str, Any]]:
+    """Per version, feature and window: PSI, JS, p-value, missing and unseen rates, flag."""
+    grouped: dict[tuple[int, str, datetime], np.ndarray] = {}
+    for row in rows:
+        key = (row["version"], row["feature"], report_window(row["window_start"], window))
+        counts = np.asarray(row["counts"], dtype=float)
+        current = grouped.get(key)
+        grouped[key] = counts if current is None else current + counts
+    found = []
+    for (version, feature, start), live in sorted(grouped.items()):
+        reference = references.get(version)
+        if reference is None:
+            continue
+        ref = reference["score"] if feature == SCORE else reference["features"].get(feature)
+        if ref is None or len(ref["counts"]) != len(live):
+            continue
+        stats = drift_stats(
+            live, np.asarray(ref["counts"], dtype=float), categorical="categories" in ref
+        )
+        reasons = _drift_reasons(stats, settings)
+        found.append(
+            {
+                "version": version,
+                "feature": "score" if feature == SCORE else feature,
+                "window_start": start.isoformat(),
+                "count": stats.count,
+                "psi": stats.psi,
+                "js": stats.js,
+                "p_value": stats.p_value,
+                "test": stats.test,
+                "null_rate": stats.null_rate,
+                "reference_null_rate": stats.reference_null_rate,
+                "unseen_rate": stats.unseen_rate,
+                "flagged": bool(reasons),
+                "reasons": reasons,
+            }
+        )
+    return found
+
+
+def _drift_reasons(stats: Any, settings: MonitorSpec) -> list[str]:
+    """Why a window is flagged: effect sizes over their thresholds, with enough rows."""
+    limits = settings.drift
+    if stats.count < limits.min_count:
+        return []
+    reasons = []
+    if stats.psi > limits.psi:
+        reasons.append(f"psi {stats.psi:.3f} > {limits.psi:g}")
+    if stats.null_rate - stats.reference_null_rate > limits.null_rate:
+        reasons.append(f"missing {stats.null_rate:.1%} (was {stats.reference_null_rate:.1%})")
+    if stats.unseen_rate > limits.unseen_rate:
+        reasons.append(f"unseen categories {stats.unseen_rate:.1%}")
+    return reasons
+
+
+def _errors(
+    rows: Iterable[Mapping[str, Any]],
+    windows: Mapping[tuple[int, datetime], Mapping[str, Any]],
+    window: timedelta,
+) -> list[dict[str, Any]]:
+    """Failed requests per window, and their share of all requests."""
+    failed: dict[datetime, dict[str, int]] = {}
+    for row in rows:
+        codes = failed.setdefault(report_window(row["window_start"], window), {})
+        codes[row["code"]] = codes.get(row["code"], 0) + int(row["count"])
+    traffic: dict[datetime, int] = {}
+    for (_, start), row in windows.items():
+        traffic[start] = traffic.get(start, 0) + int(row["predictions"])
+    found = []
+    for start, codes in sorted(failed.items()):
+        count = sum(codes.values())
+        total = count + traffic.get(start, 0)
+        found.append(
+            {
+                "window_start": start.isoformat(),
+                "count": count,
+                "codes": codes,
+                "rate": count / total if total else 0.0,
+            }
+        )
+    return found

@@ -1,0 +1,116 @@
+"""Putting it together: a model's report with its alerts checked, once or on a timer.
+
+Thresholds come from the spec recorded with the model's served version (its `monitor:`
+section and its `gates:`), so what was agreed at training is what production is held to.
+`MLPROD_WEBHOOK` beats the spec's webhook.
+
+Example::
+
+    report = monitor_model(store, artifacts, "churn", settings=Settings())
+    Watcher(store, artifacts, Settings()).start()    # every MLPROD_MONITOR_INTERVAL s
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
+
+from mlprod.errors import MlprodError
+from mlprod.monitoring._alerts import check_alerts
+from mlprod.monitoring._report import build_report
+from mlprod.registry import ArtifactStore, Store, VersionRecord, list_alerts, match_outcomes
+from mlprod.settings import Settings
+from mlprod.spec import Gate, MonitorSpec, ProjectSpec, parse_duration
+
+log = logging.getLogger("mlprod.monitoring")
+
+
+def agreed_thresholds(store: Store, model: str) -> tuple[MonitorSpec, dict[str, Gate]]:
+    """The `monitor:` section and gates recorded with the production (else newest) version."""
+    versions = store.list_versions(model)
+    chosen: VersionRecord | None = next(
+        (v for v in reversed(versions) if "production" in v.aliases),
+        versions[-1] if versions else None,
+    )
+    if chosen is None:
+        return MonitorSpec(), {}
+    spec = store.get_run(chosen.run_id).spec
+    try:
+        parsed = ProjectSpec.model_validate(spec)
+    except ValidationError as exc:  # a spec written by another mlprod version
+        log.warning("using default monitoring thresholds for %s: %s", model, exc)
+        return MonitorSpec(), {}
+    return parsed.monitor, {str(metric): gate for metric, gate in parsed.gates.items()}
+
+
+def monitor_model(
+    store: Store,
+    artifacts: ArtifactStore,
+    model: str,
+    *,
+    settings: Settings,
+    window: timedelta | None = None,
+    since: datetime | None = None,
+    check: bool = True,
+) -> dict[str, Any]:
+    """Match outcomes, build `model`'s report and (if `check`) open or close its alerts."""
+    thresholds, gates = agreed_thresholds(store, model)
+    window = window or parse_duration(thresholds.window).to_pytimedelta()
+    since = since or datetime.now(UTC) - 24 * window
+    match_outcomes(store, bucket_seconds=settings.monitor_bucket)
+    report = build_report(store, artifacts, model, window=window, since=since, settings=thresholds)
+    if check:
+        check_alerts(
+            store,
+            report,
+            settings=thresholds,
+            gates=gates,
+            webhook=settings.webhook or thresholds.webhook,
+            allow_private=settings.webhook_allow_private,
+        )
+        report["alerts"] = [
+            a.model_dump(mode="json") for a in list_alerts(store, model, open_only=True)
+        ]
+    return report
+
+
+class Watcher:
+    """Checks every model's alerts every `settings.monitor_interval` seconds, in a thread."""
+
+    def __init__(self, store: Store, artifacts: ArtifactStore, settings: Settings) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.settings = settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="mlprod-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def check_all(self) -> None:
+        """One pass over every model that has a version."""
+        for name in self.store.list_models():
+            if not self.store.list_versions(name):
+                continue
+            try:
+                monitor_model(self.store, self.artifacts, name, settings=self.settings)
+            except (MlprodError, sa_exc.SQLAlchemyError) as exc:
+                log.warning("cannot check alerts of %s: %s", name, exc)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.monitor_interval):
+            try:
+                self.check_all()
+            except (MlprodError, sa_exc.SQLAlchemyError) as exc:
+                log.warning("alert checks skipped, the store is unreachable: %s", exc)
