@@ -1,0 +1,136 @@
+"""`mlprod monitor`, `mlprod outcomes ingest` and batch scoring counted live, as users run them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlprod.data import make_churn_table
+from mlprod.registry import Store, insert_predictions, read_window_stats
+from mlprod.workflows import promote, train
+from support import Project, write_project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = write_project(tmp_path_factory.mktemp("monitor"), rows=2000)
+    promote(
+        "churn",
+        train(project.spec, store=project.store).version,
+        "production",
+        store=project.store,
+        actor="t",
+    )
+    return project
+
+
+def cli(project: Project, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlprod", *args],
+        cwd=project.root,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
+
+
+def logged(project: Project, count: int) -> list[str]:
+    """Prediction ids logged as a server would (score 0.9: a predicted positive)."""
+    ids = [uuid.uuid4().hex for _ in range(count)]
+    rows = [
+        {
+            "id": i,
+            "model": "churn",
+            "version": 1,
+            "at": datetime.now(UTC),
+            "record": {},
+            "score": 0.9,
+            "label": True,
+            "latency_ms": 1.0,
+        }
+        for i in ids
+    ]
+    with Store.open(project.settings().store_url()) as store:
+        insert_predictions(store, rows)
+    return ids
+
+
+def test_batch_scoring_counts_into_the_live_windows(project: Project) -> None:
+    make_churn_table(800, seed=21).drop(columns=["churned"]).to_csv(
+        project.root / "batch.csv", index=False
+    )
+    url = project.settings().store_url()
+    with Store.open(url) as store:
+        before = sum(r["predictions"] for r in read_window_stats(store, "churn"))
+    cli(project, "predict", "churn@production", "--input", "batch.csv", "--output", "out.parquet")
+    with Store.open(url) as store:
+        after = sum(r["predictions"] for r in read_window_stats(store, "churn"))
+    scored = pd.read_parquet(project.root / "out.parquet")
+    assert after - before == 800 == len(scored)
+    report = json.loads(cli(project, "monitor", "churn", "--json").stdout)
+    drift = {r["feature"] for r in report["drift"]}
+    assert {"plan", "monthly_charges", "score"} <= drift  # binned from the batch's columns
+
+
+def test_outcomes_from_a_file_and_from_sql_are_matched(project: Project) -> None:
+    ids = logged(project, 60)
+    pd.DataFrame({"prediction_id": ids[:40], "label": [True] * 30 + [False] * 10}).to_csv(
+        project.root / "outcomes.csv", index=False
+    )
+    first = json.loads(cli(project, "outcomes", "ingest", "outcomes.csv", "--json").stdout)
+    assert first == {"received": 40, "duplicates": 0, "matched": 40}
+    again = json.loads(cli(project, "outcomes", "ingest", "outcomes.csv", "--json").stdout)
+    assert again == {"received": 0, "duplicates": 40, "matched": 0}
+
+    database = project.root / "warehouse.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE churned (prediction_id TEXT, label INTEGER)")
+        conn.executemany("INSERT INTO churned VALUES (?, ?)", [(i, 1) for i in ids[40:]])
+    query = "SELECT prediction_id, label FROM churned"
+    from_sql = cli(
+        project, "outcomes", "ingest", "--sql", query, "--url", f"sqlite:///{database}", "--json"
+    )
+    assert json.loads(from_sql.stdout) == {"received": 20, "duplicates": 0, "matched": 20}
+
+    report = json.loads(cli(project, "monitor", "churn", "--json").stdout)
+    live = next(r for r in report["live"] if r["version"] == 1)
+    assert live["n_labelled"] >= 60 and live["estimated"] is False
+    assert report["outcomes"]["matched"] >= 60
+
+
+def test_monitor_prints_live_against_test_figures(project: Project) -> None:
+    shown = cli(project, "monitor", "churn", "--window", "1h").stdout
+    assert "live (whole period) vs test set" in shown and "production" in shown
+    assert "drift, window" in shown and "outcomes:" in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["monitor", "nope"], "no model 'nope'"),
+        (["monitor", "churn", "--window", "soon"], "--window"),
+        (["monitor", "churn", "--since", "yesterday"], "neither a duration"),
+        (["outcomes", "ingest"], "give a file or --sql"),
+        (["outcomes", "ingest", "missing.csv"], "missing.csv"),
+    ],
+)
+def test_mistakes_are_one_clear_line(project: Project, args: list[str], message: str) -> None:
+    done = cli(project, *args, check=False)
+    assert done.returncode in (1, 2) and message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_outcomes_without_a_label_column_are_refused(project: Project, tmp_path: Path) -> None:
+    pd.DataFrame({"prediction_id": ["a" * 32]}).to_csv(project.root / "nolabel.csv", index=False)
+    done = cli(project, "outcomes", "ingest", "nolabel.csv", check=False)
+    assert done.returncode == 1 and "outcomes need a label column" in done.stderr

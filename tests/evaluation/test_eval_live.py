@@ -1,0 +1,120 @@
+"""Drift statistics and live performance computed from counts, checked against direct ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
+
+from mlprod.evaluation import drift_stats, estimated_performance, psi, realized_performance, wilson
+from mlprod.evaluation._live import auc_from_histograms
+from mlprod.features._reference import numeric_counts, score_histogram
+
+
+def test_psi_matches_its_definition() -> None:
+    live, reference = np.array([30, 50, 20]), np.array([50, 40, 10])
+    p, q = live / 100, reference / 100
+    assert psi(live, reference) == pytest.approx(float(np.sum((p - q) * np.log(p / q))))
+    assert psi(reference, reference) == 0
+
+
+def test_identical_distributions_show_no_drift(rng: np.random.Generator) -> None:
+    edges = list(np.quantile(rng.normal(size=20_000), np.linspace(0, 1, 11)[1:-1]))
+    reference = numeric_counts(rng.normal(size=20_000), edges)
+    live = numeric_counts(rng.normal(size=200_000), edges)  # a large, clean window
+    found = drift_stats(live, reference, categorical=False)
+    assert found.psi < 0.01 and found.js < 0.05  # the size of the change is negligible
+    assert found.p_value > 0.001 and found.null_rate == 0
+
+
+def test_a_shift_is_large_and_significant(rng: np.random.Generator) -> None:
+    edges = list(np.quantile(rng.normal(size=20_000), np.linspace(0, 1, 11)[1:-1]))
+    reference = numeric_counts(rng.normal(size=20_000), edges)
+    shifted = numeric_counts(rng.normal(0.5, 1, size=5_000), edges)
+    found = drift_stats(shifted, reference, categorical=False)
+    assert found.psi > 0.2 and found.p_value < 1e-10 and found.test == "ks"
+
+
+def test_binned_ks_agrees_with_the_exact_statistic_on_discrete_values(
+    rng: np.random.Generator,
+) -> None:
+    a, b = rng.integers(0, 8, 3000).astype(float), rng.integers(1, 9, 2000).astype(float)
+    edges = [0.5 + i for i in range(8)]  # one bin per value: binning loses nothing
+    found = drift_stats(numeric_counts(a, edges), numeric_counts(b, edges), categorical=False)
+    exact = stats.ks_2samp(a, b)
+    assert found.p_value == pytest.approx(exact.pvalue, rel=0.5, abs=1e-12)
+
+
+def test_categorical_test_is_chi_square_with_missing_and_unseen_rates() -> None:
+    # bins: two categories, other, unseen, missing
+    reference = np.array([600, 380, 20, 0, 0])
+    live = np.array([300, 150, 10, 20, 20])
+    found = drift_stats(live, reference, categorical=True)
+    assert found.test == "chi2" and found.count == 500
+    assert found.unseen_rate == pytest.approx(0.04) and found.null_rate == pytest.approx(0.04)
+    table = np.vstack([live, reference])[:, [0, 1, 2, 3, 4]]
+    assert found.p_value == pytest.approx(stats.chi2_contingency(table, correction=False).pvalue)
+
+
+def test_wilson_interval_matches_the_textbook() -> None:
+    rate, low, high = wilson(8, 10)
+    assert rate == 0.8
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    assert wilson(0, 0) == (None, None, None)
+
+
+def test_realized_figures_equal_sklearn_on_the_same_rows(rng: np.random.Generator) -> None:
+    scores = rng.integers(0, 50, 4000) / 50 + 0.01  # one score per bin: AUC is exact
+    truth = (rng.random(4000) < scores).astype(int)
+    predicted = (scores >= 0.5).astype(int)
+    tp = int(((predicted == 1) & (truth == 1)).sum())
+    fp = int(((predicted == 1) & (truth == 0)).sum())
+    fn = int(((predicted == 0) & (truth == 1)).sum())
+    tn = int(((predicted == 0) & (truth == 0)).sum())
+    figures = realized_performance(
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        tn=tn,
+        pos_hist=score_histogram(scores[truth == 1]),
+        neg_hist=score_histogram(scores[truth == 0]),
+    )
+    assert figures["precision"] == pytest.approx(precision_score(truth, predicted))
+    assert figures["recall"] == pytest.approx(recall_score(truth, predicted))
+    assert figures["roc_auc"] == pytest.approx(roc_auc_score(truth, scores), abs=1e-12)
+    assert figures["average_precision"] == pytest.approx(
+        average_precision_score(truth, scores), abs=1e-12
+    )
+    assert figures["n_labelled"] == 4000
+    assert figures["roc_auc_low"] < figures["roc_auc"] < figures["roc_auc_high"]
+
+
+def test_auc_with_ties_inside_a_bin_counts_half() -> None:
+    positives, negatives = np.array([0, 1, 1]), np.array([1, 1, 0])
+    # pairs: (p@1, n@0) win, (p@1, n@1) tie, (p@2, n@0) win, (p@2, n@1) win -> 3.5 / 4
+    assert auc_from_histograms(positives, negatives) == 0.875
+    assert auc_from_histograms(np.array([0, 2]), np.array([0, 0])) is None
+
+
+def test_estimates_from_calibrated_scores_agree_with_realized_ones(
+    rng: np.random.Generator,
+) -> None:
+    """CBPE: with calibrated scores, the estimate lands within the realized interval."""
+    scores = rng.beta(2, 5, 20_000)
+    truth = (rng.random(20_000) < scores).astype(int)  # calibrated by construction
+    threshold = 0.35
+    predicted = scores >= threshold
+    estimate = estimated_performance(
+        predicted_positive=int(predicted.sum()),
+        est_tp=float(scores[predicted].sum()),
+        est_positive=float(scores.sum()),
+        score_hist=score_histogram(scores),
+        calibrate=lambda s: s,
+    )
+    realized_precision = precision_score(truth, predicted)
+    realized_recall = recall_score(truth, predicted)
+    assert estimate["n_labelled"] == 0
+    assert estimate["precision"] == pytest.approx(realized_precision, abs=0.02)
+    assert estimate["recall"] == pytest.approx(realized_recall, abs=0.02)
+    assert estimate["roc_auc"] == pytest.approx(roc_auc_score(truth, scores), abs=0.02)

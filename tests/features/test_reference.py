@@ -1,0 +1,104 @@
+"""Reference bins: set at training, and live values counted into them the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlprod.data import make_churn_table
+from mlprod.features import Binner, bin_labels, build_reference, json_safe
+from mlprod.features._reference import numeric_counts, score_histogram
+
+KINDS = {
+    "tenure_months": "numeric",
+    "monthly_charges": "numeric",
+    "support_calls": "numeric",
+    "plan": "categorical",
+    "payment_method": "categorical",
+    "has_partner": "boolean",
+    "signup_date": "datetime",
+}
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return make_churn_table(4000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def reference(table: pd.DataFrame) -> dict[str, object]:
+    rng = np.random.default_rng(1)
+    scores = rng.random(1000)
+    labels = (rng.random(1000) < scores).astype(int)  # calibrated by construction
+    return build_reference(table, KINDS, scores, labels)
+
+
+def test_numeric_bins_are_quantiles_with_a_missing_bin(
+    table: pd.DataFrame, reference: dict
+) -> None:
+    feature = reference["features"]["monthly_charges"]
+    assert len(feature["edges"]) == 9 and feature["edges"] == sorted(feature["edges"])
+    counts = np.array(feature["counts"])
+    assert counts.sum() == len(table) and counts[-1] == 0  # no missing charges
+    assert counts[:-1].min() >= 0.08 * len(table)  # deciles: about 10% each
+    tenure = np.array(reference["features"]["tenure_months"]["counts"])
+    assert tenure[-1] == table["tenure_months"].isna().sum()
+
+
+def test_category_bins_are_top_other_unseen_missing(table: pd.DataFrame, reference: dict) -> None:
+    plan = reference["features"]["plan"]
+    shares = table["plan"].value_counts()
+    assert plan["categories"] == list(shares.index)
+    assert plan["counts"] == [*shares.tolist(), 0, 0, 0]
+    payment = reference["features"]["payment_method"]
+    assert payment["counts"][-1] == table["payment_method"].isna().sum()
+    assert bin_labels(plan)[-3:] == ["other", "unseen", "missing"]
+    partner = reference["features"]["has_partner"]
+    assert sorted(partner["categories"]) == ["false", "true"]
+    assert partner["counts"][partner["categories"].index("true")] == table["has_partner"].sum()
+
+
+def test_json_records_count_exactly_like_the_frame(table: pd.DataFrame, reference: dict) -> None:
+    """The server counts JSON records, batch scoring counts frames: the bins must agree."""
+    binner = Binner(reference)
+    records = [{k: json_safe(v) for k, v in row.items()} for row in table.to_dict("records")]
+    from_records = binner.count_records(records)
+    from_frame = binner.count_frame(table)
+    for name, feature in reference["features"].items():
+        np.testing.assert_array_equal(from_records[name], feature["counts"], err_msg=name)
+        np.testing.assert_array_equal(from_frame[name], feature["counts"], err_msg=name)
+
+
+def test_live_spellings_land_where_training_put_them(reference: dict) -> None:
+    binner = Binner(reference)
+    plan = reference["features"]["plan"]["categories"]
+    records = [
+        {"plan": plan[0], "has_partner": True, "support_calls": "3"},
+        {"plan": "platinum", "has_partner": "yes", "support_calls": None},
+        {"plan": None, "has_partner": 0, "support_calls": "many"},
+    ]
+    counts = binner.count_records(records)
+    top = len(plan)
+    assert counts["plan"].tolist() == [1] + [0] * (top - 1) + [0, 1, 1]  # top, unseen, missing
+    partner = reference["features"]["has_partner"]["categories"]
+    assert counts["has_partner"][partner.index("true")] == 2  # True and "yes"
+    assert counts["has_partner"][partner.index("false")] == 1
+    assert counts["support_calls"][-1] == 2  # null and an unparseable string are missing
+    assert counts["tenure_months"][-1] == 3  # an absent field is missing too
+
+
+def test_calibration_is_monotone_and_a_probability(reference: dict) -> None:
+    binner = Binner(reference)
+    grid = np.linspace(0, 1, 101)
+    calibrated = binner.calibrated(grid)
+    assert np.all(np.diff(calibrated) >= 0)
+    assert calibrated.min() >= 0 and calibrated.max() <= 1
+    assert abs(calibrated[50] - 0.5) < 0.15  # the scores were calibrated by construction
+
+
+def test_score_bins_and_histogram() -> None:
+    scores = np.array([0.0, 0.01, 0.5, 0.999, 1.0, np.nan, np.inf])
+    assert score_histogram(scores, bins=4).tolist() == [2, 0, 1, 2]
+    counts = numeric_counts(np.where(np.isfinite(scores), scores, np.nan), [0.25, 0.75])
+    assert counts.tolist() == [2, 1, 2, 2]  # below, between, above, missing
