@@ -66,12 +66,16 @@ class Settings(BaseSettings):
         default=60, ge=1, description="Seconds per live-statistics window (keep one per store)."
     )
     monitor_flush: float = Field(
-        default=2.0, gt=0, description="Seconds between merges of live statistics."
+        default=1.0, gt=0, description="Seconds between merges of live statistics."
     )
     monitor_interval: float = Field(
         default=60.0, gt=0, description="Seconds between alert checks in a running server."
     )
     webhook: str | None = Field(default=None, description="Alert webhook; beats the spec's.")
+    ui: bool = Field(default=False, description="Mount the dashboard under /ui of mlprod serve.")
+    ui_open: bool = Field(
+        default=True, description="Let anyone read the dashboard (admin actions need a token)."
+    )
     webhook_allow_private: bool = Field(
         default=False, description="Let webhooks reach loopback and private addresses."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,9 @@ from mlprod.cli._common import (
 )
 from mlprod.settings import Settings
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
@@ -29,10 +32,15 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes sharing the port (default 1).")
     ] = None,
+    ui: Annotated[
+        bool | None, typer.Option("--ui/--no-ui", help="Mount the dashboard under /ui.")
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Serve every model that has a production alias over REST."""
     settings = settings_for(store)
+    if ui is not None:
+        settings = settings.model_copy(update={"ui": ui})
     host, port = host or settings.host, port or settings.port
     with _alert_checks(settings):
         if (workers or settings.workers) > 1:
@@ -40,7 +48,7 @@ def serve(
 
             count = workers or settings.workers
             err_console.print(f"serving with {count} worker processes on http://{host}:{port}")
-            run_workers(settings, alias, host=host, port=port, workers=count)
+            run_workers(settings, alias, host=host, port=port, workers=count, factory=build_app)
             return
         _serve_one(settings, alias, host, port)
 
@@ -64,11 +72,22 @@ def _alert_checks(settings: Settings) -> Iterator[None]:
         meta.close()
 
 
-def _serve_one(settings: Settings, alias: str, host: str, port: int) -> None:
+def build_app(settings: Settings, alias: str) -> FastAPI:
+    """The serving app, with the dashboard under /ui when MLPROD_UI (or --ui) asks for it."""
     from mlprod.serving import create_app
-    from mlprod.serving._guard import run_server
 
     app = create_app(settings, alias=alias)
+    if settings.ui:
+        from mlprod.dashboard import mount_dashboard
+
+        mount_dashboard(app, settings, app.state.pool.store, app.state.pool.artifacts)
+    return app
+
+
+def _serve_one(settings: Settings, alias: str, host: str, port: int) -> None:
+    from mlprod.serving._guard import run_server
+
+    app = build_app(settings, alias)
     served = app.state.pool.status()["models"]
     if not served:
         err_console.print(
@@ -109,3 +128,23 @@ def predict(
         )
         return
     console.print(f"scored {rows:,} rows with {model.name}@{model.version} into {output}")
+
+
+def dashboard(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int, typer.Option(help="Port.")] = 8050,
+    store: StoreOption = None,
+) -> None:
+    """The web dashboard: every model's live precision and recall, drift and traffic."""
+    from mlprod.dashboard import create_dashboard
+    from mlprod.serving._guard import GuardState, run_server
+
+    settings = settings_for(store)
+    app = create_dashboard(settings)
+    app.state.guard = GuardState()  # SIGTERM ends the event streams, then the server
+    host = host or settings.host
+    err_console.print(f"dashboard on http://{host}:{port}/ui/")
+    with _alert_checks(settings):
+        run_server(
+            app, host=host, port=port, grace_period=settings.grace_period, state=GuardState()
+        )

@@ -13,8 +13,10 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,12 +70,18 @@ class References:
         if version not in self._loaded:
             record = self.records.get(version)
             folder = self.artifacts.path(record.bundle_id) if record else None
-            self._loaded[version] = read_reference(folder) if folder and folder.exists() else None
+            self._loaded[version] = _reference(folder) if folder and folder.exists() else None
         return self._loaded[version]
 
     def binner(self, version: int) -> Binner | None:
         reference = self.get(version)
         return Binner(reference) if reference is not None else None
+
+
+@functools.lru_cache(maxsize=256)
+def _reference(folder: Path) -> dict[str, Any] | None:
+    """Bundles never change once registered: hash-check each reference once per process."""
+    return read_reference(folder)
 
 
 def build_report(
@@ -88,6 +96,7 @@ def build_report(
 ) -> dict[str, Any]:
     """The monitoring document of `model` over [since, until) in windows of `window`."""
     settings = settings or MonitorSpec()
+    since = report_window(since, window)  # whole windows: the CLI and the dashboard agree
     versions = store.list_versions(model)
     store.resolve(model)  # NotFoundError naming the models there are, for a typo
     references = References(artifacts, versions)

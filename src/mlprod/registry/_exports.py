@@ -15,6 +15,7 @@ from mlprod.registry._deployments import (
 from mlprod.registry._live import (
     LiveStats,
     WindowCounts,
+    activity_marker,
     merge_live_stats,
     merge_request_errors,
     read_feature_counts,
@@ -53,6 +54,7 @@ __all__ = [
     "TokenRecord",
     "VersionRecord",
     "WindowCounts",
+    "activity_marker",
     "change_marker",
     "clear_deployment",
     "close_alerts",

@@ -315,3 +315,23 @@ def read_request_errors(
     """request_errors rows of `model`, oldest first."""
     query = _window_query(t.request_errors, model, since, until)
     return store._run(lambda conn: [dict(r._mapping) for r in conn.execute(query)], write=False)
+
+
+def activity_marker(store: Store, *, recent: datetime) -> tuple[Any, ...]:
+    """A value that changes whenever something a live page shows changes.
+
+    Alias moves and route changes (audit), outcomes arriving or being matched, alerts
+    opening or closing, and live counts merged into windows since `recent`. One query,
+    cheap enough to poll twice a second.
+    """
+    w, o, a = t.window_stats, t.outcomes, t.alerts
+    query = sa.select(
+        sa.select(sa.func.max(t.audit.c.id)).scalar_subquery(),
+        sa.select(sa.func.max(o.c.id)).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(o).where(o.c.status == "pending").scalar_subquery(),
+        sa.select(sa.func.max(a.c.id)).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(a).where(a.c.closed_at.is_(None)).scalar_subquery(),
+        sa.select(sa.func.sum(w.c.predictions)).where(w.c.window_start >= recent).scalar_subquery(),
+        sa.select(sa.func.sum(w.c.labelled)).where(w.c.window_start >= recent).scalar_subquery(),
+    )
+    return tuple(store._run(lambda conn: conn.execute(query).one(), write=False))

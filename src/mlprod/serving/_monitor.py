@@ -9,7 +9,7 @@ silently.
 
 Example::
 
-    counter = LiveCounter(store, bucket_seconds=60, flush_seconds=2.0)
+    counter = LiveCounter(store, bucket_seconds=60, flush_seconds=1.0)
     counter.start()
     counter.submit(model, records, scores)     # from the request path: an append
     counter.error("churn", "invalid_input")
@@ -74,7 +74,7 @@ class LiveCounter:
         store: Store,
         *,
         bucket_seconds: int = 60,
-        flush_seconds: float = 2.0,
+        flush_seconds: float = 1.0,
         max_queued: int = MAX_QUEUED,
     ) -> None:
         self.store = store

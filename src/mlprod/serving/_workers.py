@@ -13,10 +13,15 @@ import multiprocessing
 import signal
 import socket
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from mlprod.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("mlprod.serving")
 
@@ -34,13 +39,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(settings: Settings, alias: str, sock: socket.socket) -> None:
+AppFactory = Callable[[Settings, str], FastAPI]
+
+
+def _worker(settings: Settings, alias: str, sock: socket.socket, factory: AppFactory) -> None:
     """One worker process: its own app on the shared socket."""
-    from mlprod.serving._app import create_app
     from mlprod.serving._guard import run_server
 
     host, port = sock.getsockname()[:2]
-    app = create_app(settings, alias=alias)
+    app = factory(settings, alias)
     run_server(
         app,
         host=host,
@@ -54,7 +61,15 @@ def _worker(settings: Settings, alias: str, sock: socket.socket) -> None:
 class Supervisor:
     """Starts `workers` processes on one socket and keeps that many running until stopped."""
 
-    def __init__(self, settings: Settings, alias: str, sock: socket.socket, workers: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        alias: str,
+        sock: socket.socket,
+        workers: int,
+        factory: AppFactory,
+    ) -> None:
+        self.factory = factory
         self.settings = settings
         self.alias = alias
         self.sock = sock
@@ -65,7 +80,9 @@ class Supervisor:
 
     def _start(self) -> BaseProcess:
         process = self.context.Process(
-            target=_worker, args=(self.settings, self.alias, self.sock), name="mlprod-worker"
+            target=_worker,
+            args=(self.settings, self.alias, self.sock, self.factory),
+            name="mlprod-worker",
         )
         process.start()
         return process
@@ -102,6 +119,25 @@ class Supervisor:
         self.sock.close()
 
 
-def run_workers(settings: Settings, alias: str, *, host: str, port: int, workers: int) -> None:
-    """Serve with `workers` processes on `host`:`port` until SIGTERM or Ctrl+C."""
-    Supervisor(settings, alias, bind(host, port), workers).run()
+def default_factory(settings: Settings, alias: str) -> FastAPI:
+    """The serving app, as `mlprod serve` builds it without extras."""
+    from mlprod.serving._app import create_app
+
+    return create_app(settings, alias=alias)
+
+
+def run_workers(
+    settings: Settings,
+    alias: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    factory: AppFactory = default_factory,
+) -> None:
+    """Serve with `workers` processes on `host`:`port` until SIGTERM or Ctrl+C.
+
+    `factory` builds each worker's app; it must be a module-level function (workers are
+    started fresh and import it by name).
+    """
+    Supervisor(settings, alias, bind(host, port), workers, factory).run()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlprod.errors import GateFailedError, SpecError
-from mlprod.registry import AuditRecord, Model, open_version
+from mlprod.registry import AuditRecord, Model, Store, open_version
 from mlprod.settings import Settings
 from mlprod.workflows._context import current_user, open_store
 
@@ -38,22 +38,36 @@ def promote(
     A version whose gates failed moves only with ``force=True`` and a `reason`, which the
     audit log keeps.
     """
+    meta, _ = open_store(store, settings)
+    with meta:
+        return promote_version(
+            meta, model, version, alias, force=force, reason=reason, actor=actor or current_user()
+        )
+
+
+def promote_version(
+    store: Store,
+    model: str,
+    version: int,
+    alias: str = "production",
+    *,
+    actor: str,
+    force: bool = False,
+    reason: str | None = None,
+) -> AuditRecord:
+    """`promote` on an open store: the gate check and the audited move, for servers."""
     if force and not (reason and reason.strip()):
         raise SpecError(
             '--force needs --reason "...": the audit log records why gates were overridden'
         )
-    meta, _ = open_store(store, settings)
-    with meta:
-        record = meta.get_version(model, version)
-        if not record.gates_passed and not force:
-            failed = [g["message"] for g in record.gates if not g.get("passed")]
-            raise GateFailedError(
-                f"{model}@{version} failed its gates, so it cannot become {alias!r}: "
-                + "; ".join(failed)
-                + ". Improve the model or the gates in mlprod.yaml, or override with "
-                '`mlprod promote --force --reason "..."` (audited).'
-            )
-        action = "force-promote" if force and not record.gates_passed else "promote"
-        return meta.set_alias(
-            model, alias, version, actor=actor or current_user(), reason=reason, action=action
+    record = store.get_version(model, version)
+    if not record.gates_passed and not force:
+        failed = [g["message"] for g in record.gates if not g.get("passed")]
+        raise GateFailedError(
+            f"{model}@{version} failed its gates, so it cannot become {alias!r}: "
+            + "; ".join(failed)
+            + ". Improve the model or the gates in mlprod.yaml, or override with "
+            '`mlprod promote --force --reason "..."` (audited).'
         )
+    action = "force-promote" if force and not record.gates_passed else "promote"
+    return store.set_alias(model, alias, version, actor=actor, reason=reason, action=action)

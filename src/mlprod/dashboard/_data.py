@@ -1,0 +1,200 @@
+"""What the dashboard pages show, as plain data built from the monitoring report.
+
+Every live number on a page comes from `build_report`, the function behind
+`mlprod monitor --json`, over whole windows: the page and the CLI cannot disagree.
+Aggregates come from the store's window statistics, so fifty models with a year of
+history cost a few small queries each, not a scan of the prediction log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mlprod.errors import NotFoundError
+from mlprod.monitoring import agreed_thresholds, build_report
+from mlprod.registry import (
+    AlertRecord,
+    ArtifactStore,
+    Store,
+    VersionRecord,
+    get_deployment,
+    list_alerts,
+)
+from mlprod.spec import Gate, MonitorSpec
+
+
+@dataclass(frozen=True)
+class Period:
+    """A span of history and the window size that shows it in a few hundred points."""
+
+    name: str
+    span: timedelta
+    window: timedelta
+
+
+PERIODS = {
+    p.name: p
+    for p in (
+        Period("24h", timedelta(hours=24), timedelta(hours=1)),
+        Period("7d", timedelta(days=7), timedelta(hours=1)),
+        Period("30d", timedelta(days=30), timedelta(hours=6)),
+        Period("1y", timedelta(days=365), timedelta(days=1)),
+    )
+}
+LIVE_GATES = ("precision", "recall", "f1", "roc_auc")
+CANDIDATES = 3  # development versions shown per model
+
+
+def period(name: str) -> Period:
+    """A named period; NotFoundError lists the ones there are."""
+    found = PERIODS.get(name)
+    if found is None:
+        raise NotFoundError(f"no period {name!r}; choose one of {', '.join(PERIODS)}")
+    return found
+
+
+def model_report(
+    store: Store,
+    artifacts: ArtifactStore,
+    name: str,
+    span: Period,
+    thresholds: MonitorSpec | None = None,
+) -> dict[str, Any]:
+    """`mlprod monitor NAME --window W --since S --json`, without touching alerts."""
+    thresholds = thresholds or agreed_thresholds(store, name)[0]
+    since = datetime.now(UTC) - span.span
+    return build_report(store, artifacts, name, window=span.window, since=since,
+                        settings=thresholds)  # fmt: skip
+
+
+def overview(store: Store, artifacts: ArtifactStore, span: Period) -> dict[str, Any]:
+    """One row per model: production, candidates, live vs test, traffic, drift, alerts."""
+    alerts: dict[str, list[AlertRecord]] = {}
+    for alert in list_alerts(store, open_only=True, limit=10_000):
+        alerts.setdefault(alert.model, []).append(alert)
+    rows = []
+    for name in store.list_models():
+        versions = store.list_versions(name)
+        if versions:
+            rows.append(_model_row(store, artifacts, name, versions, span, alerts.get(name, [])))
+    return {"period": span.name, "generated_at": datetime.now(UTC).isoformat(), "models": rows}
+
+
+def _model_row(
+    store: Store,
+    artifacts: ArtifactStore,
+    name: str,
+    versions: Sequence[VersionRecord],
+    span: Period,
+    alerts: Sequence[AlertRecord],
+) -> dict[str, Any]:
+    thresholds, gates = agreed_thresholds(store, name)
+    report = model_report(store, artifacts, name, span, thresholds)
+    live = {row["version"]: row for row in report["live"]}
+    summaries = {v["version"]: v for v in report["versions"]}
+    production = next((v for v in reversed(versions) if "production" in v.aliases), None)
+    newer = [v for v in reversed(versions) if production is None or v.version > production.version]
+    traffic: dict[int, int] = {}
+    for window in report["traffic"]:
+        traffic[window["version"]] = traffic.get(window["version"], 0) + window["count"]
+    drifted = _drifted(report, production.version if production else None)
+    row: dict[str, Any] = {
+        "name": name,
+        "production": _version_row(production, live, summaries) if production else None,
+        "candidates": [_version_row(v, live, summaries) for v in newer[:CANDIDATES]],
+        "traffic": [{"version": v, "count": c} for v, c in sorted(traffic.items())],
+        "drifted": drifted,
+        "alerts": [{"kind": a.kind, "subject": a.subject, "message": a.message} for a in alerts],
+        "outcomes": report["outcomes"],
+    }
+    row["health"], row["reasons"] = health(row, gates)
+    return row
+
+
+def _version_row(
+    record: VersionRecord, live: Mapping[int, Mapping[str, Any]], summaries: Mapping[int, Any]
+) -> dict[str, Any]:
+    return {
+        "version": record.version,
+        "aliases": record.aliases,
+        "gates_passed": record.gates_passed,
+        "created_at": record.created_at.isoformat(),
+        "test": summaries[record.version]["test"],
+        "live": dict(live[record.version]) if record.version in live else None,
+    }
+
+
+def _drifted(report: Mapping[str, Any], version: int | None) -> list[str]:
+    """Features flagged in the newest window of `version` (the production version)."""
+    rows = [r for r in report["drift"] if r["version"] == version]
+    if not rows:
+        return []
+    newest = max(r["window_start"] for r in rows)
+    return sorted(r["feature"] for r in rows if r["window_start"] == newest and r["flagged"])
+
+
+def health(row: Mapping[str, Any], gates: Mapping[str, Gate]) -> tuple[str, list[str]]:
+    """healthy, warning or failing, by the model's own gates and monitoring thresholds.
+
+    Failing: the production version failed its gates, a realized live metric is surely
+    under its gate (95% upper bound), or a performance or error alert is open. Warning:
+    no production version, drift in the newest window, an open drift alert, or an
+    estimated metric under its gate.
+    """
+    failing, warning = [], []
+    production = row["production"]
+    if production is None:
+        warning.append("no production version")
+    else:
+        if not production["gates_passed"]:
+            failing.append(f"v{production['version']} failed its gates (promoted by force)")
+        live = production["live"] or {}
+        for metric in LIVE_GATES:
+            gate, value, high = gates.get(metric), live.get(metric), live.get(f"{metric}_high")
+            if gate is None or gate.op not in (">=", ">") or value is None:
+                continue
+            if not live["estimated"] and high is not None and high < gate.value:
+                failing.append(f"live {metric} {value:.3f} is under its gate {gate.value:g}")
+            elif live["estimated"] and value < gate.value:
+                warning.append(f"estimated {metric} {value:.3f} is under its gate {gate.value:g}")
+    kinds = {alert["kind"] for alert in row["alerts"]}
+    failing += [f"open {kind} alert" for kind in sorted(kinds - {"drift"})]
+    if row["drifted"] or "drift" in kinds:
+        warning.append("drift: " + (", ".join(row["drifted"]) or "open alert"))
+    state = "failing" if failing else "warning" if warning else "healthy"
+    return state, failing + warning
+
+
+def model_detail(store: Store, artifacts: ArtifactStore, name: str, span: Period) -> dict[str, Any]:
+    """The model page: the windows of its report, routes, versions and audit log."""
+    report = model_report(store, artifacts, name, span)
+    deployment = get_deployment(store, name)
+    production = next((v for v in report["versions"] if "production" in v["aliases"]), None)
+    return {
+        "name": name,
+        "period": span.name,
+        "report": report,
+        "production": production["version"] if production else None,
+        "deployment": deployment.model_dump(mode="json") if deployment else None,
+        "audit": [entry.model_dump(mode="json") for entry in store.audit_log(name, limit=50)],
+    }
+
+
+def version_detail(store: Store, name: str, version: int) -> dict[str, Any]:
+    """The version page: metrics, gates, the run behind it and its lineage."""
+    record = store.get_version(name, version)
+    run = store.get_run(record.run_id)
+    lineage = [run.model_dump(mode="json", exclude={"spec"})]
+    while lineage[-1]["parent_run_id"] and len(lineage) < 20:
+        lineage.append(
+            store.get_run(lineage[-1]["parent_run_id"]).model_dump(mode="json", exclude={"spec"})
+        )
+    return {
+        "name": name,
+        "version": record.model_dump(mode="json"),
+        "run": run.model_dump(mode="json"),
+        "lineage": lineage,
+    }
