@@ -1,0 +1,192 @@
+"""Dashboard benchmark: page load times with 50 models and a year of hourly windows each.
+
+One command::
+
+    .venv/bin/python benchmarks/dashboard.py          # about 3 minutes, 1 GB of disk
+    .venv/bin/python benchmarks/dashboard.py --models 10 --days 90
+
+It trains one small model, registers it under `--models` names, and writes a year of
+hourly window statistics and feature bin counts for each (what servers would have merged),
+straight into a SQLite store. Then it starts `mlprod dashboard` and times each page over
+HTTP (median of 5 loads), beside the same pages for a store holding a single model: the
+baseline that shows what the number of models costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from mlprod.data import make_churn_table
+from mlprod.registry import LocalArtifacts, Store, read_reference
+from mlprod.registry import _tables as t
+from mlprod.workflows import train
+from mlprod.workflows._quickstart import SPEC
+
+PAGES = (
+    "/ui/?period=24h",
+    "/ui/models/m000?period=24h",
+    "/ui/models/m000?period=7d",
+    "/ui/models/m000?period=30d",
+    "/ui/models/m000?period=1y",
+)
+
+
+def build_store(folder: Path, models: int, days: int) -> str:
+    """A store with `models` registered models and `days` of hourly windows each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    make_churn_table(5_000, seed=7).to_csv(folder / "customers.csv", index=False)
+    (folder / "mlprod.yaml").write_text(SPEC, encoding="utf-8")
+    store_dir = folder / ".mlprod"
+    run = train(folder / "mlprod.yaml", store=str(store_dir))
+    url = f"sqlite:///{store_dir / 'mlprod.db'}"
+    with Store.open(url) as store:
+        record = store.get_version("churn", run.version)
+        artifacts = LocalArtifacts(store_dir / "artifacts")
+        reference = read_reference(artifacts.path(record.bundle_id))
+        assert reference is not None
+        for i in range(models):
+            name = f"m{i:03d}"
+            run_id = store.create_run(
+                name,
+                user="bench",
+                spec=store.get_run(record.run_id).spec,
+                git_commit=None,
+                library_versions={},
+            )
+            store.register_version(
+                name,
+                run_id=run_id,
+                bundle_id=record.bundle_id,
+                flavor=record.flavor,
+                metrics=record.metrics,
+                gates=record.gates,
+                gates_passed=True,
+                signature=record.signature,
+                threshold=record.threshold,
+            )
+            store.set_alias(name, "production", 1, actor="bench")
+        _write_windows(store, [f"m{i:03d}" for i in range(models)], reference, days)
+    return str(store_dir)
+
+
+def _write_windows(store: Store, names: list[str], reference: dict, days: int) -> None:
+    rng = np.random.default_rng(1)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = [end - timedelta(hours=h) for h in range(days * 24)]
+    features = {**reference["features"], "__score__": reference["score"]}
+    stats_sql = (
+        f"INSERT INTO {t.window_stats.name} (model, version, window_start, predictions, "
+        "predicted_positive, est_tp, est_positive, score_hist, labelled, tp, fp, fn, tn, "
+        "pos_hist, neg_hist) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    counts_sql = (
+        f"INSERT INTO {t.feature_counts.name} (model, version, feature, window_start, counts, "
+        "total) VALUES (?, 1, ?, ?, ?, ?)"
+    )
+    for name in names:
+        stats, counts = [], []
+        for hour in hours:
+            at = hour.strftime("%Y-%m-%d %H:%M:%S.%f")
+            n = int(rng.integers(500, 2000))
+            hist = rng.multinomial(n, np.full(50, 1 / 50)).tolist()
+            labelled = n // 10
+            tp, fp = labelled // 5, labelled // 10
+            fn = labelled // 8
+            stats.append(
+                (
+                    name,
+                    at,
+                    n,
+                    n // 4,
+                    n * 0.15,
+                    n * 0.25,
+                    json.dumps(hist),
+                    labelled,
+                    tp,
+                    fp,
+                    fn,
+                    labelled - tp - fp - fn,
+                    json.dumps(hist),
+                    json.dumps(hist),
+                )
+            )
+            for feature, ref in features.items():
+                shares = np.asarray(ref["counts"], float) + 1
+                live = rng.multinomial(n, shares / shares.sum()).tolist()
+                counts.append((name, feature, at, json.dumps(live), n))
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(stats_sql, stats)
+            conn.exec_driver_sql(counts_sql, counts)
+
+
+def time_pages(store: str, pages: tuple[str, ...]) -> dict[str, float]:
+    port = 18_000 + os.getpid() % 1000
+    env = {**os.environ, "MLPROD_STORE": store, "MLPROD_MONITOR": "false"}
+    command = [sys.executable, "-m", "mlprod", "dashboard", "--port", str(port)]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        results = {}
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for page in pages:
+                client.get(page).raise_for_status()  # warm caches (references, templates)
+                times = []
+                for _ in range(5):
+                    began = time.perf_counter()
+                    client.get(page).raise_for_status()
+                    times.append(time.perf_counter() - began)
+                results[page] = statistics.median(times)
+        return results
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", type=int, default=50)
+    parser.add_argument("--days", type=int, default=365)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="mlprod-bench-") as tmp:
+        root = Path(tmp)
+        print(f"writing {args.models} models x {args.days * 24:,} hourly windows ...")
+        began = time.perf_counter()
+        many = build_store(root / "many", args.models, args.days)
+        print(f"  done in {time.perf_counter() - began:.0f} s; writing the one-model baseline ...")
+        one = build_store(root / "one", 1, args.days)
+        print("timing pages ...")
+        baseline, measured = time_pages(one, PAGES), time_pages(many, PAGES)
+    print()
+    print(f"{'page':<30}{'1 model':>12}{f'{args.models} models':>14}")
+    for page in PAGES:
+        print(f"{page:<30}{baseline[page] * 1000:>10.0f} ms{measured[page] * 1000:>12.0f} ms")
+    print()
+    print(
+        f"median of 5 loads over HTTP; {args.days} days of hourly windows per model, "
+        "11 features + the score; SQLite store; target: pages in under a second"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
