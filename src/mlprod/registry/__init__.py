@@ -3,7 +3,13 @@
 from mlprod.registry._bundle import TARGET_COLUMN, Model, read_manifest, seal_bundle, sha256_file
 from mlprod.registry._exports import *  # noqa: F403 - the store's public names
 from mlprod.registry._exports import __all__ as _store_all
-from mlprod.registry._flavors import SavedModel, flavor_of, save_model, save_skops
+from mlprod.registry._flavors import (
+    SavedModel,
+    combine_scores,
+    flavor_of,
+    save_model,
+    save_skops,
+)
 from mlprod.registry._loading import open_version
 
 __all__ = [
@@ -11,6 +17,7 @@ __all__ = [
     "TARGET_COLUMN",
     "Model",
     "SavedModel",
+    "combine_scores",
     "flavor_of",
     "open_version",
     "read_manifest",

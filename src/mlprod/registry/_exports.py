@@ -11,13 +11,28 @@ from mlprod.registry._deployments import (
     rollback,
     set_deployment,
 )
+from mlprod.registry._experiments import (
+    list_trials,
+    read_curves,
+    record_curves,
+    record_trials,
+    study_name,
+    study_storage,
+)
 from mlprod.registry._predictions import (
     count_predictions,
     insert_predictions,
     read_predictions,
 )
-from mlprod.registry._records import AuditRecord, RunRecord, VersionRecord
+from mlprod.registry._records import (
+    AuditRecord,
+    CurveRecord,
+    RunRecord,
+    TrialRecord,
+    VersionRecord,
+)
 from mlprod.registry._refs import ModelRef, parse_ref
+from mlprod.registry._search import parse_since, search_runs
 from mlprod.registry._store import Store
 from mlprod.registry._tokens import (
     TokenRecord,
@@ -30,6 +45,7 @@ from mlprod.registry._tokens import (
 __all__ = [
     "ArtifactStore",
     "AuditRecord",
+    "CurveRecord",
     "Deployment",
     "LocalArtifacts",
     "ModelRef",
@@ -37,6 +53,7 @@ __all__ = [
     "RunRecord",
     "Store",
     "TokenRecord",
+    "TrialRecord",
     "VersionRecord",
     "change_marker",
     "clear_deployment",
@@ -46,11 +63,19 @@ __all__ = [
     "insert_predictions",
     "list_deployments",
     "list_tokens",
+    "list_trials",
     "parse_ref",
+    "parse_since",
+    "read_curves",
     "read_predictions",
+    "record_curves",
+    "record_trials",
     "revoke_token",
     "rollback",
     "safe_join",
+    "search_runs",
     "set_deployment",
+    "study_name",
+    "study_storage",
     "verify_token",
 ]
