@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         default=1.0, ge=0, le=1, description="Share of predictions logged."
     )
 
+    # tuning: workers beat every `tune_heartbeat` seconds; silent for 3 beats means dead
+    tune_heartbeat: int = Field(
+        default=10, ge=1, le=600, description="Seconds between tuning workers' heartbeats."
+    )
+
     def store_url(self) -> str:
         """The SQLAlchemy URL of the metadata store."""
         if "://" in self.store:

@@ -11,9 +11,12 @@ charts and report describe the test set, which nothing upstream has seen.
 """
 
 from mlprod.evaluation._charts import build_charts
+from mlprod.evaluation._compare import compare_metrics
+from mlprod.evaluation._experiment_charts import experiment_charts, overlaid_curves
 from mlprod.evaluation._gates import GateResult, check_gates
 from mlprod.evaluation._metrics import MetricValue, evaluate
-from mlprod.evaluation._report import write_report
+from mlprod.evaluation._profile_report import write_profile_report
+from mlprod.evaluation._report import write_page, write_report
 from mlprod.evaluation._threshold import choose_threshold
 
 __all__ = [
@@ -22,6 +25,11 @@ __all__ = [
     "build_charts",
     "check_gates",
     "choose_threshold",
+    "compare_metrics",
     "evaluate",
+    "experiment_charts",
+    "overlaid_curves",
+    "write_page",
+    "write_profile_report",
     "write_report",
 ]

@@ -243,6 +243,8 @@ def _parse_gate(raw: Any) -> Any:
     """Accept ``">= 0.8"`` or ``{threshold: ">= 0.8", bound: lower}``."""
     if isinstance(raw, Gate):
         return raw
+    if isinstance(raw, dict) and "op" in raw:  # a resolved spec read back from a run
+        return raw
     if isinstance(raw, str):
         raw = {"threshold": raw}
     if not isinstance(raw, dict):

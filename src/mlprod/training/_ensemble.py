@@ -158,6 +158,7 @@ def _result(
         params={"method": spec.method, "members": names, **_weights(combiner)},
     )
     result.estimator = Ensemble([r.estimator for r in chosen], names, combiner)
+    result.estimator.classes_ = np.array([0, 1])  # members are fitted: so is the ensemble
     result.validation_scores = scores
     result.validation_score = selection_score(metric, y, scores)
     result.fit_seconds = time.perf_counter() - started + sum(r.fit_seconds for r in chosen)

@@ -60,7 +60,7 @@ def rank_features(
     mutual = _per_column(mi, names, transformer.source_column)
     tree = _per_column(gains / (gains.sum() or 1.0), names, transformer.source_column)
     permutation = _permutation(transformer, model, validation, y_val, rng)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "column": column,
             "mutual_info": round(mutual.get(column, 0.0), 6),

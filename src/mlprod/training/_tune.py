@@ -12,12 +12,14 @@ Only training rows reach this module: the caller passes them and nothing else.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -100,16 +102,20 @@ def fit_early_stopped(
     fit, stop = train_test_split(
         np.arange(len(y)), test_size=EARLY_STOPPING_SHARE, stratify=y, random_state=seed
     )
-    evals = [(X[stop], y[stop])]
     if kind == "lightgbm":
         import lightgbm
 
         stopper = lightgbm.early_stopping(rounds, verbose=False)
-        estimator.fit(X[fit], y[fit], eval_set=evals, callbacks=[stopper])
+        # LightGBM 4.7 renamed eval_set to eval_X/eval_y; older ones only know eval_set
+        if "eval_X" in inspect.signature(estimator.fit).parameters:
+            evals: dict[str, Any] = {"eval_X": (X[stop],), "eval_y": (y[stop],)}
+        else:
+            evals = {"eval_set": [(X[stop], y[stop])]}
+        estimator.fit(X[fit], y[fit], callbacks=[stopper], **evals)
         kept = estimator.best_iteration_ or estimator.n_estimators
         return estimator, int(kept)
     estimator.set_params(early_stopping_rounds=rounds)
-    estimator.fit(X[fit], y[fit], eval_set=evals, verbose=False)
+    estimator.fit(X[fit], y[fit], eval_set=[(X[stop], y[stop])], verbose=False)
     return estimator, int(estimator.best_iteration) + 1
 
 
@@ -308,7 +314,9 @@ def trial_rows(candidate: str, study: Any) -> list[dict[str, Any]]:
     for trial in study.get_trials(deepcopy=False):
         if trial.user_attrs.get("surplus"):
             continue
-        started, ended = trial.datetime_start, trial.datetime_complete
+        # Optuna keeps naive local times; the store keeps aware UTC ones
+        started = trial.datetime_start.astimezone(UTC) if trial.datetime_start else None
+        ended = trial.datetime_complete.astimezone(UTC) if trial.datetime_complete else None
         rows.append(
             {
                 "candidate": candidate,
