@@ -9,7 +9,16 @@ import sys
 
 import typer
 
-from mlprod.cli import _deploy, _models, _predictions, _project, _runs, _serve, _tokens
+from mlprod.cli import (
+    _deploy,
+    _experiments,
+    _models,
+    _predictions,
+    _project,
+    _runs,
+    _serve,
+    _tokens,
+)
 from mlprod.cli._common import err_console
 from mlprod.errors import MlprodError
 
@@ -22,6 +31,7 @@ app = typer.Typer(
 )
 app.command()(_project.init)
 app.command()(_project.train)
+app.command()(_experiments.tune)
 app.command()(_project.quickstart)
 app.command()(_models.promote)
 app.command()(_models.gates)
@@ -33,6 +43,8 @@ app.add_typer(_models.app, name="models")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_predictions.app, name="predictions")
 app.add_typer(_tokens.app, name="tokens")
+app.add_typer(_experiments.data_app, name="data")
+app.add_typer(_experiments.features_app, name="features")
 
 
 def main(argv: list[str] | None = None) -> None:
