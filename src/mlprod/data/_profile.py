@@ -19,6 +19,7 @@ ID_UNIQUE_SHARE = 0.95
 MOSTLY_MISSING = 0.5
 TOP_CATEGORIES = 20
 BINS = 10
+MIN_CATEGORY_ROWS = 10
 
 
 def _auc(values: np.ndarray, y: np.ndarray) -> float | None:
@@ -69,7 +70,11 @@ def _categorical(series: pd.Series, y: np.ndarray | None) -> dict[str, Any]:
     if y is not None:
         grouped = text.where(text.isin(top.index), "(other)")
         found["target_rate"] = _rates(grouped, y)
-        rate = pd.Series(y, index=text.index).groupby(text).transform("mean")
+        # rare categories get the overall rate: an id's own row would "predict" itself
+        labels = pd.Series(y, index=text.index)
+        rate = labels.groupby(text).transform("mean")
+        size = labels.groupby(text).transform("size")
+        rate = rate.where(size >= MIN_CATEGORY_ROWS, float(np.mean(y)))
         found["auc"] = _auc(rate.to_numpy(dtype=float), y)
     return found
 
@@ -89,7 +94,7 @@ def _flags(info: dict[str, Any], rows: int) -> list[str]:
         flags.append("constant")
     if info["missing_rate"] >= MOSTLY_MISSING:
         flags.append("mostly missing")
-    discrete = info["kind"] != "numeric" or info.get("integers", False)
+    discrete = info["kind"] in ("categorical", "boolean") or info.get("integers", False)
     if rows and discrete and info["distinct"] >= ID_UNIQUE_SHARE * rows:
         flags.append("looks like an id")
     if (info.get("auc") or 0) >= LEAK_AUC:

@@ -168,7 +168,8 @@ def parse_dimension(name: str, raw: Any) -> Dimension:
     numbers = [v for v in raw[:2] if isinstance(v, int | float) and not isinstance(v, bool)]
     ranged = len(numbers) == 2 and (len(raw) == 2 or (len(raw) == 3 and raw[2] == "log"))
     if not ranged:
-        if len(raw) >= 3 and "log" not in raw:
+        words = all(isinstance(v, str | bool) for v in raw)
+        if (len(raw) >= 3 or words) and "log" not in raw:
             return Dimension(kind="choice", choices=tuple(raw))
         raise ValueError(forms)
     low, high = float(numbers[0]), float(numbers[1])
