@@ -17,9 +17,10 @@ from mlprod.registry._store import Store
 TABLES = {
     "models", "runs", "versions", "aliases", "audit",  # 0001
     "deployments", "predictions", "tokens",  # 0002
+    "trials", "curves",  # 0003
     "alembic_version",
 }  # fmt: skip
-HEAD = "0002"
+HEAD = "0003"
 
 
 def revision_rows(url: str) -> list[str]:
@@ -37,6 +38,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (folder / "script.py.mako").is_file()
     assert (folder / "versions" / "0001_initial.py").is_file()
     assert (folder / "versions" / "0002_serving.py").is_file()
+    assert (folder / "versions" / "0003_experiments.py").is_file()
     assert _tables.head_revision() == HEAD
 
 
