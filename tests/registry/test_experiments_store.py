@@ -23,7 +23,9 @@ from mlprod.registry import (
 def _run(store: Store, model: str, auc: float | None, winner: str, user: str = "ana") -> str:
     run_id = store.create_run(model, user=user, spec={"seed": 1}, git_commit=None,
                               library_versions={})  # fmt: skip
-    metrics = {} if auc is None else {"roc_auc": {"value": auc, "low": auc - 0.02, "high": auc + 0.02}}
+    metrics = (
+        {} if auc is None else {"roc_auc": {"value": auc, "low": auc - 0.02, "high": auc + 0.02}}
+    )
     store.finish_run(run_id, status="finished", params={"model": winner, "num_leaves": 31},
                      metrics=metrics)  # fmt: skip
     return run_id
@@ -53,7 +55,12 @@ def test_trials_and_curves_round_trip(store_url: str) -> None:
                  "metric_name": "roc_auc", "metric": [0.7, 0.8]}  # fmt: skip
         record_curves(store, run_id, {"lightgbm": curve})
         (read,) = read_curves(store, run_id)
-        assert (read.candidate, read.x, read.loss, read.metric) == ("lightgbm", [1, 2], [0.6, 0.5], [0.7, 0.8])
+        assert (read.candidate, read.x, read.loss, read.metric) == (
+            "lightgbm",
+            [1, 2],
+            [0.6, 0.5],
+            [0.7, 0.8],
+        )
         with pytest.raises(NotFoundError):
             record_trials(store, "f" * 32, rows)
 
@@ -71,8 +78,16 @@ def test_search_filters_sorts_and_refuses_code(store_url: str) -> None:
         ranked = search_runs(store, model="churn", sort="roc_auc")
         assert [r.id for r in ranked] == [c, b, a, none]  # a run without the metric comes last
         assert [r.id for r in search_runs(store, user="bob")] == [b]
-        assert {r.id for r in search_runs(store, where="metrics.roc_auc.low >= 0.84 and model != 'fraud'")} == {a, b}
-        assert {r.id for r in search_runs(store, where="params.model in ['logistic_regression'] or roc_auc < 0.81")} == {b, c}
+        assert {
+            r.id
+            for r in search_runs(store, where="metrics.roc_auc.low >= 0.84 and model != 'fraud'")
+        } == {a, b}
+        assert {
+            r.id
+            for r in search_runs(
+                store, where="params.model in ['logistic_regression'] or roc_auc < 0.81"
+            )
+        } == {b, c}
         assert search_runs(store, since="2999-01-01") == []
         cases = {
             "__import__('os').system('true')": "is not a comparison",

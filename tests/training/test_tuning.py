@@ -56,7 +56,9 @@ def test_boosters_stop_early_on_a_slice_of_the_rows_they_are_given(
         model = make_estimator(kind, {key: 1000, "learning_rate": 0.3}, seed=0)
         fitted, kept = fit_early_stopped(kind, model, X, y, rounds=10, seed=0)
         assert kept is not None and 1 <= kept < 1000, kind
-    _, none = fit_early_stopped("logistic_regression", make_estimator("logistic_regression", {}, 0), X, y, 10, 0)
+    _, none = fit_early_stopped(
+        "logistic_regression", make_estimator("logistic_regression", {}, 0), X, y, 10, 0
+    )
     assert none is None
 
 
@@ -99,7 +101,9 @@ def test_worker_runs_exactly_the_budget_and_prunes_hopeless_trials(
 def test_grid_sampler_stops_at_the_grid_size(data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = data
     settings = TuningSpec(trials=50, folds=2, sampler="grid", pruning=False)
-    candidate = CandidateSpec(type="logistic_regression", search={"C": {"choices": [0.01, 1.0, 100.0]}})
+    candidate = CandidateSpec(
+        type="logistic_regression", search={"C": {"choices": [0.01, 1.0, 100.0]}}
+    )
     task = _task(X, y, settings, candidate)
     study = create_study(task, optuna.storages.InMemoryStorage(), "g", worker=0)
     run_worker(study, task)
@@ -149,4 +153,7 @@ def test_learning_curves_follow_the_rounds(data: tuple[np.ndarray, np.ndarray]) 
         assert curve is not None, kind
         assert curve["x"][0] == 1 and len(curve["x"]) == len(curve["loss"]) == len(curve["metric"])
         assert curve["metric"][-1] > 0.75 and min(curve["loss"]) < curve["loss"][0], kind
-    assert learning_curve(make_estimator("logistic_regression", {}, 0).fit(X, y), X, y, "roc_auc") is None
+    assert (
+        learning_curve(make_estimator("logistic_regression", {}, 0).fit(X, y), X, y, "roc_auc")
+        is None
+    )

@@ -58,7 +58,9 @@ def _numeric(series: pd.Series, y: np.ndarray | None) -> dict[str, Any]:
     }  # fmt: skip
     if y is not None:
         bins = pd.qcut(pd.Series(values), q=BINS, duplicates="drop")
-        found["target_rate"] = _rates(bins.astype(str).where(bins.notna(), "(missing)"), y)
+        if bins.isna().any():
+            bins = bins.cat.add_categories("(missing)").fillna("(missing)")
+        found["target_rate"] = _rates(bins, y)  # in bin order, missing last
         found["auc"] = _auc(values, y)
     return found
 
@@ -80,7 +82,8 @@ def _categorical(series: pd.Series, y: np.ndarray | None) -> dict[str, Any]:
 
 
 def _rates(groups: pd.Series, y: np.ndarray) -> list[dict[str, Any]]:
-    table = pd.DataFrame({"group": groups.to_numpy(), "y": y}).groupby("group", sort=False)["y"]
+    frame = pd.DataFrame({"group": groups.to_numpy(), "y": y})
+    table = frame.groupby("group", sort=True, observed=True)["y"]
     stats = table.agg(["size", "mean"])
     return [
         {"group": str(g), "rows": int(row["size"]), "rate": round(float(row["mean"]), 6)}
