@@ -72,8 +72,8 @@ def test_search_filters_sorts_and_refuses_code(store_url: str) -> None:
         c = _run(store, "churn", 0.80, "lightgbm")
         _run(store, "fraud", 0.95, "lightgbm")
         none = _run(store, "churn", None, "lightgbm")
-        found = search_runs(store, model="churn", where="roc_auc > 0.85 and params.model == 'lightgbm'",
-                            since="7d", sort="-roc_auc")  # fmt: skip
+        wanted = "roc_auc > 0.85 and params.model == 'lightgbm'"
+        found = search_runs(store, model="churn", where=wanted, since="7d", sort="-roc_auc")
         assert [r.id for r in found] == [a]
         ranked = search_runs(store, model="churn", sort="roc_auc")
         assert [r.id for r in ranked] == [c, b, a, none]  # a run without the metric comes last

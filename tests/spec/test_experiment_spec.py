@@ -46,16 +46,17 @@ def test_unknown_keys_in_new_sections_list_the_allowed_ones() -> None:
     assert "tuning.trails: unknown key" in text and "trials, timeout, metric, sampler" in text
     with pytest.raises(SpecError, match="'tpe', 'random' or 'grid'"):
         parse_spec({**BASE, "tuning": {"sampler": "bayes"}})
-    with pytest.raises(SpecError, match="selection.method"):
+    with pytest.raises(SpecError, match=r"selection\.method"):
         parse_spec({**BASE, "selection": {"method": "lasso", "k": 3}})
-    with pytest.raises(SpecError, match="ensemble.top"):
+    with pytest.raises(SpecError, match=r"ensemble\.top"):
         parse_spec({**BASE, "ensemble": {"method": "voting", "top": 1}})
 
 
 def test_resolved_spec_reads_back_identically() -> None:
     """A run's recorded spec (gates included) is a valid spec again: re-runs rely on it."""
     spec = parse_spec(
-        {**BASE, "gates": {"roc_auc": ">= 0.8", "recall": {"threshold": ">= 0.5", "bound": "lower"}},
+        {**BASE, "gates": {"roc_auc": ">= 0.8",
+                           "recall": {"threshold": ">= 0.5", "bound": "lower"}},
          "tuning": {"trials": 7}, "selection": {"method": "pca", "k": 3},
          "candidates": [{"type": "lightgbm", "search": {"num_leaves": [8, 64]}}]}
     )  # fmt: skip

@@ -54,7 +54,7 @@ def test_boosters_stop_early_on_a_slice_of_the_rows_they_are_given(
     for kind in ("lightgbm", "xgboost", "hist_gbm"):
         key = "max_iter" if kind == "hist_gbm" else "n_estimators"
         model = make_estimator(kind, {key: 1000, "learning_rate": 0.3}, seed=0)
-        fitted, kept = fit_early_stopped(kind, model, X, y, rounds=10, seed=0)
+        _, kept = fit_early_stopped(kind, model, X, y, rounds=10, seed=0)
         assert kept is not None and 1 <= kept < 1000, kind
     _, none = fit_early_stopped(
         "logistic_regression", make_estimator("logistic_regression", {}, 0), X, y, 10, 0
@@ -141,7 +141,7 @@ def test_selection_keeps_k_columns_fitted_on_training_rows(
     assert chosen.step.transform(X).shape == (900, 3)
     if method in ("importance", "rfe"):
         assert {"x0", "x1"} <= set(chosen.names)  # the signal columns survive
-    with pytest.raises(SpecError, match="selection.k is 9, but the features give only 8"):
+    with pytest.raises(SpecError, match=r"selection\.k is 9, but the features give only 8"):
         fit_selection(SelectionSpec(method=method, k=9), X, y, names, str, seed=0)  # type: ignore[arg-type]
 
 
