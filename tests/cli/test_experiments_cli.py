@@ -57,26 +57,36 @@ def test_a_killed_worker_loses_no_trial_and_counts_none_twice(
     project = write_project(tmp_path, rows=3000, spec=SLOW_TRIALS)
     env = {**project.env(), "MLPROD_STORE": postgres_url, "MLPROD_TUNE_HEARTBEAT": "1"}
     command = [sys.executable, "-m", "mlprod", "tune", "--json"]
+    log = tmp_path / "joiner.log"
     coordinator = subprocess.Popen(command, cwd=project.root, env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 120
-    run_id = None
-    while run_id is None and time.monotonic() < deadline:
-        with Store.open(postgres_url) as store:
-            runs = store.list_runs("churn")
-        run_id = runs[0].id if runs else None
-        time.sleep(0.2)
-    assert run_id is not None
-    joiner = subprocess.Popen(
-        [sys.executable, "-m", "mlprod", "tune", "--join", run_id],
-        cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    while _running_trials(postgres_url) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)  # wait until both workers are inside a trial
-    assert joiner.poll() is None, "the joiner ended before it could be killed"
-    os.kill(joiner.pid, signal.SIGKILL)
-    joiner.wait()
-    out, err = coordinator.communicate(timeout=240)
+    joiner: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 120
+        run_id = None
+        while run_id is None and time.monotonic() < deadline:
+            with Store.open(postgres_url) as store:
+                runs = store.list_runs("churn")
+            run_id = runs[0].id if runs else None
+            time.sleep(0.2)
+        assert run_id is not None
+        with log.open("wb") as sink:
+            joiner = subprocess.Popen(
+                [sys.executable, "-m", "mlprod", "tune", "--join", run_id],
+                cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=sink,
+            )  # fmt: skip
+        while _running_trials(postgres_url) < 2 and time.monotonic() < deadline:
+            assert joiner.poll() is None, log.read_text()
+            time.sleep(0.05)  # wait until both workers are inside a trial
+        assert joiner.poll() is None, log.read_text()
+        os.kill(joiner.pid, signal.SIGKILL)
+        joiner.wait()
+        out, err = coordinator.communicate(timeout=240)
+    finally:
+        for process in (joiner, coordinator):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate()
     assert coordinator.returncode == 0, err
     assert json.loads(out)["run"] == run_id
     with Store.open(postgres_url) as store:
@@ -87,8 +97,9 @@ def test_a_killed_worker_loses_no_trial_and_counts_none_twice(
     assert len(done) == 6  # exactly the budget: nothing lost, nothing counted twice
     assert len(failed) >= 1 and all(t.error is None for t in failed)  # killed, not broken
     retried = {t.retry_of: t for t in done if t.retry_of is not None}
-    for lost in failed:
-        assert lost.number in retried and retried[lost.number].params == lost.params
+    for lost in failed:  # retried with the same params (if it had drawn them before dying)
+        assert lost.number in retried
+        assert lost.params.items() <= retried[lost.number].params.items()
 
 
 def test_tune_search_compare_rerun_from_the_cli(tmp_path: Path) -> None:

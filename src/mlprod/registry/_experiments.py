@@ -26,6 +26,7 @@ from mlprod.registry._store import Store, _exists
 
 OPTUNA_SCHEMA = "optuna"
 OPTUNA_FILE = "optuna.db"
+OPTUNA_LOCK = 0x6F7074756E61  # "optuna" in ASCII: the advisory lock for creating its tables
 
 
 def study_storage_url(store: Store) -> tuple[str, dict[str, Any]]:
@@ -38,8 +39,6 @@ def study_storage_url(store: Store) -> tuple[str, dict[str, Any]]:
         path = Path(database).resolve().parent / OPTUNA_FILE
         return f"sqlite:///{path}", {"connect_args": {"timeout": 60}}
     if url.get_backend_name() == "postgresql":
-        with store.engine.begin() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {OPTUNA_SCHEMA}")
         options = {"options": f"-csearch_path={OPTUNA_SCHEMA}", "connect_timeout": 10}
         return url.render_as_string(hide_password=False), {
             "connect_args": options,
@@ -65,7 +64,7 @@ def study_storage(store: Store, *, heartbeat: int = 10) -> Iterator[Any]:
 
     url, engine_kwargs = study_storage_url(store)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _creation_lock(store):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = RDBStorage(
             url,
@@ -78,6 +77,29 @@ def study_storage(store: Store, *, heartbeat: int = 10) -> Iterator[Any]:
         yield storage
     finally:
         storage.engine.dispose()
+
+
+@contextmanager
+def _creation_lock(store: Store) -> Iterator[None]:
+    """One process at a time creates Optuna's schema and tables: workers start together,
+    and concurrent ``CREATE SCHEMA``/``CREATE TABLE`` race in PostgreSQL and SQLite alike.
+    """
+    if store.dialect == "postgresql":
+        with store.engine.connect() as conn:
+            conn.execute(sa.select(sa.func.pg_advisory_lock(OPTUNA_LOCK)))
+            try:
+                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {OPTUNA_SCHEMA}")
+                conn.commit()
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(OPTUNA_LOCK)))
+                conn.commit()
+        return
+    if store.dialect == "sqlite" and store.engine.url.database not in (None, "", ":memory:"):
+        with store.engine.connect().execution_options(mlprod_write=True) as conn, conn.begin():
+            yield  # BEGIN IMMEDIATE on the metadata file: a lock the other workers wait on
+        return
+    yield
 
 
 def study_name(run_id: str, candidate: str) -> str:

@@ -264,7 +264,42 @@ def run_worker(
 def _fail_stale(study: Any) -> None:
     from optuna.storages import fail_stale_trials
 
+    _adopt_silent(study)
     fail_stale_trials(study)
+
+
+def _adopt_silent(study: Any) -> None:
+    """Beat once for running trials that never beat, so they can go stale and be retried.
+
+    Optuna only fails trials whose heartbeat went quiet: a worker killed between creating
+    its trial and its first beat would leave that trial running forever. A live worker
+    beats within moments, so a trial silent for a whole grace period has no worker.
+    """
+    from datetime import datetime
+
+    import sqlalchemy as sa
+    from optuna.trial import TrialState
+
+    storage = study._storage  # the study's RDB storage; Optuna has no public accessor
+    engine = getattr(storage, "engine", None)
+    grace = getattr(storage, "grace_period", None)
+    if engine is None or grace is None:
+        return
+    now = datetime.now()  # Optuna's own clock: naive local time
+    silent = {
+        t._trial_id: t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.datetime_start is not None and (now - t.datetime_start).total_seconds() > grace
+    }
+    if not silent:
+        return
+    query = sa.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+        sa.bindparam("ids", expanding=True)
+    )
+    with engine.connect() as conn:
+        beating = set(conn.execute(query, {"ids": list(silent)}).scalars())
+    for trial_id in set(silent) - beating:
+        storage.record_heartbeat(trial_id)
 
 
 def tuned_candidate(task: TuneTask, study: Any) -> tuple[CandidateSpec, dict[str, Any]]:
