@@ -184,7 +184,7 @@ def create_study(task: TuneTask, storage: Any, study_name: str, worker: int) -> 
     """Create or load the candidate's study; each worker seeds its sampler differently."""
     import optuna
 
-    seed = task.seed + 7919 * worker
+    seed = (task.seed + 7919 * worker) % 2**32
     sampler: Any
     if task.settings.sampler == "grid":
         sampler = optuna.samplers.GridSampler(grid(task.space), seed=seed)
