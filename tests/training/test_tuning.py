@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import numpy as np
 import optuna
 import pytest
@@ -157,3 +160,29 @@ def test_learning_curves_follow_the_rounds(data: tuple[np.ndarray, np.ndarray]) 
         learning_curve(make_estimator("logistic_regression", {}, 0).fit(X, y), X, y, "roc_auc")
         is None
     )
+
+
+def test_a_trial_whose_worker_died_before_its_first_beat_is_retried(
+    data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """Optuna alone would leave such a trial running forever; the budget must still close."""
+    from mlprod.registry import Store, study_storage
+
+    X, y = data
+    settings = TuningSpec(trials=3, folds=2, sampler="random", pruning=False)
+    task = _task(X, y, settings, CandidateSpec(type="logistic_regression"))
+    with (
+        Store.open(f"sqlite:///{tmp_path / 'm.db'}") as store,
+        study_storage(store, heartbeat=1) as storage,
+    ):
+        study = create_study(task, storage, "s", worker=0)
+        with pytest.warns(UserWarning, match="Heartbeat"):
+            orphan = study.ask()  # created, never beating: its worker "died" right away
+        started = time.monotonic()
+        run_worker(study, task, poll=0.2, wait_for_others=True)
+        rows = trial_rows("c", study)
+    assert time.monotonic() - started < 30
+    states = {r["number"]: r["state"] for r in rows}
+    assert states[orphan.number] == "fail"
+    assert sum(s == "complete" for s in states.values()) == 3
+    assert any(r["retry_of"] == orphan.number and r["state"] == "complete" for r in rows)

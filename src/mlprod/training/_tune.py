@@ -280,7 +280,8 @@ def _adopt_silent(study: Any) -> None:
     import sqlalchemy as sa
     from optuna.trial import TrialState
 
-    storage = study._storage  # the study's RDB storage; Optuna has no public accessor
+    # the study's RDB storage, behind Optuna's cache wrapper; there is no public accessor
+    storage = getattr(study._storage, "_backend", study._storage)
     engine = getattr(storage, "engine", None)
     grace = getattr(storage, "grace_period", None)
     if engine is None or grace is None:
