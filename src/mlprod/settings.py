@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         default=False, description="Let webhooks reach loopback and private addresses."
     )
+    # tuning: workers beat every `tune_heartbeat` seconds; silent for 3 beats means dead
+    tune_heartbeat: int = Field(
+        default=10, ge=1, le=600, description="Seconds between tuning workers' heartbeats."
+    )
 
     def store_url(self) -> str:
         """The SQLAlchemy URL of the metadata store."""

@@ -18,9 +18,10 @@ TABLES = {
     "models", "runs", "versions", "aliases", "audit",  # 0001
     "deployments", "predictions", "tokens",  # 0002
     "window_stats", "feature_counts", "request_errors", "outcomes", "alerts",  # 0004
+    "trials", "curves",  # 0005
     "alembic_version",
 }  # fmt: skip
-HEAD = "0004"
+HEAD = "0005"
 
 
 def revision_rows(url: str) -> list[str]:
@@ -40,6 +41,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (folder / "versions" / "0002_serving.py").is_file()
     assert (folder / "versions" / "0003_sampling.py").is_file()
     assert (folder / "versions" / "0004_monitoring.py").is_file()
+    assert (folder / "versions" / "0005_experiments.py").is_file()
     assert _tables.head_revision() == HEAD
 
 

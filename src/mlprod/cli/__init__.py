@@ -11,6 +11,7 @@ import typer
 
 from mlprod.cli import (
     _deploy,
+    _experiments,
     _models,
     _monitor,
     _predictions,
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.command()(_project.init)
 app.command()(_project.train)
+app.command()(_experiments.tune)
 app.command()(_project.quickstart)
 app.command()(_models.promote)
 app.command()(_models.gates)
@@ -45,6 +47,8 @@ app.add_typer(_runs.app, name="runs")
 app.add_typer(_predictions.app, name="predictions")
 app.add_typer(_tokens.app, name="tokens")
 app.add_typer(_monitor.outcomes_app, name="outcomes")
+app.add_typer(_experiments.data_app, name="data")
+app.add_typer(_experiments.features_app, name="features")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from mlprod.data import load_frame
 from mlprod.errors import SpecError
 from mlprod.features import infer_kinds
 from mlprod.spec import SPEC_FILE, render_spec
+from mlprod.workflows import TrainedRun
 from mlprod.workflows import train as train_model
 
 
@@ -69,6 +70,11 @@ def train(
 ) -> None:
     """Train, evaluate, gate and register a version from mlprod.yaml."""
     run = train_model(spec, settings=settings_for(store), quiet=json)
+    print_run(run, json)
+
+
+def print_run(run: TrainedRun, json: bool) -> None:
+    """What train, tune and rerun print: one JSON document, or a short summary."""
     if json:
         print_json(
             {
@@ -80,6 +86,7 @@ def train(
                 "gates_passed": run.gates_passed,
                 "metrics": {k: v.model_dump() for k, v in run.metrics.items()},
                 "gates": [g.model_dump() for g in run.gates],
+                "candidates": run.candidates,
                 "report": str(run.report),
             }
         )

@@ -1,7 +1,8 @@
-"""``mlprod runs list|show``: who trained what, when, on which data, with what result."""
+"""``mlprod runs list|show|compare|rerun``: who trained what, when, with what result."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +17,7 @@ from mlprod.cli._common import (
     settings_for,
     when,
 )
+from mlprod.registry import list_trials, search_runs
 from mlprod.workflows._context import open_store
 
 app = typer.Typer(help="Training runs.", no_args_is_help=True)
@@ -24,14 +26,29 @@ app = typer.Typer(help="Training runs.", no_args_is_help=True)
 @app.command("list")
 def list_runs(
     model: Annotated[str | None, typer.Option(help="Only runs of this model.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    where: Annotated[
+        str | None,
+        typer.Option(help="Filter, e.g. \"roc_auc > 0.85 and params.model == 'lightgbm'\"."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Started within (7d, 12h) or since a date.")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Only runs by this user.")] = None,
+    status: Annotated[str | None, typer.Option(help="running, finished or failed.")] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="Sort field, - for descending: -roc_auc.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many (default: newest first).")] = 20,
     store: StoreOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Recent runs, newest first."""
+    """Runs, newest first, or filtered and sorted by metrics, params, date and user."""
     meta, _ = open_store(settings=settings_for(store))
     with meta:
-        runs = meta.list_runs(model, limit=limit)
+        runs = search_runs(
+            meta, model=model, where=where, since=since, user=user, status=status,
+            sort=sort, limit=limit,
+        )  # fmt: skip
     if json:
         print_json({"runs": [r.model_dump(mode="json", exclude={"spec"}) for r in runs]})
         return
@@ -63,8 +80,11 @@ def show(
     meta, _ = open_store(settings=settings_for(store))
     with meta:
         run = meta.get_run(run_id)
+        trials = list_trials(meta, run.id)
     if json:
-        print_json(run.model_dump(mode="json"))
+        shown = run.model_dump(mode="json")
+        shown["trials"] = [trial.model_dump(mode="json") for trial in trials]
+        print_json(shown)
         return
     console.print(f"[bold]run {run.id}[/] ({run.model}, {run.status})")
     console.print(
@@ -91,4 +111,56 @@ def show(
     for c in run.candidates:
         score = "error: " + str(c["error"]) if c.get("error") else f"{c['validation_score']:.4f}"
         console.print(f"  candidate {c['name']}: validation {score} in {c['fit_seconds']:.1f}s")
+    if trials:
+        done = sum(1 for trial in trials if trial.state == "complete")
+        console.print(f"  tuning: {len(trials)} trial(s), {done} complete")
+    if run.parent_run_id:
+        console.print(f"  re-run of {run.parent_run_id}")
     console.print("  libraries: " + ", ".join(f"{k} {v}" for k, v in run.library_versions.items()))
+
+
+@app.command("compare")
+def compare(
+    a: Annotated[str, typer.Argument(help="The first run (id or prefix).")],
+    b: Annotated[str, typer.Argument(help="The second run.")],
+    output: Annotated[Path, typer.Option(help="Where to write the HTML.")] = Path("compare.html"),
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Config diff, metric deltas (b - a) with 95% intervals, overlaid ROC/PR in HTML."""
+    from mlprod.workflows import compare_runs
+
+    result = compare_runs(a, b, output=output, settings=settings_for(store))
+    if json:
+        print_json(result)
+        return
+    console.print(f"a = {result['a']}\nb = {result['b']}")
+    table = Table("metric", "a", "b", "b - a (95% CI)", "better", title="test metrics")
+    for row in result["metrics"]:
+        table.add_row(
+            row["metric"], f"{row['a']:.4f}", f"{row['b']:.4f}",
+            f"{row['delta']:+.4f} ({row['low']:+.4f} .. {row['high']:+.4f})", row["better"],
+        )  # fmt: skip
+    console.print(table)
+    for change in result["config"]:
+        console.print(f"  {change['key']}: {change['a']!r} -> {change['b']!r}", highlight=False)
+    console.print(f"report: {result['report']}")
+
+
+@app.command("rerun")
+def rerun(
+    run_id: Annotated[str, typer.Argument(help="The run to start from (id or prefix).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A change to its spec, e.g. tuning.trials=100 (repeatable)."),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Tuning processes, as for mlprod tune.")] = 1,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Train again from a past run's resolved spec, with changes; linked to it as parent."""
+    from mlprod.cli._project import print_run
+    from mlprod.workflows import rerun as rerun_run
+
+    run = rerun_run(run_id, set_ or [], settings=settings_for(store), quiet=json, workers=workers)
+    print_run(run, json)

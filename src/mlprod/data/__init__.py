@@ -1,6 +1,7 @@
 """Data: read the source a spec names, fingerprint it, and split it without leakage."""
 
 from mlprod.data._fingerprint import ColumnInfo, DataFingerprint, fingerprint
+from mlprod.data._profile import profile_frame
 from mlprod.data._sources import load_frame, parse_times, require_columns, safe_url
 from mlprod.data._split import Split, make_split
 from mlprod.data._synthetic import make_churn_table
@@ -14,6 +15,7 @@ __all__ = [
     "make_churn_table",
     "make_split",
     "parse_times",
+    "profile_frame",
     "require_columns",
     "safe_url",
 ]

@@ -131,6 +131,8 @@ def write_report(
     columns, rows = _candidate_table(candidates)
     html = _render(
         {
+            "show_evaluation": True,
+            "tables": [],
             "title": title,
             "summary": [(str(key), _cell(value)) for key, value in summary.items()],
             "metrics": _metric_rows(metrics),
@@ -139,6 +141,46 @@ def write_report(
             "candidate_columns": columns,
             "candidates": rows,
             "charts": _chart_blocks(charts),
+        }
+    )
+    target = Path(path)
+    _write_atomically(target, html)
+    return target
+
+
+def write_page(
+    path: str | Path,
+    *,
+    title: str,
+    summary: Mapping[str, object],
+    tables: Sequence[Mapping[str, Any]] = (),
+    charts: Mapping[str, Figure] | None = None,
+) -> Path:
+    """A self-contained page in the report's style: summary, titled tables, charts.
+
+    Each table is ``{"title": ..., "rows": [mapping, ...]}`` with an optional ``note``;
+    columns come from the rows' keys. Used for data profiles and run comparisons.
+    """
+    shown = []
+    for table in tables:
+        columns, rows = _candidate_table(table["rows"])
+        slug = re.sub(r"[^a-z0-9]+", "-", str(table["title"]).lower()).strip("-")
+        shown.append(
+            {"title": table["title"], "note": table.get("note", ""), "css": slug,
+             "columns": columns, "rows": rows}
+        )  # fmt: skip
+    html = _render(
+        {
+            "show_evaluation": False,
+            "title": title,
+            "summary": [(str(key), _cell(value)) for key, value in summary.items()],
+            "metrics": [],
+            "gates": [],
+            "gates_passed": True,
+            "tables": shown,
+            "candidate_columns": [],
+            "candidates": [],
+            "charts": _chart_blocks(charts or {}),
         }
     )
     target = Path(path)

@@ -11,7 +11,13 @@ from mlprod.registry._bundle import (
 )
 from mlprod.registry._exports import *  # noqa: F403 - the store's public names
 from mlprod.registry._exports import __all__ as _store_all
-from mlprod.registry._flavors import SavedModel, flavor_of, save_model, save_skops
+from mlprod.registry._flavors import (
+    SavedModel,
+    combine_scores,
+    flavor_of,
+    save_model,
+    save_skops,
+)
 from mlprod.registry._loading import open_version
 
 __all__ = [
@@ -20,6 +26,7 @@ __all__ = [
     "TARGET_COLUMN",
     "Model",
     "SavedModel",
+    "combine_scores",
     "flavor_of",
     "open_version",
     "read_manifest",

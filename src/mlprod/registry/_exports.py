@@ -12,6 +12,14 @@ from mlprod.registry._deployments import (
     rollback,
     set_deployment,
 )
+from mlprod.registry._experiments import (
+    list_trials,
+    read_curves,
+    record_curves,
+    record_trials,
+    study_name,
+    study_storage,
+)
 from mlprod.registry._live import (
     LiveStats,
     WindowCounts,
@@ -29,8 +37,15 @@ from mlprod.registry._predictions import (
     insert_predictions,
     read_predictions,
 )
-from mlprod.registry._records import AuditRecord, RunRecord, VersionRecord
+from mlprod.registry._records import (
+    AuditRecord,
+    CurveRecord,
+    RunRecord,
+    TrialRecord,
+    VersionRecord,
+)
 from mlprod.registry._refs import ModelRef, parse_ref
+from mlprod.registry._search import parse_since, search_runs
 from mlprod.registry._store import Store
 from mlprod.registry._tokens import (
     TokenRecord,
@@ -44,6 +59,7 @@ __all__ = [
     "AlertRecord",
     "ArtifactStore",
     "AuditRecord",
+    "CurveRecord",
     "Deployment",
     "LiveStats",
     "LocalArtifacts",
@@ -52,6 +68,7 @@ __all__ = [
     "RunRecord",
     "Store",
     "TokenRecord",
+    "TrialRecord",
     "VersionRecord",
     "WindowCounts",
     "activity_marker",
@@ -66,20 +83,28 @@ __all__ = [
     "list_alerts",
     "list_deployments",
     "list_tokens",
+    "list_trials",
     "match_outcomes",
     "merge_live_stats",
     "merge_request_errors",
     "outcome_counts",
     "parse_ref",
+    "parse_since",
     "raise_alert",
+    "read_curves",
     "read_feature_counts",
     "read_predictions",
     "read_request_errors",
     "read_window_stats",
+    "record_curves",
+    "record_trials",
     "revoke_token",
     "rollback",
     "safe_join",
+    "search_runs",
     "set_deployment",
+    "study_name",
+    "study_storage",
     "verify_token",
     "window_start",
 ]

@@ -6,6 +6,7 @@ scikit-learn estimators with skops, whose loader only builds types we allow.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +37,8 @@ class SavedModel:
 def flavor_of(estimator: Any) -> str:
     """Which flavour persists this fitted estimator."""
     module = type(estimator).__module__
+    if module.startswith("mlprod.training") and type(estimator).__name__ == "Ensemble":
+        return "ensemble"
     if module.startswith("lightgbm"):
         return "lightgbm"
     if module.startswith("xgboost"):
@@ -43,16 +46,53 @@ def flavor_of(estimator: Any) -> str:
     return "sklearn"
 
 
-def save_model(estimator: Any, folder: Path) -> SavedModel:
+def save_model(estimator: Any, folder: Path, stem: str = "model") -> SavedModel:
     """Save a fitted estimator into `folder` in its flavour's native format."""
     flavor = flavor_of(estimator)
+    if flavor == "ensemble":
+        return _save_ensemble(estimator, folder)
     if flavor == "lightgbm":
-        estimator.booster_.save_model(str(folder / "model.txt"))
-        return SavedModel("lightgbm", "model.txt")
+        estimator.booster_.save_model(str(folder / f"{stem}.txt"))
+        return SavedModel("lightgbm", f"{stem}.txt")
     if flavor == "xgboost":
-        estimator.get_booster().save_model(str(folder / "model.ubj"))
-        return SavedModel("xgboost", "model.ubj")
-    return save_skops(estimator, folder / "model.skops", "sklearn")
+        estimator.get_booster().save_model(str(folder / f"{stem}.ubj"))
+        return SavedModel("xgboost", f"{stem}.ubj")
+    return save_skops(estimator, folder / f"{stem}.skops", "sklearn")
+
+
+def _save_ensemble(estimator: Any, folder: Path) -> SavedModel:
+    """Each member in its own native file beside ``ensemble.json`` (all hashed by the bundle).
+
+    The member list and the types each skops member may load live in ``ensemble.json``,
+    which the manifest hashes like every other file, so nothing here is trusted blindly.
+    """
+    members = []
+    for i, member in enumerate(estimator.members):
+        saved = save_model(member, folder, stem=f"member{i}")
+        if saved.flavor == "ensemble":
+            raise IntegrityError("an ensemble cannot contain another ensemble")
+        members.append(
+            {"flavor": saved.flavor, "file": saved.filename, "trusted": list(saved.trusted_types)}
+        )
+    document = {"combiner": estimator.combiner, "names": estimator.names, "members": members}
+    (folder / "ensemble.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
+    return SavedModel("ensemble", "ensemble.json")
+
+
+def combine_scores(combiner: dict[str, Any], scores: np.ndarray) -> np.ndarray:
+    """Members' P(positive) (one column each) to the ensemble's P(positive).
+
+    ``voting``: the mean. ``stacking``: a logistic model over the members' scores.
+    Training and serving both call this, so they cannot disagree.
+    """
+    matrix = np.asarray(scores, dtype=float)
+    method = combiner.get("method")
+    if method == "voting":
+        return np.asarray(matrix.mean(axis=1), dtype=float)
+    if method == "stacking":
+        logit = matrix @ np.asarray(combiner["coef"], dtype=float) + float(combiner["intercept"])
+        return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=float)
+    raise IntegrityError(f"unknown ensemble method {method!r}; known: voting, stacking")
 
 
 def save_skops(obj: Any, path: Path, flavor: str) -> SavedModel:
@@ -116,12 +156,35 @@ class _XGBoostScorer:
         return np.asarray(self.booster.inplace_predict(X), dtype=float)
 
 
+class _EnsembleScorer:
+    def __init__(self, path: Path) -> None:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise IntegrityError(f"{path.name} is not valid JSON ({exc})") from None
+        self.combiner: dict[str, Any] = document["combiner"]
+        self.members: list[Scorer] = []
+        for member in document["members"]:
+            if member["flavor"] == "ensemble" or Path(member["file"]).name != member["file"]:
+                raise IntegrityError(f"{path.name} lists an invalid member {member['file']!r}")
+            self.members.append(
+                load_scorer(member["flavor"], path.parent / member["file"], member["trusted"])
+            )
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return combine_scores(self.combiner, np.column_stack([m.scores(X) for m in self.members]))
+
+
 def load_scorer(flavor: str, path: Path, trusted_types: list[str]) -> Scorer:
     """The scorer for a saved model file of the given flavour."""
+    if flavor == "ensemble":
+        return _EnsembleScorer(path)
     if flavor == "lightgbm":
         return _LightGBMScorer(path)
     if flavor == "xgboost":
         return _XGBoostScorer(path)
     if flavor == "sklearn":
         return _SklearnScorer(load_skops(path, trusted_types))
-    raise IntegrityError(f"unknown model flavour {flavor!r}; known: sklearn, lightgbm, xgboost")
+    raise IntegrityError(
+        f"unknown model flavour {flavor!r}; known: sklearn, lightgbm, xgboost, ensemble"
+    )

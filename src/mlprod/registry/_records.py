@@ -73,3 +73,39 @@ class AuditRecord(_Record):
     from_version: int | None
     to_version: int | None
     reason: str | None
+
+
+class TrialRecord(_Record):
+    """One tuning trial of one candidate: what it tried and how it scored.
+
+    `state` is ``complete``, ``pruned`` (stopped early as hopeless), ``fail`` (its model
+    failed to fit, or its worker died: then `retry_of` on a later trial points back) or
+    ``running``. `value` is the mean cross-validated score, higher is better.
+    """
+
+    run_id: str
+    candidate: str
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    fold_scores: list[float]
+    best_iteration: int | None = None
+    error: str | None = None
+    retry_of: int | None = None
+    started_at: datetime | None
+    finished_at: datetime | None
+    seconds: float | None
+
+
+class CurveRecord(_Record):
+    """A candidate's validation loss and metric at each size (round, iteration, trees)."""
+
+    run_id: str
+    candidate: str
+    x_label: str
+    x: list[int]
+    loss_name: str
+    loss: list[float]
+    metric_name: str
+    metric: list[float]

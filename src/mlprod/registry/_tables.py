@@ -170,6 +170,32 @@ tokens = sa.Table(
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
+# --- experiments (revision 0005): tuning trials and training curves
+
+trials = sa.Table(
+    "trials",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("candidate", sa.String(100), primary_key=True),
+    sa.Column("number", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("state", sa.String(16), nullable=False),  # complete, pruned, fail, running
+    sa.Column("value", sa.Float(), nullable=True),
+    sa.Column("params", sa.JSON(), nullable=False),
+    sa.Column("fold_scores", sa.JSON(), nullable=False),
+    sa.Column("attrs", sa.JSON(), nullable=False),  # best_iteration, error, retry_of
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("seconds", sa.Float(), nullable=True),
+)
+
+curves = sa.Table(
+    "curves",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("candidate", sa.String(100), primary_key=True),
+    sa.Column("curve", sa.JSON(), nullable=False),  # x, loss, metric and their names
+)
+
 
 # --- monitoring (revision 0004): additive live statistics per window, outcomes, alerts
 

@@ -121,10 +121,95 @@ class SplitSpec(_Strict):
 
 
 class CandidateSpec(_Strict):
-    """One algorithm from the catalogue, with optional fixed params."""
+    """One algorithm from the catalogue, with optional fixed params and a search space.
+
+    ``search`` overrides the algorithm's default search space when tuning: ``[16, 256]``
+    is an integer range, ``[0.01, 0.3, log]`` a log-scale float range, ``{choices: [...]}``
+    (or a list of three or more values, or of words) a categorical choice.
+    """
 
     type: CandidateType
     params: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("search")
+    @classmethod
+    def _search_is_valid(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, raw in value.items():
+            parse_dimension(name, raw)
+        return value
+
+
+class Dimension(BaseModel):
+    """One hyperparameter's search range: ``int``/``float`` between bounds, or choices."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["int", "float", "choice"]
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+
+def parse_dimension(name: str, raw: Any) -> Dimension:
+    """Read one entry of ``search:``; a ValueError names the parameter and the forms allowed."""
+    forms = (
+        f"search.{name} must be [low, high], [low, high, log], {{choices: [a, b, ...]}} "
+        f"or a list of three or more values, got {raw!r}"
+    )
+    if isinstance(raw, dict):
+        if set(raw) != {"choices"} or not isinstance(raw["choices"], list) or not raw["choices"]:
+            raise ValueError(forms)
+        return Dimension(kind="choice", choices=tuple(raw["choices"]))
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise ValueError(forms)
+    numbers = [v for v in raw[:2] if isinstance(v, int | float) and not isinstance(v, bool)]
+    ranged = len(numbers) == 2 and (len(raw) == 2 or (len(raw) == 3 and raw[2] == "log"))
+    if not ranged:
+        words = all(isinstance(v, str | bool) for v in raw)
+        if (len(raw) >= 3 or words) and "log" not in raw:
+            return Dimension(kind="choice", choices=tuple(raw))
+        raise ValueError(forms)
+    low, high = float(numbers[0]), float(numbers[1])
+    log = len(raw) == 3
+    if not low < high:
+        raise ValueError(f"search.{name}: low must be below high, got [{raw[0]}, {raw[1]}]")
+    if log and low <= 0:
+        raise ValueError(f"search.{name}: a log range needs low > 0, got {raw[0]}")
+    kind: Literal["int", "float"] = "int" if all(isinstance(v, int) for v in numbers) else "float"
+    return Dimension(kind=kind, low=low, high=high, log=log)
+
+
+class TuningSpec(_Strict):
+    """Hyperparameter search with Optuna; `trials` and `timeout` apply to each candidate.
+
+    Trials are scored by cross-validation over the training rows only (the test set is
+    never seen); boosters stop early on a slice carved from each fold's training rows.
+    """
+
+    trials: int = Field(default=20, ge=1, le=10_000)
+    timeout: float | None = Field(default=None, gt=0, description="Seconds per candidate.")
+    metric: Literal["roc_auc", "average_precision", "log_loss"] | None = Field(
+        default=None, description="What trials optimise; default: selection_metric."
+    )
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    folds: int = Field(default=3, ge=2, le=10, description="CV folds over the training rows.")
+    pruning: bool = True
+    early_stopping_rounds: int = Field(default=30, ge=1, le=1000)
+
+
+class EnsembleSpec(_Strict):
+    """Soft voting or stacking of the `top` best candidates; kept only if it wins."""
+
+    method: Literal["voting", "stacking"] = "voting"
+    top: int = Field(default=3, ge=2, le=10)
+
+
+class SelectionSpec(_Strict):
+    """A feature selection step fitted on training rows that travels with the model."""
+
+    method: Literal["rfe", "importance", "pca", "kernel_pca"]
+    k: int = Field(ge=1, le=10_000, description="Columns (or components) kept.")
 
 
 class ThresholdSpec(_Strict):
@@ -156,6 +241,8 @@ class Gate(_Strict):
 def _parse_gate(raw: Any) -> Any:
     """Accept ``">= 0.8"`` or ``{threshold: ">= 0.8", bound: lower}``."""
     if isinstance(raw, Gate):
+        return raw
+    if isinstance(raw, dict) and "op" in raw:  # a resolved spec read back from a run
         return raw
     if isinstance(raw, str):
         raw = {"threshold": raw}
@@ -270,6 +357,9 @@ class ProjectSpec(_Strict):
     gates: dict[GateMetric, Gate] = Field(default_factory=dict)
     deploy: DeploySpec = Field(default_factory=DeploySpec)
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
+    tuning: TuningSpec | None = None
+    ensemble: EnsembleSpec | None = None
+    selection: SelectionSpec | None = None
     seed: int = 42
 
     @field_validator("candidates", mode="before")

@@ -58,7 +58,8 @@ def selection_score(metric: str, y: np.ndarray, scores: np.ndarray) -> float:
     return -float(log_loss(y, clipped, labels=[0, 1]))
 
 
-def _names(candidates: Sequence[CandidateSpec]) -> list[str]:
+def candidate_names(candidates: Sequence[CandidateSpec]) -> list[str]:
+    """Unique names: the type, then ``lightgbm#2`` for a second candidate of a type."""
     seen: dict[str, int] = {}
     names = []
     for candidate in candidates:
@@ -81,7 +82,7 @@ def fit_holdout(
 ) -> list[CandidateResult]:
     """Fit every candidate on the training rows, score each on the validation rows."""
     results = []
-    for name, candidate in zip(_names(candidates), candidates, strict=True):
+    for name, candidate in zip(candidate_names(candidates), candidates, strict=True):
         progress(f"fitting {name}")
         result = CandidateResult(name, candidate.type, dict(candidate.params))
         started = time.perf_counter()
@@ -111,7 +112,7 @@ def fit_cross_validated(
 ) -> list[CandidateResult]:
     """Score every candidate out of fold; `folds` index into `X`."""
     results = []
-    for name, candidate in zip(_names(candidates), candidates, strict=True):
+    for name, candidate in zip(candidate_names(candidates), candidates, strict=True):
         result = CandidateResult(name, candidate.type, dict(candidate.params))
         started = time.perf_counter()
         template = make_estimator(candidate.type, candidate.params, seed)

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlprod.data import fingerprint, load_frame, make_split, require_columns
 from mlprod.errors import IntegrityError, MlprodError
 from mlprod.evaluation import (
     GateResult,
@@ -26,20 +25,23 @@ from mlprod.evaluation import (
     check_gates,
     choose_threshold,
     evaluate,
+    experiment_charts,
     write_report,
 )
-from mlprod.features import FeatureTransformer, build_reference, build_signature, resolve_features
+from mlprod.features import build_reference, build_signature
 from mlprod.registry import (
     REFERENCE,
     TARGET_COLUMN,
     Model,
     VersionRecord,
+    record_curves,
+    record_trials,
     save_model,
     save_skops,
     seal_bundle,
 )
 from mlprod.settings import Settings
-from mlprod.spec import ProjectSpec, load_spec
+from mlprod.spec import CandidateSpec, ProjectSpec, load_spec
 from mlprod.training import (
     CandidateResult,
     feature_importance,
@@ -47,9 +49,11 @@ from mlprod.training import (
     fit_holdout,
     pick_winner,
 )
+from mlprod.workflows._candidates import add_ensemble, candidate_curves
 from mlprod.workflows._context import current_user, git_commit, library_versions, open_store
+from mlprod.workflows._prepare import prepare, training_folds
 from mlprod.workflows._progress import Steps
-from mlprod.workflows._target import encode_target
+from mlprod.workflows._tuning import Experiment, store_argument, tune_candidates
 
 PARITY_TOLERANCE = 1e-9
 
@@ -80,11 +84,13 @@ def train(
     settings: Settings | None = None,
     quiet: bool = True,
     parent_run_id: str | None = None,
+    workers: int = 1,
 ) -> TrainedRun:
     """Train, evaluate, gate and register a model from its spec.
 
     `store` (a folder or SQLAlchemy URL) beats ``MLPROD_STORE``; the default is
-    ``.mlprod/`` in the working directory.
+    ``.mlprod/`` in the working directory. With a ``tuning:`` section, `workers`
+    processes (this one and ``workers - 1`` children) share each candidate's study.
 
     Example::
 
@@ -96,6 +102,7 @@ def train(
         folder = Path(spec).resolve().parent if not Path(spec).is_dir() else Path(spec).resolve()
         spec = load_spec(spec)
     steps = Steps(quiet=quiet)
+    settings = settings or Settings()
     meta, artifacts = open_store(store, settings)
     run_id = meta.create_run(
         spec.name,
@@ -105,9 +112,14 @@ def train(
         library_versions=library_versions(),
         parent_run_id=parent_run_id,
     )
+    experiment = Experiment(
+        meta, run_id, store_argument(store, settings), workers, settings.tune_heartbeat
+    )
     try:
         with steps.live(f"training {spec.name}"), tempfile.TemporaryDirectory() as tmp:
-            outcome = _run(spec, run_id, Path(tmp), steps)
+            outcome = _run(spec, experiment, Path(tmp), steps)
+            record_trials(meta, run_id, experiment.trials)
+            record_curves(meta, run_id, outcome.curves)
             steps("storing the bundle")
             bundle_id = artifacts.put_dir(Path(tmp) / "bundle")
             version = meta.register_version(spec.name, bundle_id=bundle_id, **outcome.registration)
@@ -130,6 +142,7 @@ class _Outcome:
     threshold: float
     winner: str
     candidates: list[dict[str, Any]]
+    curves: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def result(self, run_id: str, version: VersionRecord, report: Path) -> TrainedRun:
         return TrainedRun(
@@ -145,25 +158,16 @@ class _Outcome:
         )
 
 
-def _run(spec: ProjectSpec, run_id: str, tmp: Path, steps: Steps) -> _Outcome:
-    steps("loading data")
-    df = load_frame(spec.data.source)
-    require_columns(
-        df,
-        [c for c in (spec.data.target, spec.data.time, spec.data.entity) if c],
-        "data in mlprod.yaml",
-    )
-    y, classes, labelled = encode_target(df[spec.data.target], spec.data.positive)
-    df = df.loc[labelled].reset_index(drop=True)
-    kinds = resolve_features(spec, df)
-    print_ = fingerprint(df, spec.data.time)
-    times = df[spec.data.time] if spec.data.time else None
-    split = make_split(y, spec.split, times=times, seed=spec.seed)
-
-    steps(f"fitting features on {len(split.train):,} training rows")
-    transformer = FeatureTransformer(kinds=dict(kinds)).fit(df.iloc[split.train])
-    X = transformer.transform(df)
-    winner, results, y_val, val_scores = _select(spec, X, y, split, steps)
+def _run(spec: ProjectSpec, experiment: Experiment, tmp: Path, steps: Steps) -> _Outcome:
+    run_id = experiment.run_id
+    data = prepare(spec, steps)
+    df, y, classes, kinds, print_ = data.df, data.y, data.classes, data.kinds, data.fingerprint
+    split, transformer, X = data.split, data.transformer, data.X
+    to_fit = spec.candidates
+    if spec.tuning is not None:
+        to_fit = tune_candidates(spec, data, experiment, steps)
+    winner, results, y_val, val_scores = _select(spec, to_fit, X, y, split, steps)
+    curves = candidate_curves(spec, results, X, y, split)
 
     steps("choosing the threshold on validation data")
     threshold = choose_threshold(y_val, val_scores, spec.threshold.policy, spec.threshold.value)
@@ -174,11 +178,7 @@ def _run(spec: ProjectSpec, run_id: str, tmp: Path, steps: Steps) -> _Outcome:
     gates = check_gates(metrics, spec.gates)
     held_out = split.validation if len(split.validation) else split.train  # cv: no holdout left
     importance = feature_importance(
-        winner.estimator,
-        transformer.feature_names_,
-        transformer.source_column,
-        X[held_out],
-        y[held_out],
+        winner.estimator, data.names, data.source, X[held_out], y[held_out]
     )
 
     steps("writing the bundle and report")
@@ -191,7 +191,7 @@ def _run(spec: ProjectSpec, run_id: str, tmp: Path, steps: Steps) -> _Outcome:
         time=spec.data.time,
     )
     test_frame = df.iloc[split.test][list(kinds)].reset_index(drop=True)
-    candidates = [r.summary() for r in results]
+    candidates = [{**r.summary(), **experiment.summaries.get(r.name, {})} for r in results]
     context = {
         "spec": spec,
         "run_id": run_id,
@@ -205,6 +205,9 @@ def _run(spec: ProjectSpec, run_id: str, tmp: Path, steps: Steps) -> _Outcome:
         "candidates": candidates,
         "split": split,
         "reference": build_reference(df.iloc[split.train], kinds, test_scores, y_test),
+        "experiment": experiment_charts(
+            experiment.trials, experiment.summaries, curves, [r.summary() for r in results]
+        ),
     }
     bundle = tmp / "bundle"
     bundle.mkdir()
@@ -238,26 +241,24 @@ def _run(spec: ProjectSpec, run_id: str, tmp: Path, steps: Steps) -> _Outcome:
         threshold=threshold,
         winner=winner.name,
         candidates=candidates,
+        curves=curves,
     )
 
 
 def _select(
-    spec: ProjectSpec, X: np.ndarray, y: np.ndarray, split: Any, steps: Steps
+    spec: ProjectSpec,
+    candidates: list[CandidateSpec],
+    X: np.ndarray,
+    y: np.ndarray,
+    split: Any,
+    steps: Steps,
 ) -> tuple[CandidateResult, list[CandidateResult], np.ndarray, np.ndarray]:
     """Fit the candidates; return the winner and the labels/scores to set the threshold on."""
     metric = spec.selection_metric
     if spec.split.method == "cv":
-        train_idx = np.asarray(split.train)
-        position = {row: i for i, row in enumerate(train_idx.tolist())}
-        folds = [
-            (
-                np.array([position[r] for r in f.tolist()]),
-                np.array([position[r] for r in v.tolist()]),
-            )
-            for f, v in split.folds
-        ]
+        train_idx, folds = training_folds(split)
         results = fit_cross_validated(
-            spec.candidates,
+            candidates,
             X[train_idx],
             y[train_idx],
             folds,
@@ -265,12 +266,13 @@ def _select(
             seed=spec.seed,
             progress=steps,
         )
+        results = add_ensemble(spec, results, X, y, split)
         winner = pick_winner(results)
         steps(f"refitting {winner.name} on all {len(train_idx):,} training rows")
         winner.estimator.fit(X[train_idx], y[train_idx])
         return winner, results, y[train_idx], winner.validation_scores
     results = fit_holdout(
-        spec.candidates,
+        candidates,
         X[split.train],
         y[split.train],
         X[split.validation],
@@ -279,13 +281,14 @@ def _select(
         seed=spec.seed,
         progress=steps,
     )
+    results = add_ensemble(spec, results, X, y, split)
     winner = pick_winner(results)
     return winner, results, y[split.validation], winner.validation_scores
 
 
 def _write_bundle(
     bundle: Path,
-    transformer: FeatureTransformer,
+    transformer: Any,
     test_frame: pd.DataFrame,
     y_test: np.ndarray,
     test_scores: np.ndarray,
@@ -298,7 +301,10 @@ def _write_bundle(
     metrics = {name: m.model_dump() for name, m in ctx["metrics"].items()}
     (bundle / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (bundle / REFERENCE).write_text(json.dumps(ctx["reference"]), encoding="utf-8")
-    charts = build_charts(y_test, test_scores, ctx["threshold"], ctx["importance"])
+    charts = {
+        **build_charts(y_test, test_scores, ctx["threshold"], ctx["importance"]),
+        **ctx["experiment"],
+    }
     summary = {
         "model": spec.name,
         "run": ctx["run_id"],

@@ -1,0 +1,168 @@
+"""Going back to past runs: compare two, or re-run one with a few changes.
+
+A run records its resolved spec (defaults included, sources made absolute), so a re-run
+needs nothing but the run id; with no changes and the same data it reproduces the
+parent's metrics exactly, because every random choice is seeded by the spec.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from mlprod.errors import SpecError
+from mlprod.evaluation import compare_metrics, overlaid_curves, write_page
+from mlprod.registry import RunRecord, open_version
+from mlprod.settings import Settings
+from mlprod.workflows._context import open_store
+from mlprod.workflows._train import TrainedRun, train
+from mlprod.workflows._tuning import spec_from_run
+
+
+def apply_changes(spec: dict[str, Any], changes: list[str]) -> dict[str, Any]:
+    """`spec` with each ``dotted.key=value`` applied; values are read as YAML scalars.
+
+    Example::
+
+        apply_changes(run.spec, ["tuning.trials=100", "split.gap=14d"])
+    """
+    changed = copy.deepcopy(spec)
+    for change in changes:
+        key, sep, raw = change.partition("=")
+        path = [part for part in key.strip().split(".") if part]
+        if not sep or not path:
+            raise SpecError(
+                f"--set {change!r} must look like key.path=value, e.g. tuning.trials=50"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise SpecError(f"--set {change!r}: the value is not valid YAML") from None
+        node = changed
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = value
+    return changed
+
+
+def rerun(
+    run_id: str,
+    changes: list[str] | None = None,
+    *,
+    store: str | None = None,
+    settings: Settings | None = None,
+    quiet: bool = True,
+    workers: int = 1,
+) -> TrainedRun:
+    """A new run from a past run's resolved spec with `changes`, linked to it as parent.
+
+    Example::
+
+        child = mlprod.workflows.rerun("3f9c2a1b", ["tuning.trials=100"])
+    """
+    meta, _ = open_store(store, settings)
+    with meta:
+        parent = meta.get_run(run_id)
+    resolved = apply_changes(parent.spec, list(changes or []))
+    spec = spec_from_run(resolved, f"run {parent.id[:12]} with --set changes")
+    return train(
+        spec, store=store, settings=settings, quiet=quiet, parent_run_id=parent.id, workers=workers
+    )
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def config_diff(a: RunRecord, b: RunRecord) -> list[dict[str, Any]]:
+    """Every spec or param key whose value differs between two runs."""
+    rows = []
+    for section in ("spec", "params"):
+        left, right = _flatten(getattr(a, section)), _flatten(getattr(b, section))
+        for key in sorted(set(left) | set(right)):
+            if left.get(key) != right.get(key):
+                rows.append({"key": f"{section}.{key}", "a": left.get(key), "b": right.get(key)})
+    return rows
+
+
+def _test_scores(run: RunRecord, meta: Any, artifacts: Any) -> tuple[Any, ...] | None:
+    if run.version is None:
+        return None
+    model = open_version(artifacts, meta.get_version(run.model, run.version))
+    frame, y = model.test_data()
+    return frame, y, model.score(frame), np.array(model.threshold)
+
+
+def compare_runs(
+    a: str,
+    b: str,
+    *,
+    output: str | Path | None = None,
+    store: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Config diff, metric deltas (b - a) with 95% intervals, and an HTML page with
+    both runs' ROC and PR curves overlaid (written to `output` when given).
+
+    The interval is paired when both runs were tested on the same rows.
+    """
+    meta, artifacts = open_store(store, settings)
+    with meta:
+        run_a, run_b = meta.get_run(a), meta.get_run(b)
+        scored_a, scored_b = (
+            _test_scores(run_a, meta, artifacts),
+            _test_scores(run_b, meta, artifacts),
+        )
+    result: dict[str, Any] = {"a": run_a.id, "b": run_b.id, "config": config_diff(run_a, run_b)}
+    metrics: list[dict[str, object]] = []
+    if scored_a is not None and scored_b is not None:
+        paired = bool(np.array_equal(scored_a[1], scored_b[1]) and scored_a[0].equals(scored_b[0]))
+        metrics = compare_metrics(
+            (scored_a[1], scored_a[2], float(scored_a[3])),
+            (scored_b[1], scored_b[2], float(scored_b[3])),
+            paired=paired,
+        )
+    result["metrics"] = metrics
+    if output is not None:
+        result["report"] = str(
+            _write_comparison(Path(output), run_a, run_b, result, scored_a, scored_b)
+        )
+    return result
+
+
+def _write_comparison(
+    output: Path, run_a: RunRecord, run_b: RunRecord, result: dict[str, Any], *scored: Any
+) -> Path:
+    labels = {"a": f"a: {run_a.id[:8]}", "b": f"b: {run_b.id[:8]}"}
+    curves = {
+        labels[key]: (s[1], s[2]) for key, s in zip("ab", scored, strict=True) if s is not None
+    }
+    summary = {labels[key]: _describe(run) for key, run in (("a", run_a), ("b", run_b))}
+    no_metrics = [{"metric": "-", "note": "a run has no version"}]
+    no_changes = [{"key": "-", "a": "same", "b": "same"}]
+    tables = [
+        {
+            "title": "Metric deltas",
+            "rows": result["metrics"] or no_metrics,
+            "note": "delta = b - a on the test sets, with a 95% bootstrap interval.",
+        },
+        {"title": "Configuration differences", "rows": result["config"] or no_changes},
+    ]
+    charts = overlaid_curves(curves) if curves else {}
+    return write_page(output, title="Run comparison", summary=summary, tables=tables, charts=charts)
+
+
+def _describe(run: RunRecord) -> str:
+    when = run.started_at.strftime("%Y-%m-%d %H:%M")
+    return f"{run.model}@{run.version or '-'} ({run.status}, {when})"

@@ -1,0 +1,92 @@
+"""From a spec to the training matrix: load, label, split, fit features, select.
+
+Shared by `mlprod train` and by every tuning worker (`mlprod tune --join`), which must
+see exactly the same rows and columns: everything here is deterministic for a spec and
+its data. Only training rows fit the transformer and the selection step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlprod.data import DataFingerprint, Split, fingerprint, load_frame, make_split, require_columns
+from mlprod.features import FeatureTransformer, resolve_features
+from mlprod.spec import FeatureKind, ProjectSpec
+from mlprod.training import fit_selection, with_selection
+from mlprod.workflows._progress import Steps
+from mlprod.workflows._target import encode_target
+
+
+@dataclass
+class Prepared:
+    """The labelled rows, the split and the model's input matrix for every row.
+
+    `X` is what candidates see (after any selection step); `transformer` is what the
+    bundle stores (the feature transformer, then the selection step); `names` and
+    `source` describe `X`'s columns for importances.
+    """
+
+    df: pd.DataFrame
+    y: np.ndarray
+    classes: list[Any]
+    kinds: dict[str, FeatureKind]
+    fingerprint: DataFingerprint
+    split: Split
+    features: FeatureTransformer
+    transformer: Any
+    X: np.ndarray
+    names: list[str]
+    source: Callable[[str], str]
+
+
+def prepare(spec: ProjectSpec, steps: Steps) -> Prepared:
+    """Everything before fitting candidates, in the order the spec implies."""
+    steps("loading data")
+    df = load_frame(spec.data.source)
+    require_columns(
+        df,
+        [c for c in (spec.data.target, spec.data.time, spec.data.entity) if c],
+        "data in mlprod.yaml",
+    )
+    y, classes, labelled = encode_target(df[spec.data.target], spec.data.positive)
+    df = df.loc[labelled].reset_index(drop=True)
+    kinds = dict(resolve_features(spec, df))
+    print_ = fingerprint(df, spec.data.time)
+    times = df[spec.data.time] if spec.data.time else None
+    split = make_split(y, spec.split, times=times, seed=spec.seed)
+    steps(f"fitting features on {len(split.train):,} training rows")
+    features = FeatureTransformer(kinds=dict(kinds)).fit(df.iloc[split.train])
+    X = features.transform(df)
+    names: list[str] = list(features.feature_names_)
+    source: Callable[[str], str] = features.source_column
+    selection = None
+    if spec.selection is not None:
+        chosen = spec.selection
+        steps(f"selecting {chosen.k} columns by {chosen.method} on the training rows")
+        train = split.train
+        selection = fit_selection(chosen, X[train], y[train], names, source, spec.seed)
+        X = np.asarray(selection.step.transform(X), dtype=float)
+        names, source = selection.names, selection.source
+    return Prepared(
+        df, y, classes, kinds, print_, split, features,
+        with_selection(features, selection), X, names, source,
+    )  # fmt: skip
+
+
+def training_folds(split: Split) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """The training rows and, for a cv split, its folds as positions into those rows."""
+    train_idx = np.asarray(split.train)
+    position = {row: i for i, row in enumerate(train_idx.tolist())}
+    folds = [
+        (
+            np.array([position[r] for r in fit.tolist()]),
+            np.array([position[r] for r in val.tolist()]),
+        )
+        for fit, val in split.folds
+    ]
+    return train_idx, folds
