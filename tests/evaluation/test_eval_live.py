@@ -118,3 +118,26 @@ def test_estimates_from_calibrated_scores_agree_with_realized_ones(
     assert estimate["precision"] == pytest.approx(realized_precision, abs=0.02)
     assert estimate["recall"] == pytest.approx(realized_recall, abs=0.02)
     assert estimate["roc_auc"] == pytest.approx(roc_auc_score(truth, scores), abs=0.02)
+
+
+def test_the_vectorised_table_equals_scipy_window_by_window(rng: np.random.Generator) -> None:
+    from scipy.spatial.distance import jensenshannon
+
+    from mlprod.evaluation._drift import drift_table
+
+    reference = np.array([500, 300, 150, 40, 0, 10])
+    windows = np.vstack(
+        [rng.multinomial(n, [0.4, 0.3, 0.2, 0.05, 0.03, 0.02]) for n in (50, 600, 3000)]
+        + [np.zeros(6, dtype=int)]
+    )
+    table = drift_table(windows, reference, categorical=True)
+    for row, found in zip(windows[:3], table, strict=False):
+        used = (row + reference) > 0
+        expected = stats.chi2_contingency(np.vstack([row, reference])[:, used], correction=False)
+        p = np.maximum(row / row.sum(), 1e-4)
+        q = np.maximum(reference / reference.sum(), 1e-4)
+        p, q = p / p.sum(), q / q.sum()
+        assert found.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+        assert found.js == pytest.approx(jensenshannon(p, q, base=2), rel=1e-9)
+        assert found.psi == pytest.approx(float(np.sum((p - q) * np.log(p / q))), rel=1e-12)
+    assert table[3].count == 0 and table[3].psi == 0 and table[3].p_value == 1.0

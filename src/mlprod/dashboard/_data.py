@@ -62,12 +62,21 @@ def model_report(
     name: str,
     span: Period,
     thresholds: MonitorSpec | None = None,
+    *,
+    summary: bool = False,
 ) -> dict[str, Any]:
     """`mlprod monitor NAME --window W --since S --json`, without touching alerts."""
     thresholds = thresholds or agreed_thresholds(store, name)[0]
     since = datetime.now(UTC) - span.span
-    return build_report(store, artifacts, name, window=span.window, since=since,
-                        settings=thresholds)  # fmt: skip
+    return build_report(
+        store,
+        artifacts,
+        name,
+        window=span.window,
+        since=since,
+        settings=thresholds,
+        summary=summary,
+    )
 
 
 def overview(store: Store, artifacts: ArtifactStore, span: Period) -> dict[str, Any]:
@@ -92,7 +101,7 @@ def _model_row(
     alerts: Sequence[AlertRecord],
 ) -> dict[str, Any]:
     thresholds, gates = agreed_thresholds(store, name)
-    report = model_report(store, artifacts, name, span, thresholds)
+    report = model_report(store, artifacts, name, span, thresholds, summary=True)
     live = {row["version"]: row for row in report["live"]}
     summaries = {v["version"]: v for v in report["versions"]}
     production = next((v for v in reversed(versions) if "production" in v.aliases), None)
