@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from mlprod.errors import ConflictError, SchemaError, SpecError
+from mlprod.errors import SchemaError
 from mlprod.features._reference import SCORE_BINS
 from mlprod.registry import _outcomes
 from mlprod.registry import _tables as t
@@ -62,9 +62,16 @@ def add_version(
     """Register the next version of `model`, as training would (a run, then the version)."""
     run = store.create_run(model, user="ana", spec={}, git_commit=None, library_versions={})
     return store.register_version(
-        model, run_id=run, bundle_id=uuid.uuid4().hex, flavor="sklearn", metrics={}, gates=[],
-        gates_passed=True, signature={"fields": [], "classes": list(classes)}, threshold=threshold,
-    ).version  # fmt: skip
+        model,
+        run_id=run,
+        bundle_id=uuid.uuid4().hex,
+        flavor="sklearn",
+        metrics={},
+        gates=[],
+        gates_passed=True,
+        signature={"fields": [], "classes": list(classes)},
+        threshold=threshold,
+    ).version
 
 
 def pid(i: int) -> str:
@@ -83,10 +90,17 @@ def prediction(
 ) -> dict[str, Any]:
     """A prediction log row as a server writes it (shadows point at the answered id)."""
     return {
-        "id": pid(i), "model": model, "version": version, "at": at, "record": {"i": i},
-        "score": score, "label": None if score is None else score >= 0.5, "latency_ms": 1.0,
-        "entity": entity, "shadow_of": None if shadow_of is None else pid(shadow_of),
-    }  # fmt: skip
+        "id": pid(i),
+        "model": model,
+        "version": version,
+        "at": at,
+        "record": {"i": i},
+        "score": score,
+        "label": None if score is None else score >= 0.5,
+        "latency_ms": 1.0,
+        "entity": entity,
+        "shadow_of": None if shadow_of is None else pid(shadow_of),
+    }
 
 
 def log(store: Store, *rows: dict[str, Any]) -> None:
@@ -170,7 +184,7 @@ def test_ingest_by_id_and_by_entity_stores_pending_outcomes(store: Store) -> Non
     assert {r["status"] for r in rows} == {"pending"}
     assert all(r["matched_id"] is None and r["version"] is None for r in rows)
     assert all(abs(datetime.now(UTC) - r["received_at"]) < timedelta(minutes=1) for r in rows)
-    assert outcome_counts(store) == {"pending": 5, "matched": 0, "invalid": 0}
+    assert outcome_counts(store) == {"pending": 5, "matched": 0, "invalid": 0, "duplicate": 0}
 
 
 FIRST = [
@@ -201,19 +215,8 @@ def test_duplicates_are_not_stored_twice(store: Store) -> None:
     assert [r["label"] for r in rows[:2]] == [True, True]  # the first stored value is kept
 
 
-def test_ingest_counts_new_and_duplicate_outcomes(
-    store: Store, request: pytest.FixtureRequest
-) -> None:
-    if store.dialect == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="BUG: ingest_outcomes sums CursorResult.rowcount of each INSERT .. ON "
-                "CONFLICT DO NOTHING; on PostgreSQL SQLAlchemy adds RETURNING id to that "
-                "INSERT and rowcount is -1, so it reports received=-N, duplicates=2N",
-            )
-        )
+def test_ingest_counts_new_and_duplicate_outcomes(store: Store) -> None:
+    """Counted from RETURNING: PostgreSQL reports rowcount -1 for such inserts."""
     assert ingest_outcomes(store, FIRST, model="churn") == {"received": 2, "duplicates": 3}
     assert ingest_outcomes(store, AGAIN, model="churn") == {"received": 2, "duplicates": 2}
     assert ingest_outcomes(store, []) == {"received": 0, "duplicates": 0}
@@ -250,13 +253,6 @@ def test_malformed_outcome_raises_schema_error_and_stores_nothing(
     assert stored_outcomes(store) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SpecError,
-    reason="BUG: _outcome_row calls check_name(model) unguarded, so an invalid model name "
-    "raises SpecError (HTTP 400, invalid_spec) without the outcome's index or field, instead "
-    "of SchemaError naming outcome and field as ingest_outcomes documents",
-)
 def test_invalid_model_name_in_an_outcome_is_a_schema_error(store: Store) -> None:
     with pytest.raises(SchemaError) as caught:
         ingest_outcomes(store, [good(1), {**good(2), "model": "Churn Model"}])
@@ -279,15 +275,19 @@ def test_too_many_outcomes_in_one_call_are_refused(
 def test_an_outcome_waits_for_its_late_prediction_row(store: Store) -> None:
     add_version(store)
     ingest_outcomes(store, [good(1)])
-    ingest_outcomes(store, [{"entity": "c9", "time": T0 + timedelta(hours=1), "label": False}],
-                    model="churn")  # fmt: skip
+    ingest_outcomes(
+        store, [{"entity": "c9", "time": T0 + timedelta(hours=1), "label": False}], model="churn"
+    )
     assert match_outcomes(store, bucket_seconds=BUCKET) == 0  # nothing logged yet
-    assert outcome_counts(store) == {"pending": 2, "matched": 0, "invalid": 0}
+    assert outcome_counts(store) == {"pending": 2, "matched": 0, "invalid": 0, "duplicate": 0}
     assert read_window_stats(store, "churn") == []
 
     # the server's spool delivers the prediction rows later
-    log(store, prediction(1, score=0.8), prediction(2, at=T0 + timedelta(minutes=30),
-                                                    score=0.3, entity="c9"))  # fmt: skip
+    log(
+        store,
+        prediction(1, score=0.8),
+        prediction(2, at=T0 + timedelta(minutes=30), score=0.3, entity="c9"),
+    )
     assert match_outcomes(store, bucket_seconds=BUCKET) == 2
     rows = stored_outcomes(store)
     assert [(r["status"], r["matched_id"], r["version"], r["model"], r["note"]) for r in rows] == [
@@ -336,28 +336,47 @@ def test_entity_outcome_matches_the_latest_answered_prediction_at_or_before_it(
 def test_boolean_labels_map_to_the_positive_and_negative_class(store: Store) -> None:
     add_version(store, threshold=0.5)
     labels: list[tuple[Any, bool]] = [
-        (True, True), ("true", True), ("TRUE", True), (1, True), ("1", True), (1.0, True),
-        ("yes", True), (False, False), ("false", False), (0, False), ("no", False), ("0", False),
-    ]  # fmt: skip
+        (True, True),
+        ("true", True),
+        ("TRUE", True),
+        (1, True),
+        ("1", True),
+        (1.0, True),
+        ("yes", True),
+        (False, False),
+        ("false", False),
+        (0, False),
+        ("no", False),
+        ("0", False),
+    ]
     log(
         store, *(prediction(i, at=T0 + timedelta(minutes=i), score=0.9) for i in range(len(labels)))
     )
-    ingest_outcomes(store, [{"prediction_id": pid(i), "label": label}
-                            for i, (label, _) in enumerate(labels)])  # fmt: skip
+    ingest_outcomes(
+        store, [{"prediction_id": pid(i), "label": label} for i, (label, _) in enumerate(labels)]
+    )
     assert match_outcomes(store, bucket_seconds=BUCKET) == len(labels)
     got = windows(store)
     for i, (label, positive) in enumerate(labels):
         row = got[(1, T0 + timedelta(minutes=i))]
         assert (row["tp"], row["fp"]) == ((1, 0) if positive else (0, 1)), label
-    assert outcome_counts(store) == {"pending": 0, "matched": len(labels), "invalid": 0}
+    assert outcome_counts(store) == {
+        "pending": 0,
+        "matched": len(labels),
+        "invalid": 0,
+        "duplicate": 0,
+    }
 
 
 def test_a_label_that_is_neither_class_is_invalid_and_adds_nothing(store: Store) -> None:
     add_version(store)
     add_version(store, "retain", classes=["stay", "leave"], threshold=0.5)
     live(store, ("churn", 1, T0), ("retain", 1, T0), predictions=4)
-    log(store, *(prediction(i) for i in range(4)),
-        *(prediction(10 + i, model="retain") for i in range(3)))  # fmt: skip
+    log(
+        store,
+        *(prediction(i) for i in range(4)),
+        *(prediction(10 + i, model="retain") for i in range(3)),
+    )
     ingest_outcomes(
         store,
         [
@@ -385,8 +404,20 @@ def test_a_label_that_is_neither_class_is_invalid_and_adds_nothing(store: Store)
         [(0.71, True), (0.71, False)], 0.5
     )
     assert windows(store)[(1, T0)]["predictions"] == 4
-    assert outcome_counts(store, "churn") == {"pending": 0, "matched": 1, "invalid": 3}
-    assert outcome_counts(store, "retain") == {"pending": 0, "matched": 2, "invalid": 1}
+    assert outcome_counts(store, "churn") == {
+        "pending": 0,
+        "matched": 1,
+        "invalid": 3,
+        "duplicate": 0,
+        "unassigned": 0,
+    }
+    assert outcome_counts(store, "retain") == {
+        "pending": 0,
+        "matched": 2,
+        "invalid": 1,
+        "duplicate": 0,
+        "unassigned": 0,
+    }
 
 
 def test_confusion_counts_and_histograms_equal_a_hand_computation(
@@ -405,10 +436,11 @@ def test_confusion_counts_and_histograms_equal_a_hand_computation(
 
     observed = {i: bool(rng.uniform() < 0.4) for i in range(150) if i % 5}  # some unlabelled
     outcomes = [
-        {"prediction_id": pid(i), "label": label} if i % 2 else
-        {"entity": f"c{i}", "time": rows[i]["at"] + timedelta(days=3), "label": label}
+        {"prediction_id": pid(i), "label": label}
+        if i % 2
+        else {"entity": f"c{i}", "time": rows[i]["at"] + timedelta(days=3), "label": label}
         for i, label in observed.items()
-    ]  # fmt: skip
+    ]
     ingest_outcomes(store, outcomes, model="churn")
     assert match_outcomes(store, bucket_seconds=BUCKET) == len(observed)
 
@@ -438,9 +470,11 @@ def test_shadows_get_the_same_observed_label_in_their_own_version_window(store: 
         prediction(5, at=later, score=0.31, version=2, entity="c7", shadow_of=4),
         prediction(6, at=later, score=0.99, version=3, entity="c8", shadow_of=8),  # not ours
     )
-    ingest_outcomes(store, [good(1) | {"label": False},
-                            {"entity": "c7", "time": later, "label": True}],
-                    model="churn")  # fmt: skip
+    ingest_outcomes(
+        store,
+        [good(1) | {"label": False}, {"entity": "c7", "time": later, "label": True}],
+        model="churn",
+    )
     assert match_outcomes(store, bucket_seconds=BUCKET) == 2
 
     got = windows(store)
@@ -458,8 +492,12 @@ def test_shadows_get_the_same_observed_label_in_their_own_version_window(store: 
 def test_matching_twice_never_counts_an_outcome_twice(store: Store) -> None:
     add_version(store)
     add_version(store)
-    log(store, prediction(1, score=0.9), prediction(2, score=0.2, version=2, shadow_of=1),
-        prediction(3, score=0.1, entity="c3"))  # fmt: skip
+    log(
+        store,
+        prediction(1, score=0.9),
+        prediction(2, score=0.2, version=2, shadow_of=1),
+        prediction(3, score=0.1, entity="c3"),
+    )
     batch = [good(1), {"entity": "c3", "time": T0, "label": True, "model": "churn"}]
     ingest_outcomes(store, batch)
     assert match_outcomes(store, bucket_seconds=BUCKET) == 2
@@ -490,7 +528,7 @@ def test_concurrent_matchers_settle_each_outcome_once(
     with ThreadPoolExecutor(4) as pool:
         settled = list(pool.map(matcher, range(4)))
     assert sum(settled) == 60
-    assert outcome_counts(store) == {"pending": 0, "matched": 60, "invalid": 0}
+    assert outcome_counts(store) == {"pending": 0, "matched": 60, "invalid": 0, "duplicate": 0}
     got = windows(store)
     for m, start in enumerate(starts):
         pairs = [((i % 10) / 10 + 0.05, i % 3 == 0) for i in range(m, 60, 3)]
@@ -506,13 +544,20 @@ def test_a_full_batch_of_unmatched_outcomes_does_not_block_later_ones(
     ingest_outcomes(store, [good(1), good(2)])
     log(store, prediction(1), prediction(2))
     assert match_outcomes(store, bucket_seconds=BUCKET) == 2  # batches 3 + 3 + 3, then none
-    assert outcome_counts(store) == {"pending": 7, "matched": 2, "invalid": 0}
+    assert outcome_counts(store) == {"pending": 7, "matched": 2, "invalid": 0, "duplicate": 0}
     log(store, prediction(104))
     assert match_outcomes(store, bucket_seconds=BUCKET) == 1
     assert [r["status"] for r in stored_outcomes(store)] == [
-        "pending", "pending", "pending", "pending", "matched", "pending", "pending",
-        "matched", "matched",
-    ]  # fmt: skip
+        "pending",
+        "pending",
+        "pending",
+        "pending",
+        "matched",
+        "pending",
+        "pending",
+        "matched",
+        "matched",
+    ]
 
 
 def test_outcome_counts_by_status_and_model(store: Store) -> None:
@@ -520,15 +565,37 @@ def test_outcome_counts_by_status_and_model(store: Store) -> None:
     log(store, prediction(1), prediction(2))
     ingest_outcomes(
         store,
-        [good(1), good(2) | {"label": "perhaps"}, good(3),
-         {"entity": "c1", "time": T0, "label": True, "model": "upsell"}],
+        [
+            good(1),
+            good(2) | {"label": "perhaps"},
+            good(3),
+            {"entity": "c1", "time": T0, "label": True, "model": "upsell"},
+        ],
         model="churn",
-    )  # fmt: skip
+    )
     match_outcomes(store, bucket_seconds=BUCKET)
-    assert outcome_counts(store) == {"pending": 2, "matched": 1, "invalid": 1}
-    assert outcome_counts(store, "churn") == {"pending": 1, "matched": 1, "invalid": 1}
-    assert outcome_counts(store, "upsell") == {"pending": 1, "matched": 0, "invalid": 0}
-    assert outcome_counts(store, "nosuch") == {"pending": 0, "matched": 0, "invalid": 0}
+    assert outcome_counts(store) == {"pending": 2, "matched": 1, "invalid": 1, "duplicate": 0}
+    assert outcome_counts(store, "churn") == {
+        "pending": 1,
+        "matched": 1,
+        "invalid": 1,
+        "duplicate": 0,
+        "unassigned": 0,
+    }
+    assert outcome_counts(store, "upsell") == {
+        "pending": 1,
+        "matched": 0,
+        "invalid": 0,
+        "duplicate": 0,
+        "unassigned": 0,
+    }
+    assert outcome_counts(store, "nosuch") == {
+        "pending": 0,
+        "matched": 0,
+        "invalid": 0,
+        "duplicate": 0,
+        "unassigned": 0,
+    }
 
 
 # --- bugs: races the module's contract says it handles
@@ -553,14 +620,6 @@ def wait_until_blocked(url: str, timeout: float = 10.0) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConflictError,
-    reason="BUG: _match_batch merges into window_stats inside store._run(write=True) without "
-    "conflicts=True, so when a server's merge_live_stats inserts the same new window first, "
-    "the matcher's INSERT fails on window_stats_pkey and match_outcomes raises ConflictError "
-    "instead of retrying like merge_live_stats does",
-)
 def test_matching_retries_when_a_live_merge_inserts_the_same_new_window(postgres_url: str) -> None:
     with Store.open(postgres_url) as store, ThreadPoolExecutor(1) as pool:
         add_version(store)
@@ -570,8 +629,13 @@ def test_matching_retries_when_a_live_merge_inserts_the_same_new_window(postgres
         try:
             with engine.connect() as conn, conn.begin():  # a server's live merge, committing late
                 row = {"model": "churn", "version": 1, "window_start": T0, "predictions": 3}
-                merge_rows(conn, t.window_stats, ("model", "version", "window_start"), [row],
-                           empty_window_row)  # fmt: skip
+                merge_rows(
+                    conn,
+                    t.window_stats,
+                    ("model", "version", "window_start"),
+                    [row],
+                    empty_window_row,
+                )
                 matching = pool.submit(match_outcomes, store, bucket_seconds=BUCKET)
                 wait_until_blocked(postgres_url)
         finally:
@@ -581,13 +645,6 @@ def test_matching_retries_when_a_live_merge_inserts_the_same_new_window(postgres
     assert (got["predictions"], got["labelled"], got["tp"]) == (3, 1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: shadows are scored and logged off the response path, so a shadow's row "
-    "can reach the log after its answered prediction's outcome matched; match_outcomes only "
-    "labels shadows present at that moment, and the late shadow never gets the label",
-)
 def test_a_shadow_logged_after_the_outcome_matched_still_gets_the_label(store: Store) -> None:
     add_version(store, threshold=0.5)
     add_version(store, threshold=0.3)
@@ -598,3 +655,52 @@ def test_a_shadow_logged_after_the_outcome_matched_still_gets_the_label(store: S
     match_outcomes(store, bucket_seconds=BUCKET)
     assert (2, T0) in windows(store), "the shadow's window has no labelled row"
     assert labelled(windows(store)[(2, T0)]) == expected_labelled([(0.41, True)], 0.3)
+
+
+# --- one label per prediction; entity outcomes wait for the spools to deliver
+
+
+def test_a_second_outcome_for_one_prediction_is_a_duplicate_not_a_second_label(
+    store: Store,
+) -> None:
+    add_version(store)
+    log(store, prediction(1, entity="c1"))
+    later = T0 + timedelta(days=30)
+    ingest_outcomes(
+        store,
+        [
+            {"entity": "c1", "time": T0 + timedelta(days=1), "label": True},
+            {"entity": "c1", "time": later, "label": False},
+        ],
+        model="churn",
+    )
+    assert match_outcomes(store, bucket_seconds=BUCKET) == 2
+    assert labelled(windows(store)[(1, T0)])["labelled"] == 1  # the first outcome counts
+    statuses = [(o["status"], o["matched_id"]) for o in stored_outcomes(store)]
+    assert statuses == [("matched", pid(1)), ("duplicate", pid(1))]
+    assert "already has an outcome" in (stored_outcomes(store)[1]["note"] or "")
+
+
+def test_an_entity_outcome_of_the_last_seconds_waits_for_the_spools(store: Store) -> None:
+    add_version(store)
+    now = datetime.now(UTC)
+    log(store, prediction(1, entity="c9", at=now - timedelta(minutes=5)))
+    ingest_outcomes(store, [{"entity": "c9", "time": now, "label": True}], model="churn")
+    assert match_outcomes(store, bucket_seconds=BUCKET) == 0  # a newer prediction may be coming
+    log(store, prediction(2, entity="c9", at=now - timedelta(seconds=1)))  # it was
+    with store.engine.begin() as conn:  # the outcome's time has passed
+        conn.execute(sa.update(t.outcomes).values(event_time=now - timedelta(seconds=10)))
+        moved = sa.update(t.predictions).where(t.predictions.c.id == pid(2))
+        conn.execute(moved.values(at=now - timedelta(seconds=11)))
+    assert match_outcomes(store, bucket_seconds=BUCKET) == 1
+    assert stored_outcomes(store)[0]["matched_id"] == pid(2)
+
+
+def test_outcomes_sent_by_id_alone_count_as_unassigned_until_they_match(store: Store) -> None:
+    add_version(store)
+    ingest_outcomes(store, [good(7), good(8)])
+    assert outcome_counts(store, "churn")["unassigned"] == 2
+    log(store, prediction(7))
+    match_outcomes(store, bucket_seconds=BUCKET)
+    counts = outcome_counts(store, "churn")
+    assert (counts["matched"], counts["unassigned"]) == (1, 1)

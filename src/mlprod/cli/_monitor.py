@@ -161,7 +161,8 @@ def _print_alerts(report: dict[str, Any]) -> None:
     outcomes = report["outcomes"]
     console.print(
         f"outcomes: {outcomes['matched']:,} matched, {outcomes['pending']:,} waiting "
-        f"for their prediction, {outcomes['invalid']:,} invalid"
+        f"for their prediction (+{outcomes.get('unassigned', 0):,} sent by id alone), "
+        f"{outcomes['invalid']:,} invalid, {outcomes['duplicate']:,} duplicate"
     )
     if not report["alerts"]:
         console.print("[green]no open alerts[/]")

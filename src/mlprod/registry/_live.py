@@ -37,7 +37,9 @@ LABELLED_STATS = ("labelled", "tp", "fp", "fn", "tn", "pos_hist", "neg_hist")
 
 
 def window_start(at: datetime, bucket_seconds: int) -> datetime:
-    """The start of the bucket `at` falls in (buckets are aligned to the Unix epoch)."""
+    """The start of the bucket `at` falls in (aligned to the Unix epoch; naive means UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
     seconds = int(at.timestamp()) // bucket_seconds * bucket_seconds
     return datetime.fromtimestamp(seconds, UTC)
 

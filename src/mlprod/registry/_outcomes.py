@@ -22,8 +22,9 @@ Example::
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -36,10 +37,12 @@ from mlprod.features._coerce import boolean_value, category_string
 from mlprod.features._reference import SCORE_BINS
 from mlprod.registry import _tables as t
 from mlprod.registry._live import empty_window_row, merge_rows, window_start
-from mlprod.registry._refs import check_name
 from mlprod.registry._store import Store
+from mlprod.spec import NAME_PATTERN
 
 MATCH_BATCH = 2000
+ENTITY_SETTLE = timedelta(seconds=5)  # spools deliver within a second; five leaves margin
+SHADOW_LOOKBACK = timedelta(days=1)
 MAX_OUTCOMES = 100_000  # per call; larger files are ingested in slices
 
 
@@ -62,8 +65,9 @@ def ingest_outcomes(
 
     def work(conn: Connection) -> int:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(t.outcomes).on_conflict_do_nothing()
-        return sum(conn.execute(statement, [row]).rowcount for row in rows)
+        statement = dialect.insert(t.outcomes).on_conflict_do_nothing().returning(t.outcomes.c.id)
+        # RETURNING, not rowcount: PostgreSQL reports -1 for inserts that return rows
+        return sum(len(conn.execute(statement, row).all()) for row in rows)
 
     new = store._run(work, write=True)
     return {"received": new, "duplicates": len(rows) - new}
@@ -104,8 +108,9 @@ def _outcome_row(
     else:
         raise bad("prediction_id", "present, or entity and time instead")
     if name is not None:
-        check_name(str(name))
-        row["model"] = str(name)
+        if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+            raise bad("model", "a model name: lower case letters, digits, - and _")
+        row["model"] = name
     return row
 
 
@@ -121,15 +126,23 @@ def _time(value: Any, bad: Any) -> datetime:
 
 
 def match_outcomes(store: Store, *, bucket_seconds: int = 60) -> int:
-    """Join pending outcomes to logged predictions; returns how many matched or were refused."""
+    """Join pending outcomes to logged predictions; returns how many were settled.
+
+    Settled means matched and counted, or refused (invalid label, or a prediction that
+    already has its outcome). Also gives late shadows the label of their matched request.
+    """
     total, after = 0, 0
     while True:
-        done, after, read = store._run(
-            functools.partial(_match_batch, bucket_seconds=bucket_seconds, after=after), write=True
-        )
+        batch = functools.partial(_match_batch, bucket_seconds=bucket_seconds, after=after)
+        # conflicts: a server merging live counts may insert the same new window first
+        done, after, read = store._run(batch, write=True, conflicts=True)
         total += done
         if read < MATCH_BATCH:
-            return total
+            break
+    store._run(
+        functools.partial(_late_shadows, bucket_seconds=bucket_seconds), write=True, conflicts=True
+    )
+    return total
 
 
 def _match_batch(conn: Connection, bucket_seconds: int, after: int) -> tuple[int, int, int]:
@@ -148,51 +161,104 @@ def _match_batch(conn: Connection, bucket_seconds: int, after: int) -> tuple[int
     shadows = _shadows_of(conn, [p["id"] for p in matched.values()])
     scored = [*matched.values(), *(s for group in shadows.values() for s in group)]
     versions = _versions_of(conn, scored)
-    rows, settled = [], 0
+    rows, counted, settled = [], [], 0
     for outcome in pending:
         prediction = matched.get(outcome["id"])
         if prediction is None:
             continue  # not logged yet, or never: stays pending and counted
         info = versions[(prediction["model"], prediction["version"])]
         observed = _observed(outcome["label"], info)
-        note = None if observed is not None else _invalid_note(outcome["label"], info)
-        _settle(conn, outcome["id"], prediction, note)
+        if prediction["labelled"] or prediction["id"] in counted:
+            note = f"prediction {prediction['id']} already has an outcome; the first one counts"
+            _settle(conn, outcome["id"], prediction, note, status="duplicate")
+        elif observed is None:
+            _settle(conn, outcome["id"], prediction, _invalid_note(outcome["label"], info))
+        else:
+            _settle(conn, outcome["id"], prediction, None)
+            for each in (prediction, *shadows.get(prediction["id"], ())):
+                threshold = versions[(each["model"], each["version"])]["threshold"]
+                rows.append(_labelled(each, observed, threshold, bucket_seconds))
+                counted.append(each["id"])
         settled += 1
-        if observed is None:
-            continue
-        for each in (prediction, *shadows.get(prediction["id"], ())):
-            threshold = versions[(each["model"], each["version"])]["threshold"]
-            rows.append(_labelled(each, observed, threshold, bucket_seconds))
+    _count(conn, rows, counted)
+    return settled, pending[-1]["id"], len(pending)
+
+
+def _count(conn: Connection, rows: Sequence[Mapping[str, Any]], ids: Sequence[str]) -> None:
+    """Add labelled rows to their windows and mark their predictions counted, together."""
     merge_rows(
         conn, t.window_stats, ("model", "version", "window_start"), _summed(rows), empty_window_row
     )
-    return settled, pending[-1]["id"], len(pending)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        conn.execute(
+            sa.update(t.predictions).where(t.predictions.c.id.in_(chunk)).values(labelled=True)
+        )
+
+
+def _late_shadows(conn: Connection, bucket_seconds: int) -> int:
+    """Shadows logged after their request's outcome matched get that outcome's label now.
+
+    Shadows score off the response path, so a shadow's row can reach the log after the
+    outcome of its request was matched. Outcomes matched in the last day are rechecked.
+    """
+    s, o = t.predictions, t.outcomes
+    since = datetime.now(UTC) - SHADOW_LOOKBACK
+    query = (
+        sa.select(*_PREDICTION_COLUMNS, o.c.label)
+        .join(o, o.c.matched_id == s.c.shadow_of)
+        .where(o.c.status == "matched", o.c.received_at >= since, s.c.labelled.is_(None))
+        .limit(MATCH_BATCH)
+    )
+    late = [dict(row._mapping) for row in conn.execute(query)]
+    versions = _versions_of(conn, late)
+    rows, ids = [], []
+    for shadow in late:
+        info = versions[(shadow["model"], shadow["version"])]
+        observed = _observed(shadow["label"], info)
+        if observed is not None:
+            rows.append(_labelled(shadow, observed, info["threshold"], bucket_seconds))
+        ids.append(shadow["id"])
+    _count(conn, rows, ids)
+    return len(ids)
 
 
 def _find_predictions(
     conn: Connection, pending: Sequence[Mapping[str, Any]]
 ) -> dict[int, dict[str, Any]]:
-    """Outcome id -> the answered prediction it is about, for those already logged."""
+    """Outcome id -> the answered prediction it is about, for those already logged.
+
+    An outcome by entity waits until its time is `ENTITY_SETTLE` old, so a prediction
+    made just before it has left its server's spool and can be the one it matches.
+    """
     by_id = _predictions_by_id(conn, [o["prediction_id"] for o in pending if o["prediction_id"]])
+    settled_before = datetime.now(UTC) - ENTITY_SETTLE
     found = {}
     for outcome in pending:
         if outcome["prediction_id"] is not None:
             prediction = by_id.get(outcome["prediction_id"])
-        else:
+        elif outcome["event_time"] <= settled_before:
             prediction = _prediction_by_entity(conn, outcome)
+        else:
+            prediction = None
         if prediction is not None:
             found[outcome["id"]] = prediction
     return found
 
 
 def _settle(
-    conn: Connection, outcome_id: int, prediction: Mapping[str, Any], note: str | None
+    conn: Connection,
+    outcome_id: int,
+    prediction: Mapping[str, Any],
+    note: str | None,
+    *,
+    status: str | None = None,
 ) -> None:
     conn.execute(
         sa.update(t.outcomes)
         .where(t.outcomes.c.id == outcome_id)
         .values(
-            status="matched" if note is None else "invalid",
+            status=status or ("matched" if note is None else "invalid"),
             matched_id=prediction["id"],
             version=prediction["version"],
             model=prediction["model"],
@@ -207,6 +273,7 @@ _PREDICTION_COLUMNS = (
     t.predictions.c.version,
     t.predictions.c.at,
     t.predictions.c.score,
+    t.predictions.c.labelled,
 )
 
 
@@ -333,12 +400,21 @@ def _summed(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def outcome_counts(store: Store, model: str | None = None) -> dict[str, int]:
-    """Outcomes by status: pending (not matched yet), matched, invalid."""
+    """Outcomes by status: pending (not matched yet), matched, invalid, duplicate.
+
+    With `model`, also ``unassigned``: pending outcomes sent by prediction id alone, whose
+    model is known only once they match.
+    """
     o = t.outcomes
     query = sa.select(o.c.status, sa.func.count()).group_by(o.c.status)
     if model is not None:
         query = query.where(o.c.model == model)
     rows = store._run(lambda conn: conn.execute(query).all(), write=False)
-    counts = {"pending": 0, "matched": 0, "invalid": 0}
+    counts = {"pending": 0, "matched": 0, "invalid": 0, "duplicate": 0}
     counts.update({status: int(count) for status, count in rows})
+    if model is not None:  # outcomes sent by id alone learn their model when they match
+        waiting = sa.select(sa.func.count()).where(o.c.status == "pending", o.c.model.is_(None))
+        counts["unassigned"] = int(
+            store._run(lambda c: c.execute(waiting).scalar_one(), write=False)
+        )
     return counts

@@ -153,6 +153,7 @@ predictions = sa.Table(
     sa.Column("latency_ms", sa.Float(), nullable=False),
     sa.Column("entity", sa.Text(), nullable=True),
     sa.Column("shadow_of", sa.String(32), nullable=True),  # the answered prediction's id
+    sa.Column("labelled", sa.Boolean(), nullable=True),  # 0004: its outcome was counted
     sa.Index("ix_predictions_model_at", "model", "at"),
     sa.Index("ix_predictions_entity", "model", "entity", "at"),  # 0004: outcomes by entity
     sa.Index("ix_predictions_shadow_of", "shadow_of"),  # 0004: outcomes reach shadows too
@@ -254,13 +255,14 @@ outcomes = sa.Table(
     sa.Column("event_time", UTCDateTime(), nullable=True),
     sa.Column("label", sa.JSON(), nullable=False),
     sa.Column("received_at", UTCDateTime(), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending, matched, invalid
+    sa.Column("status", sa.String(16), nullable=False),  # pending, matched, invalid, duplicate
     sa.Column("matched_id", sa.String(32), nullable=True),
     sa.Column("version", sa.Integer(), nullable=True),
     sa.Column("note", sa.Text(), nullable=True),
     sa.UniqueConstraint("prediction_id", name="uq_outcomes_prediction"),
     sa.UniqueConstraint("model", "entity", "event_time", name="uq_outcomes_entity_time"),
     sa.Index("ix_outcomes_status_id", "status", "id"),
+    sa.Index("ix_outcomes_received_at", "received_at"),
 )
 
 alerts = sa.Table(

@@ -84,6 +84,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("model", "entity", "event_time", name="uq_outcomes_entity_time"),
     )
     op.create_index("ix_outcomes_status_id", "outcomes", ["status", "id"])
+    op.create_index("ix_outcomes_received_at", "outcomes", ["received_at"])
     op.create_table(
         "alerts",
         sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
@@ -102,13 +103,18 @@ def upgrade() -> None:
     op.create_index("ix_alerts_model_opened", "alerts", ["model", "opened_at"])
     op.create_index("ix_predictions_entity", "predictions", ["model", "entity", "at"])
     op.create_index("ix_predictions_shadow_of", "predictions", ["shadow_of"])
+    with op.batch_alter_table("predictions") as batch:  # set once its outcome is counted
+        batch.add_column(sa.Column("labelled", sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("predictions") as batch:
+        batch.drop_column("labelled")
     op.drop_index("ix_predictions_shadow_of", table_name="predictions")
     op.drop_index("ix_predictions_entity", table_name="predictions")
     op.drop_index("ix_alerts_model_opened", table_name="alerts")
     op.drop_table("alerts")
+    op.drop_index("ix_outcomes_received_at", table_name="outcomes")
     op.drop_index("ix_outcomes_status_id", table_name="outcomes")
     op.drop_table("outcomes")
     op.drop_table("request_errors")
