@@ -26,9 +26,13 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One browser for the session; each test opens its own page."""
+    """One browser per module; each test opens its own page.
+
+    Not per session: Playwright's synchronous API keeps an event loop registered while it
+    runs, and tests elsewhere that call `asyncio.run` must not find one.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
