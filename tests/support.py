@@ -105,19 +105,25 @@ def free_port() -> int:
 class Server:
     """A real `mlprod serve` process on 127.0.0.1."""
 
-    def __init__(self, project: Project, *args: str, env: dict[str, str] | None = None) -> None:
-        """Start `mlprod serve`; `env` adds variables (MLPROD_...) to the project's."""
+    def __init__(
+        self,
+        project: Project,
+        *args: str,
+        env: dict[str, str] | None = None,
+        command: str = "serve",
+    ) -> None:
+        """Start `mlprod serve` (or `command`); `env` adds variables to the project's."""
         import subprocess
         import sys
         import tempfile
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "mlprod", "serve", "--port", str(self.port), *args]
+        argv = [sys.executable, "-m", "mlprod", command, "--port", str(self.port), *args]
         # a file, not a pipe: a pipe nobody drains blocks the server once it fills up
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.process = subprocess.Popen(
-            command,
+            argv,
             cwd=project.root,
             env={**project.env(), **(env or {})},
             stdout=subprocess.DEVNULL,

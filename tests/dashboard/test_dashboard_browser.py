@@ -183,3 +183,36 @@ def test_admin_actions_need_an_admin_token_and_show_up_live(
     audit = cli_json(project, "models", "show", "churn")
     assert [v["version"] for v in audit["versions"] if "production" in v["aliases"]] == [2]
     promote("churn", 1, "production", store=project.store, actor="t")  # back for other tests
+
+
+def test_runs_are_searched_with_the_cli_filter_language_and_compared(
+    page: Any, served: Server, project: Project
+) -> None:
+    runs = cli_json(project, "runs", "list", "--model", "churn")["runs"]
+    page.goto(served.url + "/ui/runs?model=churn&where=roc_auc+>+0.5&sort=-roc_auc")
+    shown = page.locator("tr[data-run]")
+    assert shown.count() == len(runs) == 2
+    values = [
+        float(v)
+        for v in page.locator("tr[data-run] [data-field='roc_auc']").evaluate_all(
+            "cells => cells.map(c => c.dataset.value)"
+        )
+    ]
+    assert values == sorted((r["metrics"]["roc_auc"]["value"] for r in runs), reverse=True)
+
+    page.goto(served.url + "/ui/runs?where=params.model+==+'nothing'")
+    assert page.locator("tr[data-run]").count() == 0
+    page.goto(served.url + "/ui/runs?where=__import__('os')")
+    assert page.locator("#filter-error").inner_text() != ""  # refused, never evaluated
+
+    page.goto(served.url + "/ui/runs?model=churn")
+    for box in page.locator("input[name=run]").all():
+        box.check()
+    page.locator("button", has_text="compare selected").click()
+    page.wait_for_url("**/ui/runs/compare?**")
+    for run in runs:
+        cell = page.locator(f"tr[data-metric='recall'] td[data-run='{run['id']}']")
+        assert float(cell.get_attribute("data-value")) == run["metrics"]["recall"]["value"]
+    page.locator("#chart-roc_overlay .main-svg").first.wait_for(timeout=5000)
+    legend = page.locator("#chart-roc_overlay .legendtext").all_text_contents()
+    assert sum("churn@" in entry for entry in legend) == 2  # both runs' curves, overlaid

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -180,6 +180,27 @@ def _pages(router: APIRouter, board: Dashboard, read: list[Any]) -> None:
     async def version_page(name: str, version: int) -> str:
         detail = await run_in_threadpool(_data.version_detail, board.store, name, version)
         return board.render("version.html.j2", d=detail, page="version", name=name)
+
+    @router.get("/runs", response_class=HTMLResponse, dependencies=read)
+    async def runs_page(
+        model: str = "", where: str = "", since: str = "", user: str = "", sort: str = ""
+    ) -> str:
+        filters = {"model": model, "where": where, "since": since, "user": user, "sort": sort}
+        try:
+            found = await run_in_threadpool(_data.find_runs, board.store, filters)
+            error = None
+        except MlprodError as exc:  # a bad filter: show it beside the form, keep the form
+            found, error = {"filters": filters, "runs": [], "figures": []}, exc.message
+        return board.render(
+            "runs.html.j2", d=found, filters=filters, error=error, page="runs", name=None
+        )
+
+    @router.get("/runs/compare", response_class=HTMLResponse, dependencies=read)
+    async def compare_page(run: list[str] = Query(default=[])) -> str:
+        detail = await run_in_threadpool(_data.compare_runs, board.store, board.artifacts, run)
+        return board.render(
+            "compare.html.j2", d=detail, charts=detail["charts"], page="compare", name=None
+        )
 
     @router.get("/models/{name}/versions/{version}/report", dependencies=read)
     async def version_report(name: str, version: int) -> Response:

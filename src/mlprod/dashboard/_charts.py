@@ -18,6 +18,17 @@ LAYOUT: dict[str, Any] = {
 }
 
 
+def _period(report: Mapping[str, Any]) -> dict[str, Any]:
+    """A date axis spanning the report's period, so one window still shows in context."""
+    return {"type": "date", "range": [report["since"], report["until"]]}
+
+
+def _window_ms(report: Mapping[str, Any]) -> float:
+    from mlprod.spec import parse_duration
+
+    return float(parse_duration(report["window"]).total_seconds() * 1000)
+
+
 def _json(figure: Any) -> dict[str, Any]:
     """Plain JSON (no numpy) for the page's script tag."""
     data: dict[str, Any] = json.loads(figure.to_json())
@@ -60,7 +71,10 @@ def performance_figure(report: Mapping[str, Any], metric: str) -> dict[str, Any]
             hovertemplate="%{y:.3f} (%{customdata[1]}, %{customdata[0]} labelled)<extra></extra>",
         )
     figure.update_layout(
-        title=f"live {metric} (hollow: estimated from scores)", yaxis={"range": [0, 1]}, **LAYOUT
+        title=f"live {metric} (hollow: estimated from scores)",
+        yaxis={"range": [0, 1]},
+        xaxis=_period(report),
+        **LAYOUT,
     )
     return _json(figure)
 
@@ -73,9 +87,15 @@ def traffic_figure(report: Mapping[str, Any]) -> dict[str, Any]:
     for version in sorted({row["version"] for row in report["traffic"]}):
         rows = [r for r in report["traffic"] if r["version"] == version]
         figure.add_bar(
-            x=[r["window_start"] for r in rows], y=[r["count"] for r in rows], name=f"v{version}"
+            x=[r["window_start"] for r in rows],
+            y=[r["count"] for r in rows],
+            name=f"v{version}",
+            width=_window_ms(report) * 0.9,
+            offset=0,
         )
-    figure.update_layout(title="traffic per version", barmode="stack", **LAYOUT)
+    figure.update_layout(
+        title="traffic per version", barmode="stack", xaxis=_period(report), **LAYOUT
+    )
     return _json(figure)
 
 
@@ -100,5 +120,6 @@ def drift_figure(report: Mapping[str, Any], version: int | None) -> dict[str, An
         )
     )
     title = f"drift of v{version} (PSI per window)" if version else "drift"
-    figure.update_layout(title=title, **{**LAYOUT, "height": 120 + 22 * max(len(features), 4)})
+    height = 120 + 22 * max(len(features), 4)
+    figure.update_layout(title=title, xaxis=_period(report), **{**LAYOUT, "height": height})
     return _json(figure)

@@ -8,12 +8,14 @@ history cost a few small queries each, not a scan of the prediction log.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlprod.errors import NotFoundError
+from mlprod.evaluation import overlaid_curves
 from mlprod.monitoring import agreed_thresholds, build_report
 from mlprod.registry import (
     AlertRecord,
@@ -22,8 +24,10 @@ from mlprod.registry import (
     VersionRecord,
     get_deployment,
     list_alerts,
+    search_runs,
 )
 from mlprod.spec import Gate, MonitorSpec
+from mlprod.workflows._experiments import config_diff, version_test_scores
 
 
 @dataclass(frozen=True)
@@ -207,3 +211,73 @@ def version_detail(store: Store, name: str, version: int) -> dict[str, Any]:
         "run": run.model_dump(mode="json"),
         "lineage": lineage,
     }
+
+
+RUN_FIGURES = ("roc_auc", "average_precision", "precision", "recall", "f1", "log_loss")
+
+
+def find_runs(store: Store, filters: Mapping[str, str]) -> dict[str, Any]:
+    """The runs page: `search_runs` with the page's filters (the CLI's filter language)."""
+    chosen = {k: v for k, v in filters.items() if v}
+    runs = search_runs(
+        store,
+        model=chosen.get("model"),
+        where=chosen.get("where"),
+        since=chosen.get("since"),
+        user=chosen.get("user"),
+        sort=chosen.get("sort") or None,
+        limit=200,
+    )
+    rows = []
+    for run in runs:
+        metrics = {name: (run.metrics.get(name) or {}).get("value") for name in RUN_FIGURES}
+        rows.append(
+            {
+                "id": run.id,
+                "model": run.model,
+                "status": run.status,
+                "user": run.user,
+                "started_at": run.started_at.isoformat(),
+                "version": run.version,
+                "winner": run.params.get("winner"),
+                "metrics": metrics,
+            }
+        )
+    return {"filters": chosen, "runs": rows, "figures": list(RUN_FIGURES)}
+
+
+def compare_runs(store: Store, artifacts: ArtifactStore, run_ids: Sequence[str]) -> dict[str, Any]:
+    """Two or more runs side by side: metrics, what changed, ROC and PR curves overlaid."""
+    if len(run_ids) < 2:
+        raise NotFoundError("pick at least two runs to compare")
+    runs = [store.get_run(run_id) for run_id in run_ids]
+    curves = {}
+    for run in runs:
+        scored = version_test_scores(run, store, artifacts)
+        if scored is not None:
+            curves[f"{run.model}@{run.version} ({run.id[:8]})"] = (scored[1], scored[2])
+    first = runs[0]
+    return {
+        "runs": [
+            {
+                "id": r.id,
+                "model": r.model,
+                "version": r.version,
+                "user": r.user,
+                "started_at": r.started_at.isoformat(),
+                "winner": r.params.get("winner"),
+                "metrics": {n: r.metrics.get(n) for n in RUN_FIGURES},
+            }
+            for r in runs
+        ],
+        "differences": {r.id: config_diff(first, r) for r in runs[1:]},
+        "charts": {
+            f"chart-{name}": _plain_figure(figure)
+            for name, figure in (overlaid_curves(curves) if curves else {}).items()
+        },
+    }
+
+
+def _plain_figure(figure: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(figure.to_json())
+    return data

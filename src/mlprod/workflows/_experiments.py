@@ -96,7 +96,8 @@ def config_diff(a: RunRecord, b: RunRecord) -> list[dict[str, Any]]:
     return rows
 
 
-def _test_scores(run: RunRecord, meta: Any, artifacts: Any) -> tuple[Any, ...] | None:
+def version_test_scores(run: RunRecord, meta: Any, artifacts: Any) -> tuple[Any, ...] | None:
+    """The run's version's test rows, labels, scores and threshold (None without a version)."""
     if run.version is None:
         return None
     model = open_version(artifacts, meta.get_version(run.model, run.version))
@@ -121,8 +122,8 @@ def compare_runs(
     with meta:
         run_a, run_b = meta.get_run(a), meta.get_run(b)
         scored_a, scored_b = (
-            _test_scores(run_a, meta, artifacts),
-            _test_scores(run_b, meta, artifacts),
+            version_test_scores(run_a, meta, artifacts),
+            version_test_scores(run_b, meta, artifacts),
         )
     result: dict[str, Any] = {"a": run_a.id, "b": run_b.id, "config": config_diff(run_a, run_b)}
     metrics: list[dict[str, object]] = []
