@@ -215,3 +215,96 @@ class PrivatePostgres:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def run_cli(project: Project, *args: str, check: bool = True) -> Any:
+    """`mlprod ARGS` as a user runs it, in the project's folder; a failure shows its stderr."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "mlprod", *args],
+        cwd=project.root,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"mlprod {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+    return done
+
+
+def cli_json(project: Project, *args: str) -> Any:
+    """The one JSON document `mlprod ARGS --json` prints."""
+    import json
+
+    return json.loads(run_cli(project, *args, "--json").stdout)
+
+
+def trained(root: Path, *, versions: int = 1, rows: int = 1500, production: int = 1) -> Project:
+    """A project with `versions` trained versions and `production` promoted."""
+    from mlprod.workflows import promote, train
+
+    project = write_project(root, rows=rows)
+    for _ in range(versions):
+        train(project.spec, store=project.store)
+    promote("churn", production, "production", store=project.store, actor="test")
+    return project
+
+
+class Receiver:
+    """An HTTP endpoint on 127.0.0.1 keeping every JSON document posted to it.
+
+    `redirect` makes it answer 307 to that URL, to prove a client does not follow.
+    """
+
+    def __init__(self, redirect: str | None = None) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[dict[str, Any]] = []
+        self.received = received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["content-length"])
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(307 if redirect else 204)
+                if redirect:
+                    self.send_header("location", redirect)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_until_blocked(url: str, timeout: float = 10.0) -> None:
+    """Return once some session of this PostgreSQL database waits on a lock."""
+    import time
+
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        with engine.connect() as conn:
+            while conn.execute(query).scalar_one() == 0:
+                assert time.monotonic() < deadline, "nothing waited for the other writer"
+                conn.rollback()
+                time.sleep(0.005)
+    finally:
+        engine.dispose()

@@ -16,20 +16,7 @@ import pytest
 import mlprod
 from mlprod.features import json_safe
 from support import Project, Server, write_project
-
-
-def cli(project: Project, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "mlprod", *args],
-        cwd=project.root,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"mlprod {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
-    return done
+from support import run_cli as cli
 
 
 def test_models_show_and_runs_print_one_json_document(trained_project: Project) -> None:

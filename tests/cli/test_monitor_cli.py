@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,33 +13,13 @@ import pytest
 
 from mlprod.data import make_churn_table
 from mlprod.registry import Store, insert_predictions, read_window_stats
-from mlprod.workflows import promote, train
-from support import Project, write_project
+from support import Project, trained
+from support import run_cli as cli
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = write_project(tmp_path_factory.mktemp("monitor"), rows=2000)
-    promote(
-        "churn",
-        train(project.spec, store=project.store).version,
-        "production",
-        store=project.store,
-        actor="t",
-    )
-    return project
-
-
-def cli(project: Project, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlprod", *args],
-        cwd=project.root,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=check,
-    )
+    return trained(tmp_path_factory.mktemp("monitor"), rows=2000)
 
 
 def logged(project: Project, count: int) -> list[str]:

@@ -8,21 +8,12 @@ import httpx
 import pytest
 
 from mlprod.registry import Store, create_token
-from mlprod.workflows import promote, train
-from support import Project, Server, write_project
+from support import Project, Server, trained
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = write_project(tmp_path_factory.mktemp("board"), rows=1500)
-    promote(
-        "churn",
-        train(project.spec, store=project.store).version,
-        "production",
-        store=project.store,
-        actor="t",
-    )
-    return project
+    return trained(tmp_path_factory.mktemp("board"))
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,6 @@ posting a prediction, an outcome and a promotion and waiting at most two seconds
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,19 +15,15 @@ import httpx
 import pytest
 
 from mlprod.registry import Store, create_token
-from mlprod.workflows import promote, train
-from support import Project, Server, records_from, write_project
+from mlprod.workflows import promote
+from support import Project, Server, cli_json, records_from, trained
 
 LIVE_WITHIN_MS = 2000
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = write_project(tmp_path_factory.mktemp("dashboard"), rows=2000)
-    for _ in range(2):
-        train(project.spec, store=project.store)
-    promote("churn", 1, "production", store=project.store, actor="t")
-    return project
+    return trained(tmp_path_factory.mktemp("dashboard"), versions=2, rows=2000)
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +43,6 @@ def served(project: Project) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
-
-
-def cli_json(project: Project, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "mlprod", *args, "--json"],
-        cwd=project.root,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    document: dict[str, Any] = json.loads(done.stdout)
-    return document
 
 
 def rate(row: dict[str, Any], metric: str) -> str:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ from mlprod.errors import SpecError
 from mlprod.monitoring import check_alerts, check_webhook, post_webhook
 from mlprod.registry import Store, list_alerts
 from mlprod.spec import Gate, MonitorSpec
+from support import Receiver
 
 WINDOW = "2026-11-30T10:00:00+00:00"
 
@@ -23,34 +21,6 @@ WINDOW = "2026-11-30T10:00:00+00:00"
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store.open(f"sqlite:///{tmp_path / 'm.db'}") as opened:
         yield opened
-
-
-class Receiver:
-    """An HTTP endpoint on 127.0.0.1; `redirect` makes it answer 307 to another URL."""
-
-    def __init__(self, redirect: str | None = None) -> None:
-        self.received: list[dict[str, Any]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["content-length"])
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(307 if redirect else 200)
-                if redirect:
-                    self.send_header("location", redirect)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def report(

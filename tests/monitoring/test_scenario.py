@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -29,7 +27,7 @@ from mlprod.data import make_churn_table
 from mlprod.features import json_safe
 from mlprod.workflows import promote, train
 from mlprod.workflows._quickstart import SPEC
-from support import Project, Server
+from support import Project, Receiver, Server
 
 BUCKET = 5  # seconds per window: each phase is sent inside one window
 ROWS = 20_000
@@ -47,32 +45,6 @@ FEATURES = (
     "paperless_billing",
     "signup_date",
 )
-
-
-class Webhook:
-    """A real HTTP endpoint on 127.0.0.1 that keeps every JSON document posted to it."""
-
-    def __init__(self) -> None:
-        received: list[dict[str, Any]] = []
-        self.received = received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                received.append(json.loads(body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +136,7 @@ def test_drift_is_flagged_exactly_performance_matches_sklearn_alerts_open_and_re
 ) -> None:
     expected = changed_columns()
     assert expected == {"monthly_charges", "total_charges", "plan", "payment_method"}
-    webhook = Webhook()
+    webhook = Receiver()
     env = {
         "MLPROD_MONITOR_BUCKET": str(BUCKET),
         "MLPROD_MONITOR_FLUSH": "0.5",

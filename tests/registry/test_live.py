@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +45,7 @@ from mlprod.registry._live import (
     window_start,
 )
 from mlprod.registry._store import Store
+from support import wait_until_blocked
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)  # on a minute, hour and day boundary
 THRESHOLD = 0.41
@@ -573,24 +573,6 @@ def uncommitted_window(url: str, key: WindowKey, predictions: int) -> Iterator[N
             merge_rows(conn, t.window_stats, ("model", "version", "window_start"), [row],
                        empty_window_row)  # fmt: skip
             yield
-    finally:
-        engine.dispose()
-
-
-def wait_until_blocked(url: str, timeout: float = 10.0) -> None:
-    """Return once some session of this PostgreSQL database waits on a lock."""
-    engine = sa.create_engine(url)
-    query = sa.text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        with engine.connect() as conn:
-            while conn.execute(query).scalar_one() == 0:
-                assert time.monotonic() < deadline, "the merge never waited for the other writer"
-                conn.rollback()
-                time.sleep(0.005)
     finally:
         engine.dispose()
 

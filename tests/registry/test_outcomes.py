@@ -12,7 +12,6 @@ once per outcome.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from mlprod.registry._live import (
 from mlprod.registry._outcomes import ingest_outcomes, match_outcomes, outcome_counts
 from mlprod.registry._predictions import insert_predictions
 from mlprod.registry._store import Store
+from support import wait_until_blocked
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 BUCKET = 60
@@ -599,24 +599,6 @@ def test_outcome_counts_by_status_and_model(store: Store) -> None:
 
 
 # --- bugs: races the module's contract says it handles
-
-
-def wait_until_blocked(url: str, timeout: float = 10.0) -> None:
-    """Return once some session of this PostgreSQL database waits on a lock."""
-    engine = sa.create_engine(url)
-    query = sa.text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        with engine.connect() as conn:
-            while conn.execute(query).scalar_one() == 0:
-                assert time.monotonic() < deadline, "matching never waited for the other writer"
-                conn.rollback()
-                time.sleep(0.005)
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.postgres

@@ -25,7 +25,16 @@ import pytest
 import mlprod
 from mlprod.registry import Store, count_predictions, read_predictions
 from mlprod.workflows import promote, train
-from support import PrivatePostgres, Project, Server, need_service, records_from, write_project
+from support import (
+    PrivatePostgres,
+    Project,
+    Server,
+    need_service,
+    records_from,
+    run_cli,
+    trained,
+    write_project,
+)
 
 OUTAGE_SECONDS = 60.0
 
@@ -103,11 +112,7 @@ def wait_stored(url: str, count: int, timeout: float = 60.0) -> None:
 
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = write_project(tmp_path_factory.mktemp("shadow"), rows=1500)
-    for _ in range(2):
-        train(project.spec, store=project.store)
-    promote("churn", 1, "production", store=project.store, actor="t")
-    return project
+    return trained(tmp_path_factory.mktemp("shadow"), versions=2)
 
 
 def test_every_answer_is_logged_with_its_record_score_and_latency(
@@ -134,7 +139,7 @@ def test_every_answer_is_logged_with_its_record_score_and_latency(
 
 
 def test_shadows_score_every_request_off_the_response_path(two_versions: Project) -> None:
-    _cli(two_versions, "deploy", "churn", "--route", "1=100", "--shadow", "2")
+    run_cli(two_versions, "deploy", "churn", "--route", "1=100", "--shadow", "2")
     server = Server(two_versions)
     try:
         server.wait_ready()
@@ -147,7 +152,7 @@ def test_shadows_score_every_request_off_the_response_path(two_versions: Project
         assert metric(server.url, "mlprod_shadows_scored") == 40
     finally:
         server.stop()
-        _cli(two_versions, "deploy", "churn", "--clear")
+        run_cli(two_versions, "deploy", "churn", "--clear")
     with Store.open(url) as store:
         frame = read_predictions(store, "churn")
     shadows = frame[frame["version"] == 2].set_index("shadow_of")
@@ -158,7 +163,7 @@ def test_shadows_score_every_request_off_the_response_path(two_versions: Project
 
 
 def test_a_deployment_logs_its_sample_rate(two_versions: Project) -> None:
-    _cli(two_versions, "deploy", "churn", "--route", "1=100", "--sample-rate", "0.25")
+    run_cli(two_versions, "deploy", "churn", "--route", "1=100", "--sample-rate", "0.25")
     url = two_versions.settings().store_url()
     with Store.open(url) as store:
         before = count_predictions(store, "churn")
@@ -175,23 +180,10 @@ def test_a_deployment_logs_its_sample_rate(two_versions: Project) -> None:
         assert metric(server.url, scored) == 4000  # every record scored, a quarter logged
     finally:
         server.stop()
-        _cli(two_versions, "deploy", "churn", "--clear")
+        run_cli(two_versions, "deploy", "churn", "--clear")
     with Store.open(url) as store:
         logged = count_predictions(store, "churn") - before
     assert abs(logged - 1000) < 4 * (4000 * 0.25 * 0.75) ** 0.5  # 4 sigma: 1000 +- 110
-
-
-def _cli(project: Project, *args: str) -> None:
-    import sys
-
-    subprocess.run(
-        [sys.executable, "-m", "mlprod", *args],
-        cwd=project.root,
-        env=project.env(),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 # --- real PostgreSQL: a stopped database, a killed server, a full spool

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -16,8 +14,8 @@ import pytest
 
 from mlprod.features import json_safe
 from mlprod.serving._pool import Served, stable_fraction
-from mlprod.workflows import promote, train
-from support import Project, Server, write_project
+from mlprod.workflows import promote
+from support import Project, Server, run_cli, trained
 
 
 class _Fake:
@@ -51,11 +49,7 @@ def test_an_entity_always_reaches_the_same_version() -> None:
 
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = write_project(tmp_path_factory.mktemp("routes"), rows=1500)
-    for _ in range(2):
-        train(project.spec, store=project.store)
-    promote("churn", 1, "production", store=project.store, actor="t")
-    return project
+    return trained(tmp_path_factory.mktemp("routes"), versions=2)
 
 
 def _records(project: Project, n: int) -> list[dict[str, Any]]:
@@ -63,17 +57,6 @@ def _records(project: Project, n: int) -> list[dict[str, Any]]:
     frame = pd.concat([frame] * (n // len(frame) + 1)).head(n).reset_index(drop=True)
     frame["customer_id"] = [f"X{i:07d}" for i in range(n)]
     return [{k: json_safe(v) for k, v in row.items()} for row in frame.to_dict("records")]
-
-
-def _cli(project: Project, *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "mlprod", *args],
-        cwd=project.root,
-        env=project.env(),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 def _versions(url: str, records: list[dict[str, Any]]) -> Counter[int]:
@@ -120,7 +103,7 @@ def test_route_changes_reach_every_replica_without_a_failed_request(two_versions
         client = threading.Thread(target=stream)
         client.start()
         records = _records(two_versions, 10_000)
-        _cli(
+        run_cli(
             two_versions, "deploy", "churn", "--route", "1=50", "--route", "2=50", "--reason", "ab"
         )
         for replica in replicas:
@@ -130,11 +113,11 @@ def test_route_changes_reach_every_replica_without_a_failed_request(two_versions
         assert split == _versions(
             replicas[1].url, records
         )  # same entity, same version, any replica
-        _cli(two_versions, "deploy", "churn", "--route", "2=100")
+        run_cli(two_versions, "deploy", "churn", "--route", "2=100")
         for replica in replicas:
             _wait_for(lambda r=replica: set(_versions(r.url, records[:100])) == {2})
         promote("churn", 2, "production", store=two_versions.store, actor="t")
-        _cli(two_versions, "rollback", "churn", "--reason", "test")
+        run_cli(two_versions, "rollback", "churn", "--reason", "test")
         for replica in replicas:
             _wait_for(lambda r=replica: set(_versions(r.url, records[:100])) == {1})
         stop.set()
@@ -160,13 +143,13 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
         original = victim.read_bytes()
         victim.write_bytes(original + b" ")
         try:
-            _cli(two_versions, "deploy", "churn", "--route", "2=100")
+            run_cli(two_versions, "deploy", "churn", "--route", "2=100")
             time.sleep(2.0)
             status = httpx.get(server.url + "/readyz").json()
             assert "churn@2" in status["failed"] and "modified" in status["failed"]["churn@2"]
             assert set(_versions(server.url, _records(two_versions, 50))) == {1}
         finally:
             victim.write_bytes(original)
-            _cli(two_versions, "deploy", "churn", "--clear")
+            run_cli(two_versions, "deploy", "churn", "--clear")
     finally:
         server.stop()

@@ -13,17 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlprod.workflows import promote, train
-from support import Project, Server, records_from, write_project
+from mlprod.workflows import promote
+from support import Project, Server, records_from, trained
 
 
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = write_project(tmp_path_factory.mktemp("workers"), rows=1500)
-    for _ in range(2):
-        train(project.spec, store=project.store)
-    promote("churn", 1, "production", store=project.store, actor="t")
-    return project
+    return trained(tmp_path_factory.mktemp("workers"), versions=2)
 
 
 def children(pid: int) -> list[int]:
