@@ -112,6 +112,10 @@ def test_rendered_template_is_a_valid_spec(tmp_path: Path) -> None:
     assert spec.features.datetime == ["signup"]
     assert spec.split.method == "time"
     assert spec.gates["roc_auc"].value == 0.7
+    uncommented = text.replace("# monitor:", "monitor:").replace("#   ", "  ")
+    (tmp_path / "mlprod.yaml").write_text(uncommented)
+    monitored = load_spec(tmp_path / "mlprod.yaml")  # the commented example is valid too
+    assert monitored.monitor.drift.psi == 0.1 and monitored.monitor.webhook is not None
 
 
 def test_a_resolved_spec_validates_again_to_the_same_spec() -> None:

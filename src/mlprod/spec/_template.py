@@ -83,5 +83,13 @@ def render_spec(
         "gates:",
         "  roc_auc: '>= 0.7'",
         "",
+        "# How production is watched: drift by effect size, live metrics against the gates.",
+        "# monitor:",
+        "#   window: 1h",
+        "#   drift: {psi: 0.1, null_rate: 0.1, unseen_rate: 0.05, min_count: 500}",
+        "#   min_labels: 30        # labelled predictions before a window counts as realized",
+        "#   error_rate: 0.05",
+        "#   webhook: https://hooks.example.com/mlprod",
+        "",
     ]
     return "\n".join(lines)
