@@ -39,7 +39,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-AppFactory = Callable[[Settings, str], FastAPI]
+AppFactory = Callable[[Settings, str], "FastAPI"]
 
 
 def _worker(settings: Settings, alias: str, sock: socket.socket, factory: AppFactory) -> None:
