@@ -156,7 +156,12 @@ predictions = sa.Table(
     sa.Column("labelled", sa.Boolean(), nullable=True),  # 0004: its outcome was counted
     sa.Index("ix_predictions_model_at", "model", "at"),
     sa.Index("ix_predictions_entity", "model", "entity", "at"),  # 0004: outcomes by entity
-    sa.Index("ix_predictions_shadow_of", "shadow_of"),  # 0004: outcomes reach shadows too
+    sa.Index(  # 0004: outcomes reach shadows too; only shadow rows are indexed
+        "ix_predictions_shadow_of",
+        "shadow_of",
+        sqlite_where=sa.text("shadow_of IS NOT NULL"),
+        postgresql_where=sa.text("shadow_of IS NOT NULL"),
+    ),
 )
 
 tokens = sa.Table(

@@ -102,7 +102,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_alerts_model_opened", "alerts", ["model", "opened_at"])
     op.create_index("ix_predictions_entity", "predictions", ["model", "entity", "at"])
-    op.create_index("ix_predictions_shadow_of", "predictions", ["shadow_of"])
+    shadows_only = sa.text("shadow_of IS NOT NULL")  # answered rows, nearly all, stay out of it
+    op.create_index(
+        "ix_predictions_shadow_of",
+        "predictions",
+        ["shadow_of"],
+        sqlite_where=shadows_only,
+        postgresql_where=shadows_only,
+    )
     with op.batch_alter_table("predictions") as batch:  # set once its outcome is counted
         batch.add_column(sa.Column("labelled", sa.Boolean(), nullable=True))
 
