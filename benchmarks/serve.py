@@ -76,6 +76,8 @@ class Result:
     p99_ms: float | None = None
     us_per_row: float | None = None
     errors: int = 0
+    backlog: int | None = None  # log rows still in the spool when the load stopped
+    drain_s: float | None = None  # and how long the server took to store them afterwards
 
 
 # --- the model and the request bodies -------------------------------------------------
@@ -345,6 +347,7 @@ def measure(
     for label, connections, size in LOADS:
         load(url, bodies[size], connections, min(2.0, seconds))  # warm-up, not counted
         raw = load(url, bodies[size], connections, seconds)
+        backlog, drain_s = drain(url)
         req_s = raw["requests"] / (raw["duration_us"] / 1e6)
         results.append(
             Result(
@@ -355,9 +358,33 @@ def measure(
                 p50_ms=raw["p50_us"] / 1e3,
                 p99_ms=raw["p99_us"] / 1e3,
                 errors=int(raw["errors"]),
+                backlog=backlog,
+                drain_s=drain_s,
             )
         )
     return results
+
+
+def drain(predict_url: str, timeout: float = 120.0) -> tuple[int | None, float | None]:
+    """The log backlog when a load stops; then wait until the spool is empty again.
+
+    Background work may trail the load (it runs at a lower priority than requests): the
+    backlog shows how much, and waiting keeps it out of the next measurement.
+    """
+    metrics = predict_url.split("/v1/")[0] + "/metrics"
+
+    def pending() -> int | None:
+        try:
+            text = httpx.get(metrics, timeout=5).text
+        except httpx.HTTPError:
+            return None
+        found = re.search(r"^mlprod_predlog_pending (\S+)$", text, re.MULTILINE)
+        return int(float(found.group(1))) if found else None
+
+    first, started = pending(), time.monotonic()
+    while (pending() or 0) > 0 and time.monotonic() < started + timeout:
+        time.sleep(0.2)
+    return first, (time.monotonic() - started if first else None)
 
 
 def table(results: list[Result]) -> str:
@@ -367,12 +394,13 @@ def table(results: list[Result]) -> str:
         return "-" if value is None else f"{value:,.{digits}f}"
 
     header = f"{'system':<36}{'load':<20}{'µs/row':>9}{'req/s':>9}{'rows/s':>10}"
-    header += f"{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+    header += f"{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'backlog':>9}{'drain s':>8}"
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.system:<36}{r.load:<20}{cell(r.us_per_row, 1):>9}{cell(r.req_s):>9}"
             f"{cell(r.rows_s):>10}{cell(r.p50_ms, 2):>9}{cell(r.p99_ms, 2):>9}{r.errors:>8}"
+            f"{cell(r.backlog):>9}{cell(r.drain_s, 1):>8}"
         )
     return "\n".join(lines)
 

@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -129,6 +130,14 @@ def _as_numbers(values: pd.Series, kind: str) -> np.ndarray:
     return as_numeric(values)
 
 
+def _column(records: Sequence[Mapping[str, Any]], name: str) -> list[Any]:
+    """One field of every record; validated records have them all, others read None."""
+    try:
+        return list(map(operator.itemgetter(name), records))
+    except KeyError:
+        return [record.get(name) for record in records]
+
+
 def _record_numbers(values: list[Any], feature: Mapping[str, Any]) -> np.ndarray:
     """Floats from JSON values; numpy takes numbers and nulls at once, pandas the rest."""
     if feature["kind"] == "numeric":
@@ -192,7 +201,7 @@ class Binner:
         """Counts per feature for request records (raw JSON values, fields by name)."""
         counts = {}
         for name, feature in self.features.items():
-            values = [record.get(name) for record in records]
+            values = _column(records, name)
             if "edges" in feature:
                 counts[name] = numeric_counts(_record_numbers(values, feature), feature["edges"])
             else:
@@ -215,18 +224,26 @@ class Binner:
     def _count_categories(
         self, name: str, feature: Mapping[str, Any], values: Sequence[Any]
     ) -> np.ndarray:
+        """One dictionary lookup per value (in C); only values never seen take the slow path.
+
+        True, 1 and 1.0 are equal keys in Python but different categories, so a categorical
+        cache holds strings (and None) only; for a boolean they all mean true anyway.
+        """
         cache, lookup = self._caches[name], self._lookups[name]
         top = len(feature["categories"])
-        bins = []
-        for value in values:
-            key = (type(value), value)  # True and 1 are equal keys but different labels
-            index = cache.get(key)
-            if index is None:
+        any_key = feature["kind"] == "boolean"
+        bins: list[int | None] = list(map(cache.get, values)) if cache else [None] * len(values)
+        if None in bins:
+            for position, found in enumerate(bins):
+                if found is not None:
+                    continue
+                value = values[position]
                 label = _as_labels([value], feature["kind"])[0]
                 index = top + 2 if label == MISSING else lookup.get(label, top + 1)
-                if len(cache) < CACHE_LIMIT:
-                    cache[key] = index
-            bins.append(index)
+                cacheable = any_key or value is None or isinstance(value, str)
+                if cacheable and len(cache) < CACHE_LIMIT:
+                    cache[value] = index
+                bins[position] = index
         counts: np.ndarray = np.bincount(np.asarray(bins, dtype=np.int64), minlength=top + 3)
         return counts
 

@@ -30,6 +30,7 @@ from sqlalchemy import exc as sa_exc
 
 from mlprod.errors import DataError, MlprodError, SpoolFullError
 from mlprod.registry import Store, insert_predictions
+from mlprod.serving._background import lower_priority
 from mlprod.serving._spool import Spool
 
 log = logging.getLogger("mlprod.serving")
@@ -166,6 +167,7 @@ class PredictionLog:
     # --- the flusher thread
 
     def _loop(self) -> None:
+        lower_priority()
         backoff = 0.0
         next_adopt = 0.0
         try:

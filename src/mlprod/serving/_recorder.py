@@ -20,6 +20,7 @@ from typing import Any
 
 from mlprod.errors import MlprodError, SpoolFullError
 from mlprod.registry import Model
+from mlprod.serving._background import lower_priority
 from mlprod.serving._monitor import LiveCounter
 from mlprod.serving._pool import Served
 from mlprod.serving._predlog import PredictionLog
@@ -123,6 +124,7 @@ class ShadowScorer:
             log.warning("shadow records %s (counted in /metrics as mlprod_shadows_%s)", key, key)
 
     def _loop(self) -> None:
+        lower_priority()
         while (job := self._queue.get()) is not None:
             for model in job.shadows:
                 self._score(model, job)

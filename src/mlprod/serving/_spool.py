@@ -48,6 +48,7 @@ from typing import Any, Self
 import orjson
 
 from mlprod.errors import SpoolFullError
+from mlprod.serving._background import lower_priority
 
 log = logging.getLogger("mlprod.serving")
 
@@ -358,6 +359,7 @@ class Spool:
     # --- durability
 
     def _sync_loop(self) -> None:
+        lower_priority()
         while not self._closing.is_set():
             self._kick.wait(SYNC_INTERVAL)
             self._kick.clear()
