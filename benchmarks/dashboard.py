@@ -15,7 +15,6 @@ baseline that shows what the number of models costs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 
 from mlprod.data import make_churn_table
 from mlprod.registry import LocalArtifacts, Store, read_reference
@@ -82,9 +82,10 @@ def build_store(folder: Path, models: int, days: int) -> str:
 
 
 def _write_windows(store: Store, names: list[str], reference: dict, days: int) -> None:
+    """Every window's rows at once per model: numpy draws the counts, orjson the JSON."""
     rng = np.random.default_rng(1)
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    hours = [end - timedelta(hours=h) for h in range(days * 24)]
+    stamps = [(end - timedelta(hours=h)).strftime("%Y-%m-%d %H:%M:%S.%f") for h in range(days * 24)]
     features = {**reference["features"], "__score__": reference["score"]}
     stats_sql = (
         f"INSERT INTO {t.window_stats.name} (model, version, window_start, predictions, "
@@ -96,36 +97,37 @@ def _write_windows(store: Store, names: list[str], reference: dict, days: int) -
         "total) VALUES (?, 1, ?, ?, ?, ?)"
     )
     for name in names:
-        stats, counts = [], []
-        for hour in hours:
-            at = hour.strftime("%Y-%m-%d %H:%M:%S.%f")
-            n = int(rng.integers(500, 2000))
-            hist = rng.multinomial(n, np.full(50, 1 / 50)).tolist()
-            labelled = n // 10
-            tp, fp = labelled // 5, labelled // 10
-            fn = labelled // 8
-            stats.append(
-                (
-                    name,
-                    at,
-                    n,
-                    n // 4,
-                    n * 0.15,
-                    n * 0.25,
-                    json.dumps(hist),
-                    labelled,
-                    tp,
-                    fp,
-                    fn,
-                    labelled - tp - fp - fn,
-                    json.dumps(hist),
-                    json.dumps(hist),
-                )
+        n = rng.integers(500, 2000, len(stamps))
+        hists = rng.multinomial(n, np.full(50, 1 / 50))
+        labelled = n // 10
+        tp, fp, fn = labelled // 5, labelled // 10, labelled // 8
+        stats = [
+            (
+                name,
+                stamp,
+                int(n[i]),
+                int(n[i] // 4),
+                n[i] * 0.15,
+                n[i] * 0.25,
+                orjson.dumps(hists[i].tolist()).decode(),
+                int(labelled[i]),
+                int(tp[i]),
+                int(fp[i]),
+                int(fn[i]),
+                int(labelled[i] - tp[i] - fp[i] - fn[i]),
+                orjson.dumps((hists[i] // 10).tolist()).decode(),
+                orjson.dumps((hists[i] // 10).tolist()).decode(),
             )
-            for feature, ref in features.items():
-                shares = np.asarray(ref["counts"], float) + 1
-                live = rng.multinomial(n, shares / shares.sum()).tolist()
-                counts.append((name, feature, at, json.dumps(live), n))
+            for i, stamp in enumerate(stamps)
+        ]
+        counts = []
+        for feature, ref in features.items():
+            shares = np.asarray(ref["counts"], float) + 1
+            live = rng.multinomial(n, shares / shares.sum())
+            counts += [
+                (name, feature, stamp, orjson.dumps(live[i].tolist()).decode(), int(n[i]))
+                for i, stamp in enumerate(stamps)
+            ]
         with store.engine.begin() as conn:
             conn.exec_driver_sql(stats_sql, stats)
             conn.exec_driver_sql(counts_sql, counts)

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -30,6 +32,7 @@ from sqlalchemy.engine import Connection
 from mlprod.features._reference import SCORE, SCORE_BINS, Binner, score_histogram
 from mlprod.registry import _tables as t
 from mlprod.registry._store import Store
+from mlprod.registry._tables import UTCDateTime
 
 WindowKey = tuple[str, int, datetime]  # model, version, window start
 ADDITIVE_STATS = ("predictions", "predicted_positive", "est_tp", "est_positive", "score_hist")
@@ -295,20 +298,69 @@ def _window_query(
     return query.order_by(table.c.window_start)
 
 
+def _read_windows(
+    store: Store, table: sa.Table, model: str, since: datetime | None, until: datetime | None
+) -> list[dict[str, Any]]:
+    """Rows of a window table as dicts, decoded here rather than by SQLAlchemy.
+
+    A year of hourly windows is over a hundred thousand feature rows: SQLAlchemy's
+    per-row JSON and datetime processing cost seconds, so the columns are read as plain
+    values, JSON is parsed with orjson and each distinct timestamp is parsed once.
+    """
+    plain = [
+        sa.type_coerce(column, sa.Text)
+        if isinstance(column.type, sa.JSON | UTCDateTime)
+        else column
+        for column in table.columns
+    ]
+    query = _window_query(table, model, since, until).with_only_columns(*plain)
+    names = [column.name for column in table.columns]
+    decoders = {
+        column.name: _json_value if isinstance(column.type, sa.JSON) else _utc_value
+        for column in table.columns
+        if isinstance(column.type, sa.JSON | UTCDateTime)
+    }
+
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        rows = []
+        for raw in conn.execute(query):
+            row = dict(zip(names, raw, strict=True))
+            for name, decode in decoders.items():
+                row[name] = decode(row[name])
+            rows.append(row)
+        return rows
+
+    return store._run(work, write=False)
+
+
+def _json_value(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+@functools.lru_cache(maxsize=65_536)
+def _utc_text(value: str) -> datetime:
+    when = datetime.fromisoformat(value)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _utc_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return _utc_text(value) if isinstance(value, str) else value
+
+
 def read_window_stats(
     store: Store, model: str, *, since: datetime | None = None, until: datetime | None = None
 ) -> list[dict[str, Any]]:
     """window_stats rows of `model` with since <= window_start < until, oldest first."""
-    query = _window_query(t.window_stats, model, since, until)
-    return store._run(lambda conn: [dict(r._mapping) for r in conn.execute(query)], write=False)
+    return _read_windows(store, t.window_stats, model, since, until)
 
 
 def read_feature_counts(
     store: Store, model: str, *, since: datetime | None = None, until: datetime | None = None
 ) -> list[dict[str, Any]]:
     """feature_counts rows of `model` (the score's under ``__score__``), oldest first."""
-    query = _window_query(t.feature_counts, model, since, until)
-    return store._run(lambda conn: [dict(r._mapping) for r in conn.execute(query)], write=False)
+    return _read_windows(store, t.feature_counts, model, since, until)
 
 
 def read_request_errors(
