@@ -162,10 +162,12 @@ def _next_steps(console: Console, directory: Path, report: Path | None) -> None:
         "  mlprod runs list\n"
         "  mlprod gates churn@production --junit gates.xml\n"
         "  mlprod predict churn@production --input new_customers.csv --output scored.parquet\n"
-        "  mlprod serve --port 8000 &\n"
+        "  mlprod serve --ui --port 8000 &      # the dashboard at http://127.0.0.1:8000/ui/\n"
         "  curl -s -X POST localhost:8000/v1/models/churn/predict \\\n"
         "       -H 'content-type: application/json' \\\n"
-        f"       -d '{{\"records\": [{json.dumps(_example_record(directory))}]}}'",
+        f"       -d '{{\"records\": [{json.dumps(_example_record(directory))}]}}'\n"
+        "  mlprod monitor churn                  # traffic, live vs test, drift, alerts\n"
+        "  mlprod tune --trials 20               # tune the candidates with Optuna",
         soft_wrap=True,
     )
 
