@@ -31,7 +31,7 @@ from mlprod.serving._spool import Spool
 from mlprod.settings import Settings
 
 log = logging.getLogger("mlprod.serving")
-INLINE_RECORDS = 64  # small batches score on the event loop; larger ones in a thread
+INLINE_RECORDS = 1000  # batches up to this score on the event loop; larger ones in a thread
 
 
 class ORJSONResponse(JSONResponse):

@@ -71,6 +71,7 @@ class PredictionLog:
         self._down_since: float | None = None  # monotonic time of the outage's first failure
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._adopted = threading.Event()  # set once the first pass took in dead spools
         self._deadline = 0.0
         self._thread: threading.Thread | None = None
 
@@ -155,8 +156,14 @@ class PredictionLog:
         }
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every row spooled so far is in the store; False if `timeout` passed."""
+        """Wait until every row spooled so far is in the store; False if `timeout` passed.
+
+        Rows left by dead servers count too: the first pass adopts them, so this waits
+        for that pass before it trusts an empty spool.
+        """
         deadline = time.monotonic() + timeout
+        if not self._adopted.wait(timeout):
+            return False
         while self.spool.pending_rows > 0:
             if time.monotonic() > deadline or self._thread is None or not self._thread.is_alive():
                 return False
@@ -174,6 +181,7 @@ class PredictionLog:
             while not (self._stop.is_set() and self._drained_or_late()):
                 if time.monotonic() >= next_adopt:
                     self._adopt()
+                    self._adopted.set()
                     next_adopt = time.monotonic() + ADOPT_EVERY
                 try:
                     moved = self._flush_batch()

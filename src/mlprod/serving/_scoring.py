@@ -7,7 +7,7 @@ REST handlers and the shadow scorer, so a shadow scores exactly as its primary w
 from __future__ import annotations
 
 import math
-import uuid
+import os
 from typing import Any
 
 from mlprod.registry import Model
@@ -38,6 +38,16 @@ def route_records(target: Model | Served, records: Any, max_records: int) -> dic
     return {"model": target.name, "predictions": predictions}
 
 
+def prediction_ids(count: int) -> list[str]:
+    """`count` random 128-bit ids as 32 hex digits, from one system call.
+
+    uuid4 reads the OS's random source once per id: a few microseconds each, which was a
+    fifth of a batched record's whole cost.
+    """
+    text = os.urandom(16 * count).hex()
+    return [text[start : start + 32] for start in range(0, 32 * count, 32)]
+
+
 def score_records(model: Model, records: Any, max_records: int) -> dict[str, Any]:
     """Validate, score and label records; non-finite scores come back as null, flagged."""
     fast = fast_path_of(model)
@@ -48,10 +58,11 @@ def score_records(model: Model, records: Any, max_records: int) -> dict[str, Any
         scores = model.score(frame)
     negative, positive = model.classes
     predictions = []
-    for score in scores.tolist():
+    ids = prediction_ids(len(scores))
+    for index, score in enumerate(scores.tolist()):
         finite = math.isfinite(score)
         item: dict[str, Any] = {
-            "id": uuid.uuid4().hex,
+            "id": ids[index],
             "version": model.version,
             "score": score if finite else None,
             "label": (positive if score >= model.threshold else negative) if finite else None,

@@ -174,7 +174,7 @@ class Spool:
         """
         if not rows:
             return
-        data = b"".join(orjson.dumps(row, option=_DUMPS) + b"\n" for row in rows)
+        data = b"".join([orjson.dumps(row, option=_LINE) for row in rows])
         with self._lock:
             if self._fd < 0:
                 raise RuntimeError("the spool is not open: call open() first")
@@ -460,6 +460,7 @@ def _size(count: int) -> str:
 
 
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_LINE = _DUMPS | orjson.OPT_APPEND_NEWLINE  # one JSON line, newline included, no copy
 
 
 def _host() -> str:
