@@ -111,7 +111,13 @@ def build_report(
     windows = _group(stats, window)
     totals = _group(stats, None)
     newest = max((w for _, w in windows), default=since)
-    counts = read_feature_counts(store, model, since=newest if summary else since, until=until)
+    counts = read_feature_counts(
+        store,
+        model,
+        since=newest if summary else since,
+        until=until,
+        columns=("version", "feature", "window_start", "counts"),
+    )
     return {
         "model": model,
         "window": _duration_text(window),

@@ -299,7 +299,12 @@ def _window_query(
 
 
 def _read_windows(
-    store: Store, table: sa.Table, model: str, since: datetime | None, until: datetime | None
+    store: Store,
+    table: sa.Table,
+    model: str,
+    since: datetime | None,
+    until: datetime | None,
+    columns: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of a window table as dicts, decoded here rather than by SQLAlchemy.
 
@@ -307,17 +312,18 @@ def _read_windows(
     per-row JSON and datetime processing cost seconds, so the columns are read as plain
     values, JSON is parsed with orjson and each distinct timestamp is parsed once.
     """
+    chosen = [table.c[name] for name in columns] if columns else list(table.columns)
     plain = [
         sa.type_coerce(column, sa.Text)
         if isinstance(column.type, sa.JSON | UTCDateTime)
         else column
-        for column in table.columns
+        for column in chosen
     ]
     query = _window_query(table, model, since, until).with_only_columns(*plain)
-    names = [column.name for column in table.columns]
+    names = [column.name for column in chosen]
     decoders = {
         column.name: _json_value if isinstance(column.type, sa.JSON) else _utc_value
-        for column in table.columns
+        for column in chosen
         if isinstance(column.type, sa.JSON | UTCDateTime)
     }
 
@@ -357,10 +363,18 @@ def read_window_stats(
 
 
 def read_feature_counts(
-    store: Store, model: str, *, since: datetime | None = None, until: datetime | None = None
+    store: Store,
+    model: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    columns: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """feature_counts rows of `model` (the score's under ``__score__``), oldest first."""
-    return _read_windows(store, t.feature_counts, model, since, until)
+    """feature_counts rows of `model` (the score's under ``__score__``), oldest first.
+
+    `columns` limits what is read (a year of rows costs its decoding).
+    """
+    return _read_windows(store, t.feature_counts, model, since, until, columns)
 
 
 def read_request_errors(
