@@ -308,3 +308,31 @@ def wait_until_blocked(url: str, timeout: float = 10.0) -> None:
                 time.sleep(0.005)
     finally:
         engine.dispose()
+
+
+def run_and_kill(script: str, *args: str, acked: int, tmp_path: Path) -> int:
+    """Run `script`, SIGKILL it once it acknowledged `acked` appends; returns the count acked."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "child.py"
+    path.write_text(script)
+    child = subprocess.Popen([sys.executable, str(path), *args], stdout=subprocess.PIPE)
+    assert child.stdout is not None
+    last = -1
+    try:
+        while last + 1 < acked:
+            line = child.stdout.readline()
+            assert line, f"the child exited early with {child.poll()}"
+            last = int(line)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        tail = child.stdout.read()
+        child.stdout.close()
+        child.wait()
+    lines = tail.split()
+    if lines and tail.endswith(b"\n"):
+        last = int(lines[-1])
+    assert child.returncode == -signal.SIGKILL
+    return last + 1

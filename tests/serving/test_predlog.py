@@ -11,10 +11,7 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -30,6 +27,7 @@ from mlprod.errors import SpoolFullError
 from mlprod.registry import Store, count_predictions, read_predictions
 from mlprod.serving._predlog import PredictionLog
 from mlprod.serving._spool import Spool
+from support import run_and_kill
 
 
 def prediction(i: int, **extra: Any) -> dict[str, Any]:
@@ -303,30 +301,6 @@ def test_submit_is_cheap(tmp_path: Path) -> None:
         per_row = (time.perf_counter() - started) / len(rows)
         log.stop()
     assert per_row < 500e-6, f"{per_row * 1e6:.0f} µs per row"
-
-
-def run_and_kill(script: str, *args: str, acked: int, tmp_path: Path) -> int:
-    """Run `script`, SIGKILL it once it acknowledged `acked` appends; returns the count acked."""
-    path = tmp_path / "child.py"
-    path.write_text(script)
-    child = subprocess.Popen([sys.executable, str(path), *args], stdout=subprocess.PIPE)
-    assert child.stdout is not None
-    last = -1
-    try:
-        while last + 1 < acked:
-            line = child.stdout.readline()
-            assert line, f"the child exited early with {child.poll()}"
-            last = int(line)
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        tail = child.stdout.read()
-        child.stdout.close()
-        child.wait()
-    lines = tail.split()
-    if lines and tail.endswith(b"\n"):
-        last = int(lines[-1])
-    assert child.returncode == -signal.SIGKILL
-    return last + 1
 
 
 CHILD = textwrap.dedent(

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +12,7 @@ import pytest
 
 from mlprod.errors import MlprodError, SpoolFullError
 from mlprod.serving._spool import Spool
+from support import run_and_kill
 
 
 def rows(start: int, stop: int, pad: int = 40) -> list[dict[str, object]]:
@@ -184,30 +181,6 @@ CHILD = textwrap.dedent(
             spool.commit(position)
     """
 )
-
-
-def run_and_kill(script: str, *args: str, acked: int, tmp_path: Path) -> int:
-    """Run `script`, SIGKILL it once it acknowledged `acked` appends; returns the count acked."""
-    path = tmp_path / "child.py"
-    path.write_text(script)
-    child = subprocess.Popen([sys.executable, str(path), *args], stdout=subprocess.PIPE)
-    assert child.stdout is not None
-    last = -1
-    try:
-        while last + 1 < acked:
-            line = child.stdout.readline()
-            assert line, f"the child exited early with {child.poll()}"
-            last = int(line)
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        tail = child.stdout.read()
-        child.stdout.close()
-        child.wait()
-    lines = tail.split()
-    if lines and tail.endswith(b"\n"):
-        last = int(lines[-1])
-    assert child.returncode == -signal.SIGKILL
-    return last + 1
 
 
 def test_rows_appended_before_kill_9_are_replayed_by_the_next_process(tmp_path: Path) -> None:
