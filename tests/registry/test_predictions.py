@@ -6,11 +6,22 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pandas as pd
 import pytest
 
 from mlprod.errors import DataError, NotFoundError
-from mlprod.registry import Store, count_predictions, insert_predictions, read_predictions
+from mlprod.registry import (
+    Store,
+    count_predictions,
+    entry_rows,
+    entry_size,
+    insert_entries,
+    insert_predictions,
+    line_rows,
+    prediction_entry,
+    read_predictions,
+)
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -116,4 +127,65 @@ def test_unstorable_rows_raise_data_error_and_store_nothing(store: Store) -> Non
         insert_predictions(store, [prediction(1), incomplete])
     with pytest.raises(DataError, match="wrong type"):
         insert_predictions(store, [prediction(3, version="three")])
+    assert count_predictions(store) == 0
+
+
+def request_entry(start: int, count: int, **extra: Any) -> dict[str, Any]:
+    """What a server spools for one request: its records and answers in one entry."""
+    records = [{"customer": start + i, "plan": "pro", "tenure_months": i} for i in range(count)]
+    answers = [
+        {"id": f"{start + i:032x}", "version": 2, "score": i / count, "label": i % 2 == 1}
+        for i in range(count)
+    ]
+    return prediction_entry(
+        "churn", records, answers, at=T0, latency_ms=3.5, entity="customer", **extra
+    )
+
+
+def test_entries_store_the_rows_they_stand_for(store: Store) -> None:
+    answered = request_entry(0, 3)
+    answered["predictions"][1].update(score=None, label=None, flags=["non_finite_score"])
+    shadow = request_entry(100, 3, shadow_of=[f"{i:032x}" for i in range(3)])
+    plain = prediction(50)
+    entries = [answered, shadow, plain]
+    assert [entry_size(entry) for entry in entries] == [3, 3, 1]
+
+    lines = [orjson.dumps(entry) for entry in entries]
+    assert [line_rows(line) for line in lines] == [3, 3, 1]
+    assert line_rows(b"[1, 2]") is None
+    assert insert_entries(store, lines) == 7
+    assert insert_entries(store, lines) == 0  # a replay stores nothing twice
+
+    frame = read_predictions(store, "churn").set_index("id")
+    expected = [row for entry in entries for row in entry_rows(entry)]
+    assert sorted(frame.index) == sorted(row["id"] for row in expected)
+    for row in expected:
+        got = frame.loc[row["id"]]
+        assert got["version"] == row["version"]
+        assert got["at"] == pd.Timestamp(T0)
+        assert got["record"] == row["record"]
+        assert got["latency_ms"] == row["latency_ms"]
+        assert got["entity"] == row["entity"]
+        assert (None if pd.isna(got["shadow_of"]) else got["shadow_of"]) == row.get("shadow_of")
+        assert (None if pd.isna(got["score"]) else got["score"]) == row["score"]
+        assert got["label"] == row["label"]
+    assert frame.loc[f"{101:032x}", "entity"] == "101"  # an integer key, as text
+    assert frame.loc[f"{101:032x}", "shadow_of"] == f"{1:032x}"
+    assert frame.loc[f"{1:032x}", "label"] is None
+
+
+def test_an_entry_with_an_unstorable_row_raises_data_error(store: Store) -> None:
+    entry = request_entry(0, 3)
+    entry["predictions"][2]["version"] = "three"
+    with pytest.raises(DataError):
+        insert_entries(store, [orjson.dumps(entry)])
+    assert count_predictions(store) == 0
+    broken = request_entry(10, 3)
+    broken["records"].pop()
+    with pytest.raises(DataError):
+        insert_entries(store, [orjson.dumps(broken)])
+    with pytest.raises(DataError, match="not JSON"):
+        insert_entries(store, [b"{not json"])
+    with pytest.raises(DataError, match="equal length"):
+        entry_rows(broken)
     assert count_predictions(store) == 0

@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from mlprod.errors import SpoolFullError
-from mlprod.registry import Store, count_predictions, read_predictions
+from mlprod.registry import Store, count_predictions, prediction_entry, read_predictions
 from mlprod.serving._predlog import PredictionLog
 from mlprod.serving._spool import Spool
 from support import run_and_kill
@@ -262,6 +262,32 @@ def test_rows_the_store_refuses_are_set_aside_not_blocking(tmp_path: Path) -> No
     rejected = (tmp_path / "spool" / "rejected.jsonl").read_text().splitlines()
     assert len(rejected) == 2
     assert "lacks record" in rejected[0]
+
+
+def test_one_bad_row_inside_a_request_entry_costs_only_that_row(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Bisection reaches into an entry: its other rows and the other entries are stored."""
+    records = [{"plan": "pro", "tenure_months": i} for i in range(40)]
+    answers = [{"id": f"{i:032x}", "version": 3, "score": 0.5, "label": True} for i in range(40)]
+    answers[17]["version"] = "seventeen"
+    now = datetime.now(UTC)
+    entries = [
+        prediction_entry("churn", records[:20], answers[:20], at=now, latency_ms=2.0),
+        prediction_entry("churn", records[20:], answers[20:], at=now, latency_ms=2.0),
+    ]
+    with Store.open(store_url) as store:
+        log = PredictionLog(store, Spool(tmp_path / "spool", max_bytes=1 << 20), policy="shed")
+        log.start()
+        log.submit(entries)
+        assert log.flush(10)
+        log.stop()
+        ids = stored_ids(store)
+    assert ids == [f"{i:032x}" for i in range(40) if i != 17]
+    assert log.stats()["flushed"] == 39
+    assert log.stats()["rejected"] == 1
+    (line,) = (tmp_path / "spool" / "rejected.jsonl").read_text().splitlines()
+    assert '"seventeen"' in line
 
 
 def test_stop_leaves_what_it_cannot_flush_for_the_next_start(tmp_path: Path) -> None:

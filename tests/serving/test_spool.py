@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from mlprod.errors import MlprodError, SpoolFullError
-from mlprod.serving._spool import Spool
+from mlprod.registry import prediction_entry
+from mlprod.serving._spool import Spool, SpoolPosition
 from support import run_and_kill
 
 
 def rows(start: int, stop: int, pad: int = 40) -> list[dict[str, object]]:
     return [{"id": f"{i:032x}", "n": i, "pad": "x" * pad} for i in range(start, stop)]
+
+
+def read(spool: Spool, max_rows: int) -> tuple[list[dict[str, Any]], SpoolPosition]:
+    """`Spool.read`, its lines parsed."""
+    lines, position = spool.read(max_rows)
+    return [orjson.loads(line) for line in lines], position
 
 
 @pytest.fixture
@@ -33,10 +43,10 @@ def test_append_read_commit_round_trip(spool: Spool) -> None:
     spool.append(rows(0, 3))
     assert spool.pending_rows == 3
 
-    got, position = spool.read(10)
+    got, position = read(spool, 10)
     assert [r["n"] for r in got] == [0, 1, 2]
     assert got[0] == {"id": f"{0:032x}", "n": 0, "pad": "x" * 40}
-    again, _ = spool.read(10)  # nothing is lost when a flush fails and reads again
+    again, _ = read(spool, 10)  # nothing is lost when a flush fails and reads again
     assert again == got
 
     spool.commit(position)
@@ -50,12 +60,61 @@ def test_append_read_commit_round_trip(spool: Spool) -> None:
 
 def test_read_takes_at_most_max_rows_in_order(spool: Spool) -> None:
     spool.append(rows(0, 7))
-    first, position = spool.read(4)
+    first, position = read(spool, 4)
     spool.commit(position)
-    second, position = spool.read(4)
+    second, position = read(spool, 4)
     spool.commit(position)
     assert [r["n"] for r in first + second] == list(range(7))
     assert spool.pending_rows == 0
+
+
+def entry(start: int, count: int) -> dict[str, Any]:
+    """One request's entry: `count` answers in one line, its row count in its first bytes."""
+    answers = [{"id": f"{i:032x}", "score": 0.5} for i in range(start, start + count)]
+    records = [{"n": i} for i in range(count)]
+    return prediction_entry("churn", records, answers, at=datetime.now(UTC), latency_ms=1.0)
+
+
+def test_counts_are_in_rows_whatever_each_line_holds(tmp_path: Path) -> None:
+    """A request's entry counts its rows: in pending, in read limits and when adopted."""
+    base = tmp_path / "spool"
+    dead = Spool(base, max_bytes=1 << 20).open()
+    dead.append([entry(0, 100), entry(100, 100), *rows(200, 203), entry(203, 50)])
+    assert dead.pending_rows == dead.appended == 253
+    got, position = read(dead, 150)  # whole entries until 150 rows are reached
+    assert [len(e.get("predictions", [e])) for e in got] == [100, 100]
+    assert position.rows == 200
+    dead.commit(position)
+    assert dead.pending_rows == 53
+    dead._closing.set()  # abandon it as a killed process would: no close, lock released
+    os.close(dead._lock_fd)
+    folder = dead.path
+    assert folder is not None
+    dead_pid = folder.name.split("-")[-2]
+    folder.rename(folder.with_name(folder.name.replace(f"-{dead_pid}-", "-999999999-")))
+
+    with Spool(base, max_bytes=1 << 20) as spool:
+        assert spool.adopt_orphans() == 53
+        assert spool.pending_rows == spool.recovered == 53
+        got, position = read(spool, 1000)
+        assert position.rows == 53
+        spool.commit(position)
+        assert spool.pending_rows == 0
+    assert [e["n"] for e in got[:3]] == [200, 201, 202]
+    assert [p["id"] for p in got[3]["predictions"]][:1] == [f"{203:032x}"]
+
+
+def test_lines_cut_across_read_blocks_come_back_whole(tmp_path: Path) -> None:
+    with Spool(tmp_path, max_bytes=1 << 30) as spool:
+        spool.append(rows(0, 700, pad=5000))  # 3.5 MB: lines straddle the 1 MB read blocks
+        got, position = read(spool, 650)
+        assert [r["n"] for r in got] == list(range(650))
+        assert all(r["pad"] == "x" * 5000 for r in got)
+        spool.commit(position)
+        rest, position = read(spool, 1000)
+        assert [r["n"] for r in rest] == list(range(650, 700))
+        spool.commit(position)
+        assert spool.pending_rows == 0
 
 
 def test_a_stale_position_is_refused(spool: Spool) -> None:
@@ -76,7 +135,7 @@ def test_rotation_deletes_flushed_segments_only(tmp_path: Path) -> None:
 
         seen: list[int] = []
         while True:
-            got, position = spool.read(5)
+            got, position = read(spool, 5)
             if position.rows == 0:
                 break
             seen += [r["n"] for r in got]
@@ -119,7 +178,7 @@ def test_torn_final_line_is_skipped_and_earlier_data_kept(tmp_path: Path) -> Non
 
     with Spool(tmp_path, max_bytes=1 << 20) as spool:
         assert spool.adopt_orphans() == 5
-        got, _ = spool.read(100)
+        got, _ = read(spool, 100)
         assert [r["n"] for r in got] == [0, 1, 2, 3, 4]
         assert spool.torn == 1
         assert spool.rejected == 0
@@ -137,13 +196,13 @@ def test_corrupt_line_before_the_end_is_rejected_not_skipped(tmp_path: Path) -> 
 
     with Spool(tmp_path, max_bytes=1 << 20) as spool:
         spool.adopt_orphans()
-        got, position = spool.read(100)
+        got, position = read(spool, 100)
         spool.read(100)  # a re-read does not count it twice
         assert [r["n"] for r in got] == [0, 1, 2]
         assert position.rows == 4
         assert spool.rejected == 1
         kept = (tmp_path / "rejected.jsonl").read_bytes().splitlines()
-        assert [orjson.loads(line)["line"] for line in kept] == ["not json\n"]
+        assert [orjson.loads(line)["line"] for line in kept] == ["not json"]
 
 
 def test_a_live_spool_is_never_adopted(tmp_path: Path) -> None:
@@ -168,7 +227,7 @@ CHILD = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from mlprod.serving._spool import Spool
+    from mlprod.serving._spool import Spool, SpoolPosition
 
     spool = Spool(Path(sys.argv[1]), max_bytes=1 << 30, segment_bytes=4096).open()
     i = 0
@@ -192,7 +251,7 @@ def test_rows_appended_before_kill_9_are_replayed_by_the_next_process(tmp_path: 
 
     with Spool(base, max_bytes=1 << 30) as spool:  # this process: a different pid
         adopted = spool.adopt_orphans()
-        got, position = spool.read(1_000_000)
+        got, position = read(spool, 1_000_000)
         spool.commit(position)
     numbers = [r["n"] for r in got]
     # every acknowledged append after the committed 300, each once; at most the one

@@ -34,7 +34,12 @@ from mlprod.registry._live import (
 from mlprod.registry._outcomes import ingest_outcomes, match_outcomes, outcome_counts
 from mlprod.registry._predictions import (
     count_predictions,
+    entry_rows,
+    entry_size,
+    insert_entries,
     insert_predictions,
+    line_rows,
+    prediction_entry,
     read_predictions,
 )
 from mlprod.registry._records import (
@@ -77,9 +82,13 @@ __all__ = [
     "close_alerts",
     "count_predictions",
     "create_token",
+    "entry_rows",
+    "entry_size",
     "get_deployment",
     "ingest_outcomes",
+    "insert_entries",
     "insert_predictions",
+    "line_rows",
     "list_alerts",
     "list_deployments",
     "list_tokens",
@@ -90,6 +99,7 @@ __all__ = [
     "outcome_counts",
     "parse_ref",
     "parse_since",
+    "prediction_entry",
     "raise_alert",
     "read_curves",
     "read_feature_counts",

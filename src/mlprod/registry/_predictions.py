@@ -8,10 +8,12 @@ its batch). Storage is therefore exactly once without any coordination between s
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -39,31 +41,176 @@ def insert_predictions(store: Store, rows: Iterable[Mapping[str, Any]]) -> int:
                                     "at": "2026-05-01T10:00:00+00:00", "record": {"plan": "pro"},
                                     "score": 0.82, "label": True, "latency_ms": 4.1}])
     """
-    values: dict[str, tuple[Any, ...]] = {}
-    for row in rows:
-        clean = _clean(row)
-        values.setdefault(clean[0], clean)  # the first of duplicate ids wins, as in the DB
-    if not values:
+    batch = _unique([_clean(row) for row in rows])
+    if not batch:
         return 0
-    batch = list(values.values())
+    return store._run(lambda conn: _insert_rows(conn, batch), write=True)
+
+
+def prediction_entry(
+    model: str,
+    records: Sequence[Any],
+    predictions: Sequence[Mapping[str, Any]],
+    *,
+    at: datetime,
+    latency_ms: float,
+    entity: str | None = None,
+    shadow_of: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """One request's predictions as one prediction-log entry (a line in the spool).
+
+    Why one entry per request rather than one row per prediction: serialising a request's
+    records and answers in one go costs a tenth of building a row for each, and PostgreSQL
+    expands entries into rows itself. `predictions` are the answers (id, version, score,
+    label); `entity` names the record field holding the entity key; `shadow_of` gives, per
+    record, the id of the answer a shadow prediction stands beside.
+    """
+    entry: dict[str, Any] = {
+        "rows": len(predictions),  # first, so a reader can count rows without parsing
+        "model": model,
+        "at": at,
+        "latency_ms": latency_ms,
+        "entity": entity,
+        "records": records,
+        "predictions": predictions,
+    }
+    if shadow_of is not None:
+        entry["shadow_of"] = shadow_of
+    return entry
+
+
+def entry_size(entry: Mapping[str, Any]) -> int:
+    """How many prediction rows a log entry stands for (a plain row stands for one)."""
+    predictions = entry.get("predictions")
+    return len(predictions) if isinstance(predictions, list) else 1
+
+
+_ROWS = re.compile(rb'\{"rows":(\d+),')  # how `prediction_entry` lines start
+
+
+def line_rows(line: bytes) -> int | None:
+    """How many rows a log entry's JSON line stands for; None when it is not a JSON object.
+
+    A `prediction_entry` line says so in its first bytes; anything else is parsed.
+    """
+    found = _ROWS.match(line)
+    if found is not None:
+        return int(found[1])
+    try:
+        entry = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return entry_size(entry) if isinstance(entry, dict) else None
+
+
+def entry_rows(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The prediction rows (``predictions`` columns) a log entry stands for.
+
+    A plain row is its own single row. Raises `DataError` for an entry whose records and
+    predictions do not pair up.
+    """
+    if "predictions" not in entry:
+        return [dict(entry)]
+    records, predictions = entry.get("records"), entry.get("predictions")
+    if not (isinstance(records, list) and isinstance(predictions, list)) or len(records) != len(
+        predictions
+    ):
+        raise DataError(
+            "a prediction log entry needs lists 'records' and 'predictions' of equal length"
+        )
+    shadow_of = entry.get("shadow_of") or [None] * len(records)
+    model, at, latency_ms = entry.get("model"), entry.get("at"), entry.get("latency_ms")
+    entity = entry.get("entity")
+    rows = []
+    for record, prediction, shadow in zip(records, predictions, shadow_of, strict=False):
+        key = record.get(entity) if entity and isinstance(record, dict) else None
+        answer = prediction if isinstance(prediction, dict) else {}
+        rows.append(
+            {
+                "id": answer.get("id"),
+                "model": model,
+                "version": answer.get("version"),
+                "at": at,
+                "record": record,
+                "score": answer.get("score"),
+                "label": answer.get("label"),
+                "latency_ms": latency_ms,
+                "entity": None if key is None else str(key),
+                "shadow_of": shadow,
+            }
+        )
+    return rows
+
+
+def insert_entries(store: Store, lines: Sequence[bytes]) -> int:
+    """Store prediction-log entries given as JSON lines; returns how many rows were new.
+
+    Lines are `prediction_entry`s or plain rows. On PostgreSQL request entries travel as
+    they are, in one JSON document, and the database expands them into rows: the writing
+    process spends well under a microsecond per row instead of twelve. On SQLite they are
+    expanded here. Raises like `insert_predictions` (`DataError` for a line that is not a
+    JSON object).
+    """
+    if not lines:
+        return 0
+    grouped = [line for line in lines if _ROWS.match(line)]
+    plain = [_entry(line) for line in lines if not _ROWS.match(line)]
 
     def work(conn: Connection) -> int:
-        sql, at = _INSERT.get(conn.dialect.name, (None, None))
-        if sql is None or at is None:
-            raise DataError(
-                f"the prediction log supports SQLite and PostgreSQL, not {conn.dialect.name}"
-            )
-        params = [(*row[:3], at(row[3]), *row[4:]) for row in batch]
-        try:
-            return int(conn.exec_driver_sql(sql, params).rowcount)
-        except (sa_exc.DataError, sa_exc.IntegrityError) as exc:
-            raise DataError(_refused(exc, batch)) from exc
-        except sa_exc.StatementError as exc:
-            if isinstance(exc, sa_exc.DBAPIError) and not isinstance(exc, sa_exc.ProgrammingError):
-                raise  # a connection or server problem: the store decides (StoreError)
-            raise DataError(_refused(exc, batch)) from exc
+        if conn.dialect.name != "postgresql":
+            entries = [_entry(line) for line in grouped] + plain
+            rows = [_clean(row) for entry in entries for row in entry_rows(entry)]
+            return _insert_rows(conn, _unique(rows))
+        inserted = _insert_rows(conn, _unique([_clean(row) for row in plain]))
+        if grouped:
+            document = (b"[" + b",".join(grouped) + b"]").decode()
+            try:
+                inserted += int(conn.exec_driver_sql(_EXPAND_ENTRIES, (document,)).rowcount)
+            except (sa_exc.DataError, sa_exc.IntegrityError, sa_exc.ProgrammingError) as exc:
+                first = str(exc.orig if exc.orig is not None else exc).splitlines()[0]
+                raise DataError(
+                    f"the store refused a batch of prediction log entries ({len(grouped)}): {first}"
+                ) from exc
+        return inserted
 
     return store._run(work, write=True)
+
+
+def _entry(line: bytes) -> dict[str, Any]:
+    try:
+        entry = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise DataError(f"a prediction log line is not JSON: {exc}") from None
+    if not isinstance(entry, dict):
+        raise DataError("a prediction log line is not a JSON object")
+    return entry
+
+
+def _unique(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The first of duplicate ids wins, as in the database."""
+    values: dict[str, tuple[Any, ...]] = {}
+    for row in batch:
+        values.setdefault(row[0], row)
+    return list(values.values())
+
+
+def _insert_rows(conn: Connection, batch: list[tuple[Any, ...]]) -> int:
+    if not batch:
+        return 0
+    sql, at = _INSERT.get(conn.dialect.name, (None, None))
+    if sql is None or at is None:
+        raise DataError(
+            f"the prediction log supports SQLite and PostgreSQL, not {conn.dialect.name}"
+        )
+    params = [(*row[:3], at(row[3]), *row[4:]) for row in batch]
+    try:
+        return int(conn.exec_driver_sql(sql, params).rowcount)
+    except (sa_exc.DataError, sa_exc.IntegrityError) as exc:
+        raise DataError(_refused(exc, batch)) from exc
+    except sa_exc.StatementError as exc:
+        if isinstance(exc, sa_exc.DBAPIError) and not isinstance(exc, sa_exc.ProgrammingError):
+            raise  # a connection or server problem: the store decides (StoreError)
+        raise DataError(_refused(exc, batch)) from exc
 
 
 # The one hot write path: rows go to the driver's executemany as prepared tuples, skipping
@@ -84,6 +231,30 @@ _INSERT: dict[str, tuple[str, Callable[[datetime], Any]]] = {
         lambda at: at,
     ),
 }
+
+# PostgreSQL expands a JSON array of request entries into rows: each entry's fields are
+# read once (a materialized step, so a large entry is not re-parsed per row), then its
+# records, answers and shadow links are walked side by side. A JSON null label is stored
+# as SQL NULL, as the row path does.
+_EXPAND_ENTRIES = f"""
+WITH entry AS MATERIALIZED (
+    SELECT e->>'model' AS model, (e->>'at')::timestamptz AS at,
+           (e->>'latency_ms')::float8 AS latency_ms, e->>'entity' AS entity,
+           e->'records' AS records, e->'predictions' AS predictions,
+           coalesce(e->'shadow_of', '[]'::jsonb) AS shadow_of
+    FROM jsonb_array_elements(%s::jsonb) AS e
+)
+INSERT INTO predictions ({_COLUMNS})
+SELECT x.answer->>'id', entry.model, (x.answer->>'version')::int, entry.at, x.record::json,
+       (x.answer->>'score')::float8, nullif(x.answer->'label', 'null'::jsonb)::json,
+       entry.latency_ms, x.record->>entry.entity, x.shadow
+FROM entry CROSS JOIN LATERAL ROWS FROM (
+    jsonb_array_elements(entry.records),
+    jsonb_array_elements(entry.predictions),
+    jsonb_array_elements_text(entry.shadow_of)
+) AS x(record, answer, shadow)
+ON CONFLICT (id) DO NOTHING
+"""
 
 
 def _refused(exc: sa_exc.StatementError, batch: list[tuple[Any, ...]]) -> str:

@@ -1,9 +1,10 @@
 """The prediction log: requests write to the local spool, a thread moves rows to the store.
 
 Why this shape: a request must never wait on the database, and a database that is down
-for an hour must not cost a single record. `submit` only appends to the spool (tens of
-microseconds); a daemon thread reads batches, inserts them idempotently and commits the
-spool position afterwards. A crash between insert and commit replays the batch, which the
+for an hour must not cost a single record. `submit` only appends to the spool (one write
+per request, about a microsecond per record); a daemon thread reads batches, inserts them
+idempotently and commits the spool position afterwards. A crash between insert and commit
+replays the batch, which the
 store's unique prediction id absorbs: delivered at least once, stored exactly once.
 
 When the spool reaches its cap the configured policy applies, never silently: ``shed``
@@ -13,8 +14,7 @@ Example::
 
     log = PredictionLog(store, Spool(settings.spool_dir(), max_bytes=256 << 20), policy="shed")
     log.start()
-    log.submit([{"id": "9f0c...", "model": "churn", "version": 3, "at": now, "record": {...},
-                 "score": 0.82, "label": True, "latency_ms": 4.1}])
+    log.submit([prediction_entry("churn", records, answers, at=now, latency_ms=4.1)])
     log.stats()  # {"spooled": 1, "flushed": 1, "pending": 0, "dropped": 0, ...}
     log.stop(timeout=5)
 """
@@ -24,12 +24,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
 
+import orjson
 from sqlalchemy import exc as sa_exc
 
 from mlprod.errors import DataError, MlprodError, SpoolFullError
-from mlprod.registry import Store, insert_predictions
+from mlprod.registry import (
+    Store,
+    entry_rows,
+    entry_size,
+    insert_entries,
+    insert_predictions,
+    line_rows,
+)
 from mlprod.serving._background import lower_priority
 from mlprod.serving._spool import Spool
 
@@ -38,6 +47,8 @@ log = logging.getLogger("mlprod.serving")
 MAX_BACKOFF = 2.0  # seconds between attempts while the store is down
 FIRST_BACKOFF = 0.05
 ADOPT_EVERY = 30.0  # seconds between looks for spools of servers that died meanwhile
+
+T = TypeVar("T")
 
 
 class PredictionLog:
@@ -109,17 +120,17 @@ class PredictionLog:
 
     # --- the request path
 
-    def submit(self, rows: list[dict[str, Any]]) -> None:
-        """Spool `rows` (keys: the predictions table's columns); never touches the store.
+    def submit(self, entries: list[dict[str, Any]]) -> None:
+        """Spool `entries` (`prediction_entry`s or plain rows); never touches the store.
 
         Raises `SpoolFullError` when the spool is full and the policy is ``shed``.
         """
         try:
-            self.spool.append(rows)
+            self.spool.append(entries)
         except SpoolFullError as exc:
             if self.policy == "shed":
                 raise
-            self._drop(len(rows), exc)
+            self._drop(sum(map(entry_size, entries)), exc)
             return
         if self._dropping:
             self._dropping = False
@@ -216,35 +227,61 @@ class PredictionLog:
             log.error("cannot adopt spools of dead servers in %s: %s", self.spool.folder, exc)
 
     def _flush_batch(self) -> int:
-        """Move one batch from the spool to the store; returns the spool lines it consumed."""
-        rows, position = self.spool.read(self.batch_rows)
+        """Move one batch from the spool to the store; returns the spool rows it consumed."""
+        lines, position = self.spool.read(self.batch_rows)
         if not position.moved:
             return 0
-        inserted, rejected = self._insert(rows)
+        inserted, rejected = self._bisect(lines, self._insert_lines, self._split)
         self.spool.commit(position)
         with self._count_lock:
-            self._counts["flushed"] += len(rows) - rejected
+            self._counts["flushed"] += sum(line_rows(line) or 0 for line in lines) - rejected
             self._counts["inserted"] += inserted
         return position.rows
 
-    def _insert(self, rows: list[dict[str, Any]]) -> tuple[int, int]:
-        """Insert `rows`: (rows new to the store, rows set aside as unstorable).
+    def _bisect(
+        self,
+        items: Sequence[T],
+        insert: Callable[[Sequence[T]], int],
+        last_resort: Callable[[T, DataError], tuple[int, int]],
+    ) -> tuple[int, int]:
+        """Insert `items`: (rows new to the store, rows set aside as unstorable).
 
-        A row the store refuses (`DataError`) is found by bisection and moved to
-        rejected.jsonl, so one bad record cannot hold the log up. `StoreError` (the store is
-        down) propagates and the whole batch is retried later.
+        What the store refuses (`DataError`) is found by bisection, so one bad record cannot
+        hold the log up; a single refused item goes to `last_resort`. `StoreError` (the
+        store is down) propagates and the whole batch is retried later.
         """
-        if not rows:
+        if not items:
             return 0, 0
         try:
-            return insert_predictions(self.store, rows), 0
+            return insert(items), 0
         except DataError as exc:
-            if len(rows) == 1:
-                self.spool.reject(rows[0], exc.message)
-                return 0, 1
-        middle = len(rows) // 2
-        left, right = self._insert(rows[:middle]), self._insert(rows[middle:])
+            if len(items) == 1:
+                return last_resort(items[0], exc)
+        middle = len(items) // 2
+        left = self._bisect(items[:middle], insert, last_resort)
+        right = self._bisect(items[middle:], insert, last_resort)
         return left[0] + right[0], left[1] + right[1]
+
+    def _insert_lines(self, lines: Sequence[bytes]) -> int:
+        return insert_entries(self.store, lines)
+
+    def _insert_rows(self, rows: Sequence[dict[str, Any]]) -> int:
+        return insert_predictions(self.store, rows)
+
+    def _split(self, line: bytes, refused: DataError) -> tuple[int, int]:
+        """Retry a refused entry row by row; a lone row or a malformed entry is set aside."""
+        try:
+            rows = entry_rows(orjson.loads(line))
+        except (DataError, TypeError, ValueError, AttributeError) as exc:
+            rows, refused = [], DataError(f"{refused.message}; {exc}")
+        if len(rows) <= 1:
+            self.spool.reject(line, refused.message)
+            return 0, line_rows(line) or 1
+        return self._bisect(rows, self._insert_rows, self._reject)
+
+    def _reject(self, row: dict[str, Any], refused: DataError) -> tuple[int, int]:
+        self.spool.reject(row, refused.message)
+        return 0, 1
 
     def _failed(self, exc: Exception) -> None:
         with self._count_lock:

@@ -1,7 +1,8 @@
 """After an answer: log the sampled predictions and score the shadows, off the hot path.
 
-Logging is one append to the local spool per request (the flusher moves rows to the store
-later, see `_predlog`). Shadow versions score the same records on one background thread
+Logging is one append to the local spool per request, one entry holding all its records
+and answers (the flusher moves them to the store later, see `_predlog`). Shadow versions
+score the same records on one background thread
 fed by a bounded queue: the response never waits for them, and when they fall behind the
 records they skip are counted and reported, never dropped silently.
 """
@@ -13,13 +14,12 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from mlprod.errors import MlprodError, SpoolFullError
-from mlprod.registry import Model
+from mlprod.registry import Model, prediction_entry
 from mlprod.serving._background import lower_priority
 from mlprod.serving._monitor import LiveCounter
 from mlprod.serving._pool import Served
@@ -29,37 +29,6 @@ from mlprod.serving._scoring import score_records
 log = logging.getLogger("mlprod.serving")
 
 SHADOW_QUEUE = 256  # requests waiting for their shadows; beyond it shadows skip and count
-
-
-def log_rows(
-    name: str,
-    records: Sequence[Any],
-    predictions: Sequence[dict[str, Any]],
-    *,
-    at: datetime,
-    latency_ms: float,
-    entity: str | None,
-    shadow_of: Sequence[str] | None = None,
-) -> list[dict[str, Any]]:
-    """Prediction-log rows (the ``predictions`` table's columns) for scored records."""
-    rows = []
-    for index, (record, prediction) in enumerate(zip(records, predictions, strict=True)):
-        key = record.get(entity) if entity else None
-        rows.append(
-            {
-                "id": prediction["id"],
-                "model": name,
-                "version": prediction["version"],
-                "at": at,
-                "record": record,
-                "score": prediction["score"],
-                "label": prediction["label"],
-                "latency_ms": latency_ms,
-                "entity": None if key is None else str(key),
-                "shadow_of": shadow_of[index] if shadow_of is not None else None,
-            }
-        )
-    return rows
 
 
 @dataclass(frozen=True)
@@ -134,17 +103,16 @@ class ShadowScorer:
         try:
             content = score_records(model, job.records, self.max_records)
             latency_ms = (time.perf_counter() - started) * 1e3
-            entity = model.signature.get("entity")
-            rows = log_rows(
+            entry = prediction_entry(
                 model.name,
                 job.records,
                 content["predictions"],
                 at=job.at,
                 latency_ms=latency_ms,
-                entity=entity,
+                entity=model.signature.get("entity"),
                 shadow_of=job.answered,
             )
-            self.log.submit(rows)
+            self.log.submit([entry])
             if self.counter is not None:
                 scores = [p["score"] for p in content["predictions"]]
                 self.counter.submit(model, job.records, scores)
@@ -200,12 +168,15 @@ class Recorder:
             predictions = [predictions[i] for i in kept]
         if not records:
             return
-        entity = model.signature.get("entity")
-        at = datetime.now(UTC)
-        rows = log_rows(
-            model.name, records, predictions, at=at, latency_ms=latency_ms, entity=entity
+        entry = prediction_entry(
+            model.name,
+            records,
+            predictions,
+            at=datetime.now(UTC),
+            latency_ms=latency_ms,
+            entity=model.signature.get("entity"),
         )
-        self.log.submit(rows)
+        self.log.submit([entry])
         if served is not None and served.shadows:
             self.shadows.submit(served.shadows, records, [p["id"] for p in predictions])
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any
 
 from mlprod.registry import Model
@@ -39,13 +40,16 @@ def route_records(target: Model | Served, records: Any, max_records: int) -> dic
 
 
 def prediction_ids(count: int) -> list[str]:
-    """`count` random 128-bit ids as 32 hex digits, from one system call.
+    """`count` unique 128-bit ids as 32 hex digits: the time in ms, then 80 random bits.
 
-    uuid4 reads the OS's random source once per id: a few microseconds each, which was a
-    fifth of a batched record's whole cost.
+    Time first (as in UUIDv7) so the log's primary key grows at its right edge: random
+    keys dirtied a different index page for almost every stored row, which made inserts
+    several times dearer on SQLite and PostgreSQL alike. The random part comes from one
+    system call per request (uuid4 makes one per id, a few microseconds each).
     """
-    text = os.urandom(16 * count).hex()
-    return [text[start : start + 32] for start in range(0, 32 * count, 32)]
+    prefix = f"{time.time_ns() // 1_000_000:012x}"
+    text = os.urandom(10 * count).hex()
+    return [prefix + text[start : start + 20] for start in range(0, 20 * count, 20)]
 
 
 def score_records(model: Model, records: Any, max_records: int) -> dict[str, Any]:

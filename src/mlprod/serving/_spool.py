@@ -48,6 +48,7 @@ from typing import Any, Self
 import orjson
 
 from mlprod.errors import SpoolFullError
+from mlprod.registry import entry_size, line_rows
 from mlprod.serving._background import lower_priority
 
 log = logging.getLogger("mlprod.serving")
@@ -56,6 +57,7 @@ SEGMENT_BYTES = 8 * 1024 * 1024
 SYNC_INTERVAL = 0.05  # seconds between background fdatasyncs
 SYNC_ROWS = 1000  # or sooner, once this many records are waiting
 COPY_CHUNK = 256 * 1024  # adoption copies in chunks so appends keep flowing
+READ_BLOCK = 1024 * 1024  # the flusher reads this much at a time
 STAGING_GRACE = 60.0  # seconds before a half-made subfolder counts as abandoned
 _SEGMENT = re.compile(r"(\d{10})\.jsonl")
 _FOLDER = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})")
@@ -72,7 +74,7 @@ class SpoolPosition:
 
     segment: int
     offset: int
-    rows: int  # lines consumed since the committed position the read started from
+    rows: int  # rows consumed since the committed position the read started from
     start: tuple[int, int]  # that committed position, so a stale commit is caught
 
     @property
@@ -84,12 +86,20 @@ class SpoolPosition:
 class Spool:
     """Append-only JSON-lines segments in a per-process subfolder of `folder`.
 
+    Each line is one entry (a JSON object) standing for one or more prediction rows (a
+    request's entry holds all its records); counts and `read` limits are in rows.
     `max_bytes` caps unflushed data: an append that would pass it raises `SpoolFullError`
     rather than letting the backlog grow without bound. One consumer reads and commits;
     any number of threads may append. Nothing touches the disk until `open` (or ``with``).
     """
 
-    def __init__(self, folder: Path, *, max_bytes: int, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        max_bytes: int,
+        segment_bytes: int = SEGMENT_BYTES,
+    ) -> None:
         self.folder = Path(folder)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -166,15 +176,16 @@ class Spool:
 
     # --- the request path
 
-    def append(self, rows: list[dict[str, Any]]) -> None:
-        """Write `rows` as JSON lines with one ``os.write``; raises `SpoolFullError` at the cap.
+    def append(self, entries: list[dict[str, Any]]) -> None:
+        """Write `entries` as JSON lines with one ``os.write``; `SpoolFullError` at the cap.
 
-        When this returns the rows survive the process being killed. Datetimes become ISO
+        When this returns the entries survive the process being killed. Datetimes become ISO
         strings, NaN becomes null (orjson), numpy scalars their plain values.
         """
-        if not rows:
+        if not entries:
             return
-        data = b"".join([orjson.dumps(row, option=_LINE) for row in rows])
+        data = b"".join([orjson.dumps(entry, option=_LINE) for entry in entries])
+        rows = sum(map(entry_size, entries))
         with self._lock:
             if self._fd < 0:
                 raise RuntimeError("the spool is not open: call open() first")
@@ -183,20 +194,20 @@ class Spool:
                 raise SpoolFullError(
                     SHEDDING,
                     detail=f"the prediction log's spool at {self.folder} holds "
-                    f"{_size(pending)} not yet in the store, and {len(rows)} more record(s) "
+                    f"{_size(pending)} not yet in the store, and {rows} more record(s) "
                     f"would pass its cap of {_size(self.max_bytes)}: the store is down or not "
                     "keeping up. Raise MLPROD_SPOOL_MAX_BYTES, or set MLPROD_SPOOL_FULL=drop to "
                     "drop and count logs instead of shedding requests",
                 )
             try:
-                self._write(data, len(rows))
+                self._write(data, rows)
             except OSError as exc:
                 raise SpoolFullError(
                     SHEDDING,
                     detail=f"cannot write to the prediction log's spool at {self.folder}: "
                     f"{exc.strerror or exc}. Free disk space or point MLPROD_SPOOL elsewhere",
                 ) from exc
-            self.appended += len(rows)
+            self.appended += rows
 
     def _write(self, data: bytes, rows: int) -> None:
         """Append `data` to the active segment; the caller holds the lock."""
@@ -238,11 +249,13 @@ class Spool:
 
     # --- the flusher's side
 
-    def read(self, max_rows: int) -> tuple[list[dict[str, Any]], SpoolPosition]:
-        """Up to `max_rows` rows from the committed position, and where the read stopped.
+    def read(self, max_rows: int) -> tuple[list[bytes], SpoolPosition]:
+        """Entries (JSON lines, as written) from the committed position, about `max_rows`
+        rows' worth, and where the read stopped.
 
-        Reading again without committing returns the same rows: nothing is lost when the
-        store refuses a batch. Lines that are not JSON objects go to rejected.jsonl.
+        Lines come back unparsed: a store that expands them itself never pays for Python
+        objects. Reading again without committing returns the same lines: nothing is lost
+        when the store refuses a batch. Lines that are not JSON objects go to rejected.jsonl.
         """
         with self._lock:
             if self.path is None:
@@ -252,38 +265,42 @@ class Spool:
                 seq: self._starts.get(seq + 1, 0) - first for seq, first in self._starts.items()
             }
             ends[active] = self._size  # appends after this point wait for the next read
-        rows: list[dict[str, Any]] = []
+        entries: list[bytes] = []
         segment, offset, consumed = start[0], start[1], 0
         while True:
-            wanted = max_rows - len(rows)
-            lines = (
-                _read_lines(path / _name(segment), offset, wanted, ends[segment]) if wanted else []
-            )
-            for line in lines:
-                where, offset = (segment, offset), offset + len(line)
-                if not line.endswith(b"\n"):
-                    self._skip_torn(path / _name(segment), where)
-                    continue
-                consumed += 1
-                row = self._parse(line, where)
-                if row is not None:
-                    rows.append(row)
-            if segment == active or offset < ends[segment]:
+            end = ends[segment]
+            with (path / _name(segment)).open("rb", buffering=0) as file:
+                file.seek(offset)
+                rest = b""  # an unfinished line carried into the next block
+                while consumed < max_rows and offset + len(rest) < end:
+                    # big blocks, not readline: each read hands the GIL back and forth
+                    block = file.read(min(READ_BLOCK, end - offset - len(rest)))
+                    if not block:
+                        break
+                    *lines, rest = (rest + block).split(b"\n")
+                    for line in lines:
+                        if consumed >= max_rows:
+                            break
+                        where, offset = (segment, offset), offset + len(line) + 1
+                        rows = self._count(line, where)
+                        if rows is not None:
+                            entries.append(line)
+                        consumed += 1 if rows is None else rows
+                if rest and consumed < max_rows and offset + len(rest) == end:
+                    self._skip_torn(path / _name(segment), (segment, offset))
+                    offset = end  # a crash cut this last line short
+            if segment == active or offset < end:
                 break
             segment, offset = segment + 1, 0  # a sealed segment read to its end
-        return rows, SpoolPosition(segment, offset, consumed, start)
+        return entries, SpoolPosition(segment, offset, consumed, start)
 
-    def _parse(self, line: bytes, where: tuple[int, int]) -> dict[str, Any] | None:
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            row = None
-        if isinstance(row, dict):
-            return row
-        if where not in self._reported:  # a re-read after a failed flush sees it again
+    def _count(self, line: bytes, where: tuple[int, int]) -> int | None:
+        """The rows `line` stands for; None (and set aside once) when it is not an entry."""
+        rows = line_rows(line)
+        if rows is None and where not in self._reported:  # a re-read sees it again
             self._reported.add(where)
             self._keep({"line": line.decode("utf-8", "replace")}, "a spool line is not JSON")
-        return None
+        return rows
 
     def _skip_torn(self, segment: Path, where: tuple[int, int] | None = None) -> None:
         if where is not None and where in self._reported:
@@ -315,12 +332,16 @@ class Spool:
                 with contextlib.suppress(FileNotFoundError):
                     (self.path / _name(seq)).unlink()
 
-    def reject(self, row: dict[str, Any], reason: str) -> None:
-        """Keep a row the store refuses in rejected.jsonl: counted and logged, never silently.
+    def reject(self, row: dict[str, Any] | bytes, reason: str) -> None:
+        """Keep a row or entry line the store refuses in rejected.jsonl: counted and logged,
+        never silently.
 
         The caller commits past it afterwards, so one bad record cannot block the log.
         """
-        self._keep({"row": row}, reason)
+        if isinstance(row, bytes):
+            self._keep({"line": row.decode("utf-8", "replace")}, reason)
+        else:
+            self._keep({"row": row}, reason)
 
     def _keep(self, entry: dict[str, Any], reason: str) -> None:
         target = self.folder / "rejected.jsonl"
@@ -436,15 +457,20 @@ class Spool:
             if seq < segment:
                 continue
             start = offset if seq == segment else 0
-            for chunk, lines, torn in _chunks(orphan / _name(seq), start):
+            for chunk, torn in _chunks(orphan / _name(seq), start):
                 if torn:
                     self._skip_torn(orphan / _name(seq))
-                if lines:
+                if chunk:
+                    rows = sum(self._rows_in(line) for line in chunk.splitlines())
                     with self._lock:
-                        self._write(chunk, lines)
-                        self.recovered += lines
-                    copied += lines
+                        self._write(chunk, rows)
+                        self.recovered += rows
+                    copied += rows
         return copied
+
+    def _rows_in(self, line: bytes) -> int:
+        """Rows a spooled line stands for, as `read` will count them (a bad line is one)."""
+        return line_rows(line) or 1
 
 
 # --- helpers
@@ -481,22 +507,8 @@ def _open_segment(folder: Path, seq: int) -> int:
     return os.open(folder / _name(seq), flags, 0o644)
 
 
-def _read_lines(path: Path, offset: int, count: int, limit: int) -> list[bytes]:
-    """Up to `count` lines from `offset`, not past byte `limit`."""
-    lines: list[bytes] = []
-    with path.open("rb") as file:
-        file.seek(offset)
-        while len(lines) < count and offset < limit:
-            line = file.readline()
-            if not line:
-                break
-            lines.append(line)
-            offset += len(line)
-    return lines
-
-
-def _chunks(path: Path, offset: int) -> Iterator[tuple[bytes, int, bool]]:
-    """(complete lines, how many, whether a torn tail followed) in ~COPY_CHUNK pieces."""
+def _chunks(path: Path, offset: int) -> Iterator[tuple[bytes, bool]]:
+    """(complete lines, whether a torn tail followed) in ~COPY_CHUNK pieces."""
     with path.open("rb") as file:
         file.seek(offset)
         rest = b""
@@ -504,9 +516,9 @@ def _chunks(path: Path, offset: int) -> Iterator[tuple[bytes, int, bool]]:
             data = rest + block
             cut = data.rfind(b"\n") + 1
             rest = data[cut:]
-            yield data[:cut], data.count(b"\n", 0, cut), False
+            yield data[:cut], False
         if rest:
-            yield b"", 0, True
+            yield b"", True
 
 
 def _read_position(folder: Path) -> tuple[int, int]:
