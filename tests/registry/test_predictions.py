@@ -147,17 +147,23 @@ def test_entries_store_the_rows_they_stand_for(store: Store) -> None:
     answered["predictions"][1].update(score=None, label=None, flags=["non_finite_score"])
     shadow = request_entry(100, 3, shadow_of=[f"{i:032x}" for i in range(3)])
     plain = prediction(50)
-    entries = [answered, shadow, plain]
-    assert [entry_size(entry) for entry in entries] == [3, 3, 1]
+    sent = request_entry(200, 2)  # the request's body spliced in as it came
+    body = orjson.dumps({"records": sent.pop("records")})
+    spliced = prediction_entry(
+        "churn", [], sent["predictions"], at=T0, latency_ms=3.5, entity="customer", body=body
+    )
+    assert "records" not in spliced
+    entries = [answered, shadow, plain, spliced]
+    assert [entry_size(entry) for entry in entries] == [3, 3, 1, 2]
 
     lines = [orjson.dumps(entry) for entry in entries]
-    assert [line_rows(line) for line in lines] == [3, 3, 1]
+    assert [line_rows(line) for line in lines] == [3, 3, 1, 2]
     assert line_rows(b"[1, 2]") is None
-    assert insert_entries(store, lines) == 7
+    assert insert_entries(store, lines) == 9
     assert insert_entries(store, lines) == 0  # a replay stores nothing twice
 
     frame = read_predictions(store, "churn").set_index("id")
-    expected = [row for entry in entries for row in entry_rows(entry)]
+    expected = [row for line in lines for row in entry_rows(orjson.loads(line))]
     assert sorted(frame.index) == sorted(row["id"] for row in expected)
     for row in expected:
         got = frame.loc[row["id"]]
@@ -172,6 +178,22 @@ def test_entries_store_the_rows_they_stand_for(store: Store) -> None:
     assert frame.loc[f"{101:032x}", "entity"] == "101"  # an integer key, as text
     assert frame.loc[f"{101:032x}", "shadow_of"] == f"{1:032x}"
     assert frame.loc[f"{1:032x}", "label"] is None
+    assert frame.loc[f"{201:032x}", "record"] == {
+        "customer": 201,
+        "plan": "pro",
+        "tenure_months": 1,
+    }
+    assert frame.loc[f"{201:032x}", "entity"] == "201"
+
+
+def test_a_body_on_several_lines_is_not_spliced_into_the_spool() -> None:
+    records = [{"plan": "pro"}]
+    answers = [{"id": "a" * 32, "version": 1, "score": 0.5, "label": True}]
+    pretty = b'{\n  "records": [{"plan": "pro"}]\n}'
+    entry = prediction_entry("churn", records, answers, at=T0, latency_ms=1.0, body=pretty)
+    assert entry["records"] == records
+    assert "body" not in entry
+    assert b"\n" not in orjson.dumps(entry)
 
 
 def test_an_entry_with_an_unstorable_row_raises_data_error(store: Store) -> None:

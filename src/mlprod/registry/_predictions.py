@@ -56,6 +56,7 @@ def prediction_entry(
     latency_ms: float,
     entity: str | None = None,
     shadow_of: Sequence[str] | None = None,
+    body: bytes | None = None,
 ) -> dict[str, Any]:
     """One request's predictions as one prediction-log entry (a line in the spool).
 
@@ -63,7 +64,9 @@ def prediction_entry(
     records and answers in one go costs a tenth of building a row for each, and PostgreSQL
     expands entries into rows itself. `predictions` are the answers (id, version, score,
     label); `entity` names the record field holding the entity key; `shadow_of` gives, per
-    record, the id of the answer a shadow prediction stands beside.
+    record, the id of the answer a shadow prediction stands beside. `body`, the request's
+    JSON body holding exactly `records` under "records", is spliced in as it came instead
+    of serialising the records again (unless it spans lines: the spool is line-based).
     """
     entry: dict[str, Any] = {
         "rows": len(predictions),  # first, so a reader can count rows without parsing
@@ -71,9 +74,12 @@ def prediction_entry(
         "at": at,
         "latency_ms": latency_ms,
         "entity": entity,
-        "records": records,
         "predictions": predictions,
     }
+    if body is not None and b"\n" not in body:
+        entry["body"] = orjson.Fragment(body)
+    else:
+        entry["records"] = records
     if shadow_of is not None:
         entry["shadow_of"] = shadow_of
     return entry
@@ -112,6 +118,9 @@ def entry_rows(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
     if "predictions" not in entry:
         return [dict(entry)]
     records, predictions = entry.get("records"), entry.get("predictions")
+    body = entry.get("body")
+    if records is None and isinstance(body, dict):
+        records = body.get("records")
     if not (isinstance(records, list) and isinstance(predictions, list)) or len(records) != len(
         predictions
     ):
@@ -240,7 +249,8 @@ _EXPAND_ENTRIES = f"""
 WITH entry AS MATERIALIZED (
     SELECT e->>'model' AS model, (e->>'at')::timestamptz AS at,
            (e->>'latency_ms')::float8 AS latency_ms, e->>'entity' AS entity,
-           e->'records' AS records, e->'predictions' AS predictions,
+           coalesce(e->'records', e->'body'->'records') AS records,
+           e->'predictions' AS predictions,
            coalesce(e->'shadow_of', '[]'::jsonb) AS shadow_of
     FROM jsonb_array_elements(%s::jsonb) AS e
 )

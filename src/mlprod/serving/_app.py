@@ -194,21 +194,26 @@ async def _answer(
     records = payload.get("records") if isinstance(payload, dict) else None
     small = not isinstance(records, list) or len(records) <= INLINE_RECORDS
     if small:
-        content, seconds = respond(state, target, records, max_records)
+        content, seconds = respond(state, target, records, max_records, body)
     else:
-        content, seconds = await run_in_threadpool(respond, state, target, records, max_records)
+        content, seconds = await run_in_threadpool(
+            respond, state, target, records, max_records, body
+        )
     _count(state.metrics, content, seconds)
     return ORJSONResponse(content)
 
 
 def respond(
-    state: ServerState, target: Model | Served, records: Any, max_records: int
+    state: ServerState, target: Model | Served, records: Any, max_records: int, body: bytes
 ) -> tuple[dict[str, Any], float]:
-    """Score the records, then spool their log rows: the answer goes out once they are safe."""
+    """Score the records, then spool their log rows: the answer goes out once they are safe.
+
+    `body` is the request as it came: the log takes the records from it as they are.
+    """
     started = time.perf_counter()
     content = route_records(target, records, max_records)
     seconds = time.perf_counter() - started
-    state.recorder.record(target, records, content["predictions"], seconds * 1e3)
+    state.recorder.record(target, records, content["predictions"], seconds * 1e3, body)
     return content, seconds
 
 

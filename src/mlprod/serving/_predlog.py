@@ -66,7 +66,7 @@ class PredictionLog:
         spool: Spool,
         *,
         policy: Literal["shed", "drop"] = "shed",
-        batch_rows: int = 2000,
+        batch_rows: int = 10_000,
         interval: float = 0.2,
     ) -> None:
         if policy not in ("shed", "drop"):

@@ -154,8 +154,13 @@ class Recorder:
         records: list[Any],
         predictions: list[dict[str, Any]],
         latency_ms: float,
+        body: bytes | None = None,
     ) -> None:
-        """Count every record, spool the sampled rows; `SpoolFullError` when the spool sheds."""
+        """Count every record, spool the sampled rows; `SpoolFullError` when the spool sheds.
+
+        `body` is the request's JSON body, which holds `records`: logged as it came when
+        every record is kept.
+        """
         if self.counter is not None:
             self._count(target, records, predictions)
         served = target if isinstance(target, Served) else None
@@ -166,6 +171,7 @@ class Recorder:
             kept = [i for i in range(len(records)) if random.random() < rate]
             records = [records[i] for i in kept]
             predictions = [predictions[i] for i in kept]
+            body = None  # it holds every record, not the sample
         if not records:
             return
         entry = prediction_entry(
@@ -175,6 +181,7 @@ class Recorder:
             at=datetime.now(UTC),
             latency_ms=latency_ms,
             entity=model.signature.get("entity"),
+            body=body,
         )
         self.log.submit([entry])
         if served is not None and served.shadows:

@@ -14,7 +14,7 @@ Layout under the spool folder, one subfolder per live process::
 
 Durability: `append` is one ``os.write`` on an ``O_APPEND`` descriptor, so once it returns
 the lines are in the OS page cache and survive ``kill -9``; a background thread
-``fdatasync``s every 50 ms or every 1,000 records, which bounds what a power cut can take.
+``fdatasync``s every 50 ms or every 10,000 records, which bounds what a power cut can take.
 A process that dies leaves its subfolder behind; `adopt_orphans` in any later process on
 the same host copies the unflushed lines into its own spool and removes the orphan.
 
@@ -55,7 +55,7 @@ log = logging.getLogger("mlprod.serving")
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 SYNC_INTERVAL = 0.05  # seconds between background fdatasyncs
-SYNC_ROWS = 1000  # or sooner, once this many records are waiting
+SYNC_ROWS = 10_000  # or sooner, once this many records are waiting
 COPY_CHUNK = 256 * 1024  # adoption copies in chunks so appends keep flowing
 READ_BLOCK = 1024 * 1024  # the flusher reads this much at a time
 STAGING_GRACE = 60.0  # seconds before a half-made subfolder counts as abandoned
