@@ -16,6 +16,10 @@ import pytest
 
 from support import Project, Server, need_service, write_project
 
+# Compiling a LightGBM forest costs seconds of CPU per model; servers in tests start by the
+# dozen, so they score on the booster unless a test (tests/serving/test_trees.py) opts in.
+os.environ.setdefault("MLPROD_COMPILE_TREES", "false")
+
 PG_ADMIN_URL = os.environ.get(
     "MLPROD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

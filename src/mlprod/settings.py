@@ -60,6 +60,15 @@ class Settings(BaseSettings):
         default=1.0, ge=0, le=1, description="Share of predictions logged."
     )
 
+    # compiled trees: LightGBM forests as native code, swapped in once verified
+    compile_trees: bool = Field(
+        default=True,
+        description="Compile LightGBM trees in the background (needs the 'compiled' extra).",
+    )
+    compiled: str | None = Field(
+        default=None, description="Folder of compiled trees (default <store>/compiled)."
+    )
+
     # monitoring: live statistics per window, outcome matching, alerts
     monitor: bool = Field(default=True, description="Count live statistics per time window.")
     monitor_bucket: int = Field(
@@ -97,6 +106,13 @@ class Settings(BaseSettings):
             return Path(self.spool).expanduser().resolve()
         base = DEFAULT_STORE if "://" in self.store else self.store
         return (Path(base).expanduser() / "spool").resolve()
+
+    def compiled_dir(self) -> Path:
+        """The folder that caches compiled trees (object code for this host's CPU)."""
+        if self.compiled:
+            return Path(self.compiled).expanduser().resolve()
+        base = DEFAULT_STORE if "://" in self.store else self.store
+        return (Path(base).expanduser() / "compiled").resolve()
 
     def artifacts_dir(self) -> Path:
         """The folder that holds model bundles."""

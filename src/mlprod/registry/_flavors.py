@@ -139,6 +139,7 @@ class _LightGBMScorer:
     def __init__(self, path: Path) -> None:
         import lightgbm
 
+        self.model_file = path  # what the optional tree compiler reads
         self.booster = lightgbm.Booster(model_file=str(path))
 
     def scores(self, X: np.ndarray) -> np.ndarray:

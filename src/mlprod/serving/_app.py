@@ -28,6 +28,7 @@ from mlprod.serving._predlog import PredictionLog
 from mlprod.serving._recorder import Recorder, ShadowScorer
 from mlprod.serving._scoring import route_records
 from mlprod.serving._spool import Spool
+from mlprod.serving._trees import TreeCompiler
 from mlprod.settings import Settings
 
 log = logging.getLogger("mlprod.serving")
@@ -69,7 +70,8 @@ def create_app(
     settings = settings or Settings()
     store = store or Store.open(settings.store_url())
     artifacts = artifacts or LocalArtifacts(settings.artifacts_dir())
-    pool = ModelPool(store, artifacts, alias)
+    trees = TreeCompiler(settings.compiled_dir()) if settings.compile_trees else None
+    pool = ModelPool(store, artifacts, alias, trees=trees)
     pool.load_all()
     predlog = PredictionLog(
         store,
@@ -91,6 +93,8 @@ def create_app(
     state.metrics.watch("guard", guard.stats)
     state.metrics.watch("predlog", predlog.stats)
     state.metrics.watch("shadows", shadows.stats)
+    if trees is not None:
+        state.metrics.watch("trees", trees.stats)
     if counter is not None:
         state.metrics.watch("monitor", counter.stats_for_metrics)
 
@@ -105,6 +109,8 @@ def create_app(
             yield
         finally:
             pool.stop()
+            if trees is not None:
+                trees.stop()
             shadows.stop()
             if counter is not None:
                 counter.stop()

@@ -17,6 +17,7 @@ the same per-kind checks, and on any problem the reference builds the exact 422.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import operator
@@ -197,6 +198,7 @@ class FastPath:
         # model holds this object, and must not keep the model alive
         self.transformer = model.transformer
         self.scorer = model.scorer
+        self.engine = "model"  # what scores the matrix; "compiled trees" once upgraded
         self.fields = [dict(f) for f in model.signature["fields"]]
         self.plan = plan
         self.verified = ""
@@ -459,6 +461,23 @@ def attach_fast_path(model: Model) -> FastPath | None:
 def fast_path_of(model: Model) -> FastPath | None:
     """The fast path attached to this loaded model, if it has one."""
     return _ATTACHED.get(model)
+
+
+def upgrade_scorer(model: Model, scorer: Any) -> str:
+    """Let `scorer` (with an ``engine`` name) score `model`'s fast path from now on.
+
+    Only after it passes the fast path's own check: the version's test set and probes
+    scored like the reference path to 1e-9. Raises `NotCompilableError` when the model
+    has no fast path, `_MismatchError` when the scores differ; the old scorer stays then.
+    """
+    fast = fast_path_of(model)
+    if fast is None:
+        raise NotCompilableError(f"{model.name}@{model.version} has no fast path to upgrade")
+    candidate = copy.copy(fast)
+    candidate.scorer = scorer
+    summary = _verify(model, candidate)
+    fast.scorer, fast.engine, fast.verified = scorer, str(scorer.engine), summary
+    return summary
 
 
 def _verify(model: Model, fast: FastPath) -> str:

@@ -30,6 +30,7 @@ from mlprod.registry import (
     open_version,
 )
 from mlprod.serving._fastpath import attach_fast_path, fast_path_of
+from mlprod.serving._trees import TreeCompiler
 
 log = logging.getLogger("mlprod.serving")
 
@@ -66,6 +67,11 @@ def _path(model: Model) -> str:
     return "reference" if fast_path_of(model) is None else "fast"
 
 
+def _scorer(model: Model) -> str:
+    fast = fast_path_of(model)
+    return "reference" if fast is None else fast.engine
+
+
 def stable_fraction(model: str, key: object) -> float:
     """A number in [0, 1) fixed by (model, key): the same entity always lands the same."""
     digest = hashlib.blake2b(f"{model}\0{key}".encode(), digest_size=8).digest()
@@ -75,10 +81,18 @@ def stable_fraction(model: str, key: object) -> float:
 class ModelPool:
     """Loads each routed version once, verified and warmed up; pinned versions on demand."""
 
-    def __init__(self, store: Store, artifacts: ArtifactStore, alias: str = "production") -> None:
+    def __init__(
+        self,
+        store: Store,
+        artifacts: ArtifactStore,
+        alias: str = "production",
+        *,
+        trees: TreeCompiler | None = None,
+    ) -> None:
         self.store = store
         self.artifacts = artifacts
         self.alias = alias
+        self.trees = trees  # compiles LightGBM versions in the background, when installed
         self._table: dict[str, Served] = {}
         self._loaded: dict[tuple[str, int], Model] = {}
         self._failed: dict[tuple[str, int], str] = {}
@@ -150,6 +164,8 @@ class ModelPool:
     def _prepare(self, model: Model) -> Model:
         """Everything done to a freshly loaded version before it may serve: a warm-up."""
         attach_fast_path(model)  # only if it reproduces the reference scores to 1e-9
+        if self.trees is not None:
+            self.trees.submit(model)  # the booster serves until compiled trees pass too
         frame, _ = model.test_data()
         model.score(frame.head(1))
         return model
@@ -212,7 +228,12 @@ class ModelPool:
                 "version": served.routes[0].version,
                 "alias": self.alias,
                 "routes": [
-                    {"version": m.version, "weight": w, "serving_path": _path(m)}
+                    {
+                        "version": m.version,
+                        "weight": w,
+                        "serving_path": _path(m),
+                        "scorer": _scorer(m),
+                    }
                     for m, w in zip(served.routes, served.weights, strict=True)
                 ],
                 "shadows": [m.version for m in served.shadows],
