@@ -2,19 +2,23 @@
 
 One command::
 
-    .venv/bin/python benchmarks/serve.py              # about 2 minutes
+    .venv/bin/python benchmarks/serve.py              # about 4 minutes, SQLite store
     .venv/bin/python benchmarks/serve.py --duration 3 # a quick look
+    .venv/bin/python benchmarks/serve.py --postgres postgresql+psycopg://postgres@127.0.0.1/postgres
 
 It trains the quickstart's churn model (LightGBM only) into a temporary store, measures
 in-process costs per row, then runs each server (pinned to core 0) under a closed-loop
 load (wrk pinned to core 1; a Python load generator if wrk is missing, which reads low):
 single records at concurrency 1, 8 and 32, and 100-record batches at concurrency 8.
-Everything lands in one table. See benchmarks/README.md for how to read it.
+Everything lands in one table. With ``--postgres`` the store (and so the prediction log)
+is a throwaway database on that server, created for the run and dropped after it, as a
+team's replicas would share one. See benchmarks/README.md for how to read it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -78,13 +82,17 @@ class Result:
     errors: int = 0
     backlog: int | None = None  # log rows still in the spool when the load stopped
     drain_s: float | None = None  # and how long the server took to store them afterwards
+    runs: list[float] | None = None  # req/s of each round, when the line is a median
 
 
 # --- the model and the request bodies -------------------------------------------------
 
 
-def train_model(folder: Path, rows: int) -> str:
-    """The quickstart project with LightGBM as its only candidate; returns the store."""
+def train_model(folder: Path, rows: int, store: str | None = None) -> str:
+    """The quickstart project with LightGBM as its only candidate; returns the store.
+
+    The store is `store` (a database URL) or a SQLite store in `folder`.
+    """
     from mlprod.data import make_churn_table
     from mlprod.workflows import promote, train
     from mlprod.workflows._quickstart import SPEC
@@ -92,7 +100,7 @@ def train_model(folder: Path, rows: int) -> str:
     make_churn_table(rows, seed=7).to_csv(folder / "customers.csv", index=False)
     spec = re.sub(r"candidates:\n(?:(?: {2}- | {4}).*\n)+", "candidates:\n  - lightgbm\n", SPEC)
     (folder / "mlprod.yaml").write_text(spec, encoding="utf-8")
-    store = str(folder / ".mlprod")
+    store = store or str(folder / ".mlprod")
     run = train(folder / "mlprod.yaml", store=store)
     promote(
         "churn",
@@ -168,6 +176,33 @@ def in_process(store: str, records: list[dict[str, Any]]) -> list[Result]:
             ("fast path, 1 record", 1, lambda: fast.score_records(one)),
             ("fast path, 100 records", 100, lambda: fast.score_records(hundred)),
         ]
+    results = [
+        Result("in-process", label, us_per_row=per_row_us(call, rows))
+        for label, rows, call in timings
+    ]
+    return results + compiled_in_process(model, records)
+
+
+def compiled_in_process(model: Any, records: list[dict[str, Any]]) -> list[Result]:
+    """The same with the trees compiled (the 'compiled' extra), as the server upgrades to."""
+    from mlprod.serving._fastpath import attach_fast_path, upgrade_scorer
+    from mlprod.serving._trees import compile_trees, tree_compiler_available
+
+    if not tree_compiler_available():
+        print("note: the 'compiled' extra is not installed; servers score on the booster")
+        return []
+    with tempfile.TemporaryDirectory() as folder:
+        trees = compile_trees(model, Path(folder))
+    fast = attach_fast_path(model)
+    if trees is None or fast is None:
+        return []
+    upgrade_scorer(model, trees)
+    matrix = fast.encode(records[:1])
+    timings = [
+        ("compiled trees on a ready feature row", 1, lambda: trees.scores(matrix)),
+        ("fast path + compiled trees, 1 record", 1, lambda: fast.score_records(records[:1])),
+        ("fast path + compiled trees, 100 records", 100, lambda: fast.score_records(records[:100])),
+    ]
     return [
         Result("in-process", label, us_per_row=per_row_us(call, rows))
         for label, rows, call in timings
@@ -190,7 +225,11 @@ def pinned(core: int, command: list[str]) -> list[str]:
 
 @contextmanager
 def running(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
-    """Start a server, wait until `ready_url` answers 200, and stop it afterwards."""
+    """Start a server, wait until `ready_url` answers 200, and stop it afterwards.
+
+    mlprod serve is measured once its trees are compiled (when the extra is installed):
+    it serves on the booster meanwhile, which is not what it settles at.
+    """
     log = tempfile.TemporaryFile()  # noqa: SIM115 - a file, not a pipe that could fill up
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=HERE)
     try:
@@ -208,6 +247,8 @@ def running(command: list[str], env: dict[str, str], ready_url: str) -> Iterator
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{command} did not become ready")
             time.sleep(0.2)
+        if ready_url.endswith("/readyz"):
+            wait_for_compiled_trees(ready_url.removesuffix("/readyz"))
         yield
     finally:
         process.terminate()
@@ -217,6 +258,21 @@ def running(command: list[str], env: dict[str, str], ready_url: str) -> Iterator
             process.kill()
             process.wait()
         log.close()
+
+
+def wait_for_compiled_trees(url: str, timeout: float = 300.0) -> None:
+    """Wait until every route scores with compiled trees, if the server compiles at all."""
+    from mlprod.serving._trees import tree_compiler_available
+
+    if not tree_compiler_available():
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        models = httpx.get(f"{url}/v1/models", timeout=5).json()["models"]
+        if all(r.get("scorer") == "compiled trees" for m in models for r in m["routes"]):
+            return
+        time.sleep(0.5)
+    print(f"warning: {url} still scores on the booster after {timeout:.0f} s")
 
 
 @dataclass
@@ -342,27 +398,89 @@ def measure(
     system: str, url: str, bodies: dict[int, Path], seconds: float, use_wrk: bool
 ) -> list[Result]:
     """Every load against one running server, each after a short warm-up."""
-    load = wrk_load if use_wrk else python_load
-    results = []
+    return [
+        measure_load(system, url, bodies[size], (label, connections, size), seconds, use_wrk)
+        for label, connections, size in LOADS
+    ]
+
+
+def measure_load(
+    system: str,
+    url: str,
+    bodies: Path,
+    load: tuple[str, int, int],
+    seconds: float,
+    use_wrk: bool,
+    warm_up: bool = True,
+) -> Result:
+    """One closed-loop run, then the log backlog it left and how long that took to drain."""
+    label, connections, size = load
+    generate = wrk_load if use_wrk else python_load
+    if warm_up:
+        generate(url, bodies, connections, min(2.0, seconds))  # not counted
+    raw = generate(url, bodies, connections, seconds)
+    backlog, drain_s = drain(url)
+    req_s = raw["requests"] / (raw["duration_us"] / 1e6)
+    return Result(
+        system,
+        f"{label}, c={connections}",
+        req_s=req_s,
+        rows_s=req_s * size,
+        p50_ms=raw["p50_us"] / 1e3,
+        p99_ms=raw["p99_us"] / 1e3,
+        errors=int(raw["errors"]),
+        backlog=backlog,
+        drain_s=drain_s,
+    )
+
+
+def interleaved(
+    systems: list[System], bodies: dict[int, Path], seconds: float, use_wrk: bool, rounds: int
+) -> list[Result]:
+    """Each load on every system in turn, `rounds` times over; the median of each.
+
+    The variants differ by a few percent, about as much as one run differs from the next
+    on a shared machine: taking turns and the median keeps drift out of the comparison.
+    """
+    runs: dict[tuple[str, str], list[Result]] = {}
     for label, connections, size in LOADS:
-        load(url, bodies[size], connections, min(2.0, seconds))  # warm-up, not counted
-        raw = load(url, bodies[size], connections, seconds)
-        backlog, drain_s = drain(url)
-        req_s = raw["requests"] / (raw["duration_us"] / 1e6)
-        results.append(
-            Result(
-                system,
-                f"{label}, c={connections}",
-                req_s=req_s,
-                rows_s=req_s * size,
-                p50_ms=raw["p50_us"] / 1e3,
-                p99_ms=raw["p99_us"] / 1e3,
-                errors=int(raw["errors"]),
-                backlog=backlog,
-                drain_s=drain_s,
-            )
-        )
-    return results
+        for round_ in range(rounds):
+            for system in systems:
+                result = measure_load(
+                    system.name,
+                    system.url,
+                    bodies[size],
+                    (label, connections, size),
+                    seconds,
+                    use_wrk,
+                    warm_up=round_ == 0,
+                )
+                runs.setdefault((result.system, result.load), []).append(result)
+    order = [system.name for system in systems]  # the table reads system by system
+    return [median_of(runs[key]) for key in sorted(runs, key=lambda k: order.index(k[0]))]
+
+
+def median_of(results: list[Result]) -> Result:
+    """One line for several runs: median rates and latencies, summed errors, worst backlog."""
+
+    def median(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return float(np.median(present)) if present else None
+
+    backlogs = [r.backlog for r in results if r.backlog is not None]
+    drains = [r.drain_s for r in results if r.drain_s is not None]
+    return Result(
+        results[0].system,
+        results[0].load,
+        req_s=median([r.req_s for r in results]),
+        rows_s=median([r.rows_s for r in results]),
+        p50_ms=median([r.p50_ms for r in results]),
+        p99_ms=median([r.p99_ms for r in results]),
+        errors=sum(r.errors for r in results),
+        backlog=max(backlogs) if backlogs else None,
+        drain_s=max(drains) if drains else None,
+        runs=[r.req_s or 0.0 for r in results],
+    )
 
 
 def drain(predict_url: str, timeout: float = 120.0) -> tuple[int | None, float | None]:
@@ -435,8 +553,30 @@ def logging_cost(by: dict[tuple[str, str], Result]) -> list[str]:
             if on and off and on.req_s and off.req_s:
                 cost = 1 - on.req_s / off.req_s
                 verdict = ("met" if cost < 0.10 else "NOT met") if what == "logging" else "measured"
-                lines.append(f"{what} cost, {load}: {100 * cost:.1f}%: {verdict}")
+                turns = ""
+                if on.runs and off.runs and len(on.runs) == len(off.runs) > 1:
+                    pairs = zip(on.runs, off.runs, strict=True)
+                    each = ", ".join(f"{100 * (1 - a / b):.0f}" for a, b in pairs)
+                    turns = f" (turn by turn: {each}%)"
+                lines.append(f"{what} cost, {load}: {100 * cost:.1f}%{turns}: {verdict}")
     return lines
+
+
+@contextmanager
+def throwaway_database(admin_url: str) -> Iterator[str]:
+    """A fresh database on `admin_url`'s PostgreSQL server for one run, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"mlprod_bench_{os.urandom(4).hex()}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -444,24 +584,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load (10)")
     parser.add_argument("--rows", type=int, default=20_000, help="training rows (20,000)")
     parser.add_argument("--python-load", action="store_true", help="skip wrk even if present")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="turns each mlprod variant takes per load (3)"
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="keep the store in a throwaway database on this PostgreSQL server "
+        "(a URL to an existing database there, e.g. .../postgres; needs CREATEDB)",
+    )
     args = parser.parse_args(argv)
     use_wrk = shutil.which("wrk") is not None and not args.python_load
-    with tempfile.TemporaryDirectory(prefix="mlprod-bench-") as tmp:
-        folder = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlprod-bench-")))
+        database = stack.enter_context(throwaway_database(args.postgres)) if args.postgres else None
+        if database:  # bundles and the spool stay on this machine's disk
+            os.environ["MLPROD_ARTIFACTS"] = str(folder / "artifacts")
+            os.environ["MLPROD_SPOOL"] = str(folder / "spool")
+            os.environ["MLPROD_COMPILED"] = str(folder / "compiled")
         print(f"training the quickstart model (LightGBM, {args.rows:,} rows) in {folder} ...")
-        store = train_model(folder, args.rows)
+        store = train_model(folder, args.rows, database)
         records = client_rows(2_000)
         bodies = {size: write_bodies(folder, records, size) for size in (1, 100)}
         results = in_process(store, records)
         env = {**os.environ, "MLPROD_STORE": store, "MLPROD_BENCH_REF": "churn@production"}
-        for system in servers(store):
-            print(f"measuring {system.name} ...")
-            with running(system.command, {**env, **system.env}, system.ready):
-                results += measure(system.name, system.url, bodies, args.duration, use_wrk)
+        baseline, *variants = servers(store)
+        print(f"measuring {baseline.name} ...")
+        with running(baseline.command, {**env, **baseline.env}, baseline.ready):
+            results += measure(baseline.name, baseline.url, bodies, args.duration, use_wrk)
+        print(f"measuring {', '.join(v.name for v in variants)}, taking turns ...")
+        with contextlib.ExitStack() as running_all:
+            for variant in variants:
+                running_all.enter_context(
+                    running(variant.command, {**env, **variant.env}, variant.ready)
+                )
+            results += interleaved(variants, bodies, args.duration, use_wrk, args.rounds)
     print()
     print(table(results))
     print()
-    print(_setup_line(use_wrk, args.duration))
+    print(_setup_line(use_wrk, args.duration) + f"; mlprod lines: median of {args.rounds} turns")
+    print("store: " + ("PostgreSQL (throwaway database)" if args.postgres else "SQLite (embedded)"))
     for line in [TARGETS, *verdict(results)]:
         print(line)
     return 0
