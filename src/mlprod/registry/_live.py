@@ -16,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -343,16 +342,10 @@ def _json_value(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-@functools.lru_cache(maxsize=65_536)
-def _utc_text(value: str) -> datetime:
-    when = datetime.fromisoformat(value)
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 def _utc_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return _utc_text(value) if isinstance(value, str) else value
+        return t.as_utc(value)
+    return t.parse_utc(value) if isinstance(value, str) else value
 
 
 def read_window_stats(

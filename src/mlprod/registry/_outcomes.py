@@ -122,7 +122,7 @@ def _time(value: Any, bad: Any) -> datetime:
             when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
             raise bad("time", "an ISO 8601 time such as 2026-05-01T10:00:00Z") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return t.as_utc(when)
 
 
 def match_outcomes(store: Store, *, bucket_seconds: int = 60) -> int:

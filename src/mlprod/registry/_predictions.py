@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -299,17 +299,8 @@ def _clean(row: Mapping[str, Any]) -> tuple[Any, ...]:
         raise DataError(f"prediction row {row.get('id')!r} has a wrong type: {exc}") from None
 
 
-@functools.lru_cache(maxsize=256)
-def _parse_utc(text: str) -> datetime:
-    when = datetime.fromisoformat(text)
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 def _utc(value: Any) -> datetime:
-    """A UTC datetime; spooled rows repeat a few timestamps, so parsed text is cached."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return _parse_utc(str(value))
+    return t.as_utc(value) if isinstance(value, datetime) else t.parse_utc(str(value))
 
 
 def read_predictions(

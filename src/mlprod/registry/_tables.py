@@ -48,11 +48,18 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return None if value is None else as_utc(value)
+
+
+def as_utc(when: datetime) -> datetime:
+    """`when` in UTC; a naive time is UTC already (the store's rule)."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=65_536)
+def parse_utc(text: str) -> datetime:
+    """An ISO time as UTC; cached, since logged rows and live windows repeat few times."""
+    return as_utc(datetime.fromisoformat(text))
 
 
 metadata = sa.MetaData()
