@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mlprod.errors import SpecError
@@ -91,13 +91,27 @@ def make_estimator(kind: str, params: Mapping[str, Any], seed: int) -> Any:
     estimator = _FACTORIES[kind](seed)
     if not params:
         return estimator
-    target = estimator.steps[-1][1] if kind == "logistic_regression" else estimator
-    valid = set(target.get_params(deep=False))
-    unknown = sorted(set(params) - valid)
-    if unknown:
-        raise SpecError(
-            f"candidates: unknown parameter(s) {unknown} for {kind}; "
-            f"valid ones include {', '.join(sorted(valid)[:40])}"
-        )
+    target = _final_step(estimator)
+    check_params(kind, target, params, where="candidates")
     target.set_params(**params)
     return estimator
+
+
+def check_params(kind: str, target: Any, names: Iterable[str], *, where: str) -> None:
+    """A `SpecError` at `where` for any of `names` that `target` does not take."""
+    valid = set(target.get_params(deep=False))
+    unknown = sorted(set(names) - valid)
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown parameter(s) {unknown} for {kind}; "
+            f"valid ones include {', '.join(sorted(valid)[:40])}"
+        )
+
+
+def tunable_part(kind: str) -> Any:
+    """The estimator whose parameters a spec sets for `kind` (a pipeline's last step)."""
+    return _final_step(_FACTORIES[kind](0))
+
+
+def _final_step(estimator: Any) -> Any:
+    return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator

@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from mlprod.errors import SpecError
 from mlprod.spec import CandidateSpec, Dimension, parse_dimension
-from mlprod.training._catalogue import make_estimator
+from mlprod.training._catalogue import check_params, tunable_part
 
 DEFAULT_SPACES: Mapping[str, Mapping[str, Any]] = {
     "logistic_regression": {"C": [1e-3, 100.0, "log"]},
@@ -63,15 +62,8 @@ def search_space(candidate: CandidateSpec, index: int = 0) -> dict[str, Dimensio
     raw = dict(candidate.search) if candidate.search else dict(DEFAULT_SPACES[candidate.type])
     for fixed in candidate.params:
         raw.pop(fixed, None)
-    probe = make_estimator(candidate.type, {}, seed=0)
-    target = probe.steps[-1][1] if hasattr(probe, "steps") else probe
-    valid = set(target.get_params(deep=False))
-    unknown = sorted(set(raw) - valid)
-    if unknown:
-        raise SpecError(
-            f"candidates[{index}].search: unknown parameter(s) {unknown} for "
-            f"{candidate.type}; valid ones include {', '.join(sorted(valid)[:40])}"
-        )
+    target = tunable_part(candidate.type)
+    check_params(candidate.type, target, raw, where=f"candidates[{index}].search")
     return {name: parse_dimension(name, value) for name, value in raw.items()}
 
 
