@@ -51,6 +51,19 @@ def stored_ids(store: Store) -> list[str]:
     return sorted(read_predictions(store, "churn")["id"])
 
 
+def flushed_through(
+    url: str, spool: Path, entries: list[dict[str, Any]]
+) -> tuple[PredictionLog, list[str]]:
+    """Submit `entries` to a fresh log on the store at `url`, flush, stop: (log, stored ids)."""
+    with Store.open(url) as store:
+        log = PredictionLog(store, Spool(spool, max_bytes=1 << 20), policy="shed")
+        log.start()
+        log.submit(entries)
+        assert log.flush(10)
+        log.stop()
+        return log, stored_ids(store)
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -249,13 +262,7 @@ def test_rows_the_store_refuses_are_set_aside_not_blocking(tmp_path: Path) -> No
     rows = [prediction(i) for i in range(10)]
     del rows[4]["record"]
     rows[7]["version"] = "seven"
-    with Store.open(f"sqlite:///{tmp_path / 'm.db'}") as store:
-        log = PredictionLog(store, Spool(tmp_path / "spool", max_bytes=1 << 20), policy="shed")
-        log.start()
-        log.submit(rows)
-        assert log.flush(10)
-        log.stop()
-        ids = stored_ids(store)
+    log, ids = flushed_through(f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "spool", rows)
     assert ids == [f"{i:032x}" for i in (0, 1, 2, 3, 5, 6, 8, 9)]
     assert log.stats()["rejected"] == 2
     assert log.stats()["flushed"] == 8
@@ -276,13 +283,7 @@ def test_one_bad_row_inside_a_request_entry_costs_only_that_row(
         prediction_entry("churn", records[:20], answers[:20], at=now, latency_ms=2.0),
         prediction_entry("churn", records[20:], answers[20:], at=now, latency_ms=2.0),
     ]
-    with Store.open(store_url) as store:
-        log = PredictionLog(store, Spool(tmp_path / "spool", max_bytes=1 << 20), policy="shed")
-        log.start()
-        log.submit(entries)
-        assert log.flush(10)
-        log.stop()
-        ids = stored_ids(store)
+    log, ids = flushed_through(store_url, tmp_path / "spool", entries)
     assert ids == [f"{i:032x}" for i in range(40) if i != 17]
     assert log.stats()["flushed"] == 39
     assert log.stats()["rejected"] == 1

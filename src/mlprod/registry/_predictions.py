@@ -162,17 +162,19 @@ def insert_entries(store: Store, lines: Sequence[bytes]) -> int:
     """
     if not lines:
         return 0
-    grouped = [line for line in lines if _ROWS.match(line)]
-    plain = [_entry(line) for line in lines if not _ROWS.match(line)]
+    if store.dialect != "postgresql":
+        expanded = [row for line in lines for row in entry_rows(_entry(line))]
+        return insert_predictions(store, expanded)  # parsed before the write transaction
+    grouped: list[bytes] = []
+    plain: list[bytes] = []
+    for line in lines:
+        (grouped if _ROWS.match(line) else plain).append(line)
+    rows = _unique([_clean(_entry(line)) for line in plain])
+    document = (b"[" + b",".join(grouped) + b"]").decode()
 
     def work(conn: Connection) -> int:
-        if conn.dialect.name != "postgresql":
-            entries = [_entry(line) for line in grouped] + plain
-            rows = [_clean(row) for entry in entries for row in entry_rows(entry)]
-            return _insert_rows(conn, _unique(rows))
-        inserted = _insert_rows(conn, _unique([_clean(row) for row in plain]))
+        inserted = _insert_rows(conn, rows)
         if grouped:
-            document = (b"[" + b",".join(grouped) + b"]").decode()
             try:
                 inserted += int(conn.exec_driver_sql(_EXPAND_ENTRIES, (document,)).rowcount)
             except (sa_exc.DataError, sa_exc.IntegrityError, sa_exc.ProgrammingError) as exc:
