@@ -4,8 +4,8 @@ Why this shape: a request must never wait on the database, and a database that i
 for an hour must not cost a single record. `submit` only appends to the spool (one write
 per request, about a microsecond per record); a daemon thread reads batches, inserts them
 idempotently and commits the spool position afterwards. A crash between insert and commit
-replays the batch, which the
-store's unique prediction id absorbs: delivered at least once, stored exactly once.
+replays the batch, which the store's unique prediction id absorbs: delivered at least
+once, stored exactly once.
 
 When the spool reaches its cap the configured policy applies, never silently: ``shed``
 raises `SpoolFullError` (503, the client retries), ``drop`` drops the rows and counts them.

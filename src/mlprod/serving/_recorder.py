@@ -2,9 +2,9 @@
 
 Logging is one append to the local spool per request, one entry holding all its records
 and answers (the flusher moves them to the store later, see `_predlog`). Shadow versions
-score the same records on one background thread
-fed by a bounded queue: the response never waits for them, and when they fall behind the
-records they skip are counted and reported, never dropped silently.
+score the same records on one background thread fed by a bounded queue: the response
+never waits for them, and when they fall behind the records they skip are counted and
+reported, never dropped silently.
 """
 
 from __future__ import annotations
