@@ -93,13 +93,7 @@ class Spool:
     any number of threads may append. Nothing touches the disk until `open` (or ``with``).
     """
 
-    def __init__(
-        self,
-        folder: Path,
-        *,
-        max_bytes: int,
-        segment_bytes: int = SEGMENT_BYTES,
-    ) -> None:
+    def __init__(self, folder: Path, *, max_bytes: int, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.folder = Path(folder)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
