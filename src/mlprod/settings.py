@@ -6,6 +6,7 @@ environment variable; the environment beats the default.
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = ".mlprod"
+
+
+def login_name() -> str:
+    """The operating system's name for whoever runs this process."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 class Settings(BaseSettings):
@@ -35,6 +44,11 @@ class Settings(BaseSettings):
         description="Folder for bundles; defaults to <store folder>/artifacts, "
         "or .mlprod/artifacts when the store is a database URL.",
     )
+    user: str = Field(
+        default_factory=login_name,
+        min_length=1,
+        description="Who acts: recorded with runs, alias moves, deployments and tokens.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, description="Server processes sharing the port.")
@@ -46,6 +60,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0, description="Larger bodies get 413.")
     max_records: int = Field(default=10_000, gt=0, description="Records per request.")
     request_timeout: float = Field(default=2.0, gt=0, description="Seconds before a 504.")
+    write_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds before a 504 on bulk writes (outcomes)."
+    )
     max_concurrency: int = Field(default=64, gt=0, description="In-flight requests before 503.")
     grace_period: float = Field(default=10.0, ge=0, description="Seconds to drain on SIGTERM.")
     poll_interval: float = Field(default=0.5, gt=0, description="Seconds between registry polls.")

@@ -23,7 +23,6 @@ from mlprod.spec._models import (
     ThresholdSpec,
     TuningSpec,
     parse_dimension,
-    parse_duration,
 )
 from mlprod.spec._template import render_spec
 
@@ -51,7 +50,6 @@ __all__ = [
     "TuningSpec",
     "load_spec",
     "parse_dimension",
-    "parse_duration",
     "parse_spec",
     "render_spec",
 ]

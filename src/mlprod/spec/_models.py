@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlprod._time import parse_duration
+
 CATALOGUE = ("logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost")
 CandidateType = Literal["logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost"]
 GATE_METRICS = (
@@ -28,18 +30,7 @@ GateMetric = Literal[
 ]
 FeatureKind = Literal["numeric", "categorical", "boolean", "datetime"]
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|min|m|s)\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"w": "W", "d": "D", "h": "h", "min": "min", "m": "min", "s": "s"}
 _GATE_RE = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*$")
-
-
-def parse_duration(text: str) -> pd.Timedelta:
-    """``14d``, ``12h``, ``30min``, ``2w`` or ``45s`` as a Timedelta."""
-    match = _DURATION_RE.match(str(text))
-    if match is None:
-        raise ValueError(f"expected a duration such as '14d', '12h', '30min' or '2w', got {text!r}")
-    unit = _DURATION_UNITS[match.group(2).lower()]
-    return pd.Timedelta(float(match.group(1)), unit=unit)  # type: ignore[arg-type]  # stubs lag
 
 
 class _Strict(BaseModel):
@@ -117,7 +108,7 @@ class SplitSpec(_Strict):
 
     def gap_delta(self) -> pd.Timedelta:
         """The gap as a Timedelta (zero when unset)."""
-        return parse_duration(self.gap) if self.gap else pd.Timedelta(0)
+        return pd.Timedelta(parse_duration(self.gap)) if self.gap else pd.Timedelta(0)
 
 
 class CandidateSpec(_Strict):
