@@ -1,37 +1,21 @@
-"""The metadata store's database layer: schema (SQLAlchemy Core), engines and migrations.
+"""The metadata store's schema (SQLAlchemy Core): what every table holds.
 
 The tables here describe the schema the code expects; the Alembic scripts in
 ``migrations/versions`` create it. A test compares the two on SQLite and PostgreSQL, so
-they cannot drift apart silently.
+they cannot drift apart silently. Other packages read and write these tables inside
+`Store.read` / `Store.write` transactions: ``from mlprod.store import schema as t``.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import math
-import re
-from datetime import UTC, date, datetime
-from importlib import resources
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
 
-import orjson
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Dialect
 
-from mlprod.errors import StoreError
+from mlprod._time import as_utc
 
-HINT = "Check --store or MLPROD_STORE (a folder, or a URL such as postgresql+psycopg://host/db)."
 NAME = sa.String(63)
-MIGRATION_LOCK = 0x6D6C70726F64  # "mlprod" in ASCII: the advisory lock key for migrations
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -49,17 +33,6 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
-
-
-def as_utc(when: datetime) -> datetime:
-    """`when` in UTC; a naive time is UTC already (the store's rule)."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-@functools.lru_cache(maxsize=65_536)
-def parse_utc(text: str) -> datetime:
-    """An ISO time as UTC; cached, since logged rows and live windows repeat few times."""
-    return as_utc(datetime.fromisoformat(text))
 
 
 metadata = sa.MetaData()
@@ -294,188 +267,3 @@ alerts = sa.Table(
     sa.UniqueConstraint("open_key", name="uq_alerts_open_key"),
     sa.Index("ix_alerts_model_opened", "model", "opened_at"),
 )
-
-
-def json_dumps(value: Any) -> str:
-    """JSON for the store: NaN and infinities become null, as pydantic's JSON mode does.
-
-    PostgreSQL refuses NaN in JSON and SQLite would store invalid JSON, so one rule for both
-    keeps the backends identical (a metric that is undefined reads back as None). orjson
-    does that natively and fast (the prediction log serializes every record); the standard
-    library takes over for what orjson refuses, such as integers beyond 64 bits.
-    """
-    try:
-        return orjson.dumps(value, default=_plain, option=_ORJSON).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(_finite(value), allow_nan=False, default=_plain, separators=(",", ":"))
-
-
-_ORJSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-def plain_json(value: Any) -> Any:
-    """`value` as the store will hand it back: plain JSON types, non-finite floats as None.
-
-    Raises TypeError before any transaction starts when something cannot be stored.
-    """
-    return json.loads(json_dumps(value))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays, dates and paths: the values training code hands us."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    for method in ("tolist", "item"):
-        convert = getattr(value, method, None)
-        if callable(convert):
-            return _finite(convert())
-    raise TypeError(f"cannot store {type(value).__name__} as JSON: convert it to plain data")
-
-
-# --- engines: one per Store, tuned per backend
-
-
-def create_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a 30 s busy timeout and foreign keys."""
-    try:
-        parsed = sa.make_url(url)
-    except sa_exc.ArgumentError:
-        raise StoreError(f"{hide_password(str(url))!r} is not a database URL. {HINT}") from None
-    try:
-        if parsed.get_backend_name() == "sqlite":
-            return _sqlite_engine(parsed)
-        connect_args: dict[str, Any] = {}
-        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-            connect_args["connect_timeout"] = 10
-        return sa.create_engine(
-            parsed, pool_pre_ping=True, json_serializer=json_dumps, connect_args=connect_args
-        )
-    except (sa_exc.ArgumentError, ImportError, OSError) as exc:
-        detail = scrub(str(exc), parsed.password)
-        raise StoreError(f"cannot open the store {hide_password(url)}: {detail}. {HINT}") from None
-
-
-def _sqlite_engine(url: sa.URL) -> Engine:
-    database = url.database or ""
-    memory = database in ("", ":memory:") or url.query.get("mode") == "memory"
-    if not memory and not url.query.get("uri"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {"json_serializer": json_dumps}
-    if memory:
-        options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-    else:
-        options["connect_args"] = {"timeout": 30}
-    engine = sa.create_engine(url, **options)
-    event.listen(engine, "connect", _sqlite_connect)
-    event.listen(engine, "begin", _sqlite_begin)
-    return engine
-
-
-PRAGMAS = (
-    "busy_timeout = 30000",
-    "journal_mode = WAL",
-    "foreign_keys = ON",
-    "synchronous = NORMAL",
-    # The prediction log inserts under random keys: index pages must stay in memory (up to
-    # 64 MB) and the WAL may reach ~40 MB before a checkpoint copies it back. Together
-    # they take a busy log from 37k to 52k rows/s.
-    "cache_size = -65536",
-    "wal_autocheckpoint = 10000",
-)
-
-
-def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
-    """Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins."""
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        for pragma in PRAGMAS:
-            cursor.execute(f"PRAGMA {pragma}")
-    finally:
-        cursor.close()
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    """Writers take the lock up front, so they queue instead of deadlocking on upgrade."""
-    immediate = conn.get_execution_options().get("mlprod_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-def hide_password(url: str) -> str:
-    """`url` with its password replaced by ``***``, safe for messages and logs."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa_exc.ArgumentError:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
-
-
-def scrub(text: str, password: str | None) -> str:
-    """`text` without `password`: driver messages may echo connection parameters."""
-    return text.replace(password, "***") if password else text
-
-
-# --- migrations: Alembic, driven from code; users never need an alembic.ini
-
-
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic config pointing at the migrations shipped inside the package."""
-    config = Config()
-    config.set_main_option("script_location", str(_migrations_dir()))
-    if connection is not None:
-        config.attributes["connection"] = connection
-    return config
-
-
-def _migrations_dir() -> Path:
-    return Path(str(resources.files("mlprod.registry").joinpath("migrations")))
-
-
-@functools.cache
-def head_revision() -> str:
-    """The newest schema revision this code knows."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if head is None:
-        raise RuntimeError(f"no migrations found in {_migrations_dir()}; the install is broken")
-    return head
-
-
-@functools.cache
-def known_revisions() -> frozenset[str]:
-    """Every revision this code can migrate from."""
-    scripts = ScriptDirectory.from_config(alembic_config())
-    return frozenset(script.revision for script in scripts.walk_revisions())
-
-
-def current_revision(connection: Connection) -> str | None:
-    """The revision the database is at; None for an empty database."""
-    return MigrationContext.configure(connection).get_current_revision()
-
-
-def upgrade_locked(connection: Connection) -> None:
-    """Upgrade to head unless a concurrent opener already did, holding a migration lock.
-
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: the caller's ``BEGIN
-    IMMEDIATE`` already holds the database's write lock. Either way the revision is read
-    again once the lock is held, so the second of two racing processes does nothing.
-    """
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
-    if current_revision(connection) != head_revision():
-        upgrade(connection)
-
-
-def upgrade(connection: Connection) -> None:
-    """Bring the database on `connection` to head, inside the caller's transaction."""
-    command.upgrade(alembic_config(connection), "head")

@@ -11,8 +11,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from mlprod.errors import StoreError
-from mlprod.registry import Route, _tables, list_deployments
-from mlprod.registry._store import Store
+from mlprod.registry import (
+    Route,
+    audit_log,
+    create_run,
+    get_run,
+    list_deployments,
+    list_models,
+    resolve,
+)
+from mlprod.store import Store, _migrate, schema
 
 TABLES = {
     "models", "runs", "versions", "aliases", "audit",  # 0001
@@ -34,7 +42,7 @@ def revision_rows(url: str) -> list[str]:
 
 
 def test_migrations_ship_inside_the_package() -> None:
-    folder = _tables._migrations_dir()
+    folder = _migrate._migrations_dir()
     assert (folder / "env.py").is_file()
     assert (folder / "script.py.mako").is_file()
     assert (folder / "versions" / "0001_initial.py").is_file()
@@ -42,7 +50,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (folder / "versions" / "0003_sampling.py").is_file()
     assert (folder / "versions" / "0004_monitoring.py").is_file()
     assert (folder / "versions" / "0005_experiments.py").is_file()
-    assert _tables.head_revision() == HEAD
+    assert _migrate.head_revision() == HEAD
 
 
 def test_fresh_store_is_migrated_to_head(
@@ -54,41 +62,45 @@ def test_fresh_store_is_migrated_to_head(
         indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("runs")}
     assert tables == TABLES
     assert "ix_runs_model_started_at" in indexes
-    assert revision_rows(store_url) == [_tables.head_revision()]
+    assert revision_rows(store_url) == [_migrate.head_revision()]
 
 
 def test_tables_match_the_migrations(store_url: str) -> None:
     """The Core tables the code queries and the schema Alembic builds are the same."""
     with Store.open(store_url) as store, store.engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn), _tables.metadata)
+        differences = compare_metadata(MigrationContext.configure(conn), schema.metadata)
     assert differences == []
 
 
 def test_second_open_does_not_migrate(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with Store.open(store_url) as store:
-        run_id = store.create_run("churn", user="a", spec={}, git_commit=None, library_versions={})
+        run_id = create_run(store, "churn", user="a", spec={}, git_commit=None, library_versions={})
 
     def refuse(connection: object) -> None:
         raise AssertionError("a store at head must not be migrated again")
 
-    monkeypatch.setattr(_tables, "upgrade_locked", refuse)
+    monkeypatch.setattr(_migrate, "upgrade_locked", refuse)
     with Store.open(store_url) as store:
-        assert store.get_run(run_id).model == "churn"
+        assert get_run(store, run_id).model == "churn"
     assert revision_rows(store_url) == [HEAD]
 
 
 def test_unmigrated_store_says_how_to_fix_it(store_url: str) -> None:
     with Store.open(store_url, migrate=False) as store:
         assert "models" not in sa.inspect(store.engine).get_table_names()
-        for use in (store.list_models, lambda: store.resolve("churn"), store.audit_log):
+        for use in (
+            lambda: list_models(store),
+            lambda: resolve(store, "churn"),
+            lambda: audit_log(store),
+        ):
             with pytest.raises(StoreError, match="Open it with migration") as info:
                 use()
             assert info.value.status == 503
             assert store.url in str(info.value)
     with Store.open(store_url) as store:
-        assert store.list_models() == []
+        assert list_models(store) == []
     with Store.open(store_url, migrate=False) as store:
-        assert store.list_models() == []
+        assert list_models(store) == []
 
 
 def test_store_from_a_newer_mlprod_is_refused(store_url: str) -> None:
@@ -105,7 +117,7 @@ def test_downgrade_and_upgrade_again(store_url: str) -> None:
     Store.open(store_url).close()
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
-        command.downgrade(_tables.alembic_config(conn), "base")
+        command.downgrade(_migrate.alembic_config(conn), "base")
     assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}
     engine.dispose()
     with Store.open(store_url) as store:
@@ -113,7 +125,7 @@ def test_downgrade_and_upgrade_again(store_url: str) -> None:
 
 
 def test_offline_mode_renders_sql_for_review(capsys: pytest.CaptureFixture[str]) -> None:
-    config = _tables.alembic_config()
+    config = _migrate.alembic_config()
     config.set_main_option("sqlalchemy.url", "postgresql+psycopg://dba@db/mlprod")
     command.upgrade(config, "head", sql=True)
     sql = capsys.readouterr().out
@@ -126,7 +138,7 @@ def test_a_deployment_made_before_sampling_keeps_its_routes(store_url: str) -> N
     """0002 -> 0003 adds the sample rate without touching existing deployments."""
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
-        command.upgrade(_tables.alembic_config(conn), "0002")
+        command.upgrade(_migrate.alembic_config(conn), "0002")
         conn.execute(
             sa.text(
                 "INSERT INTO deployments (model, routes, shadows, updated_at, updated_by) "

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from mlprod.registry._tables import metadata
+from mlprod.store.schema import metadata
 
 
 def _run_online(connection: Connection) -> None:

@@ -13,9 +13,12 @@ import re
 import shutil
 import uuid
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mlprod.errors import IntegrityError, NotFoundError
+
+if TYPE_CHECKING:
+    from mlprod.settings import Settings
 
 _ARTIFACT_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -163,3 +166,8 @@ def _sync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_artifacts(settings: Settings) -> ArtifactStore:
+    """The artifact store `settings` name (``MLPROD_ARTIFACTS``, else beside the store)."""
+    return LocalArtifacts(settings.artifacts_dir())

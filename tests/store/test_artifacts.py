@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlprod.errors import IntegrityError, NotFoundError
-from mlprod.registry._artifacts import ArtifactStore, LocalArtifacts, safe_join
+from mlprod.store._artifacts import ArtifactStore, LocalArtifacts, safe_join
 
 # Every payload reported against peers' artifact routes stays here (see RELIABILITY.md).
 BAD_IDS = [
@@ -101,7 +101,7 @@ def test_failed_copy_leaves_nothing_behind(
     def fail(folder: Path) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("mlprod.registry._artifacts._sync_tree", fail)
+    monkeypatch.setattr("mlprod.store._artifacts._sync_tree", fail)
     with pytest.raises(OSError, match="disk full"):
         artifacts.put_dir(source)
     assert list((tmp_path / "artifacts" / "tmp").iterdir()) == []
@@ -115,7 +115,7 @@ def test_killed_writer_leaves_only_a_tmp_folder(source: Path, tmp_path: Path) ->
         """
         import os, signal, sys
         from pathlib import Path
-        from mlprod.registry import _artifacts
+        from mlprod.store import _artifacts
         def die(src, dst):
             os.kill(os.getpid(), signal.SIGKILL)
         _artifacts.os.replace = die

@@ -1,0 +1,31 @@
+"""The store: the metadata database and its transactions, schema and migrations; artifacts.
+
+Everything mlprod records lives in one SQL database (SQLite by default, PostgreSQL for a
+team) and bundles live in an artifact store beside it. The packages that own the data
+(registry, monitoring, predlog, ...) read and write the tables in `schema` through
+`Store.read` and `Store.write`.
+
+Example::
+
+    with Store.from_settings(Settings()) as store:
+        store.read(lambda conn: conn.execute(sa.select(schema.models.c.name)).scalars().all())
+"""
+
+from mlprod.store import schema
+from mlprod.store._artifacts import ArtifactStore, LocalArtifacts, open_artifacts, safe_join
+from mlprod.store._engine import hide_password, json_dumps, plain_json
+from mlprod.store._store import MetadataStore, Store, row_exists
+
+__all__ = [
+    "ArtifactStore",
+    "LocalArtifacts",
+    "MetadataStore",
+    "Store",
+    "hide_password",
+    "json_dumps",
+    "open_artifacts",
+    "plain_json",
+    "row_exists",
+    "safe_join",
+    "schema",
+]
