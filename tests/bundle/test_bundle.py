@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 import mlprod
+from mlprod.bundle import Manifest, Model, load_scorer, save_model, save_skops, seal_bundle
 from mlprod.errors import IntegrityError
-from mlprod.registry import Model, save_model, save_skops, seal_bundle
-from mlprod.registry._flavors import load_scorer
 from mlprod.spec import CATALOGUE
 from mlprod.training import make_estimator
 from support import Project
@@ -94,7 +93,6 @@ def test_a_resealed_bundle_with_a_foreign_type_is_still_refused(
     sio.dump(NotAllowed(), bundle / "transformer.skops")
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest.pop("files")
-    manifest.pop("format")
-    seal_bundle(bundle, manifest)
+    seal_bundle(bundle, Manifest.model_validate(manifest))
     with pytest.raises(IntegrityError, match="NotAllowed"):
         Model.open(bundle)

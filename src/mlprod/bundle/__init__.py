@@ -1,0 +1,55 @@
+"""The model bundle: the one thing that moves from training to production.
+
+A folder with ``manifest.json`` (a `Manifest`: name, flavour, signature, threshold,
+library versions, the sha256 of every other file), the fitted feature transformer
+(skops), the model in its flavour's native format, the test set, the metrics, the
+reference distributions and the report. `write_bundle` writes and seals one; `Model.open`
+re-hashes every file and refuses a bundle that does not match its manifest.
+
+Example::
+
+    manifest = write_bundle(folder, name="churn", run_id=run_id, ...)
+    Model.open(folder).predict_proba(frame)
+"""
+
+from mlprod.bundle._manifest import (
+    REPORT,
+    Manifest,
+    read_manifest,
+    read_reference,
+    seal_bundle,
+)
+from mlprod.bundle._model import Model
+from mlprod.bundle._write import write_bundle
+from mlprod.bundle.flavors import (
+    Flavor,
+    SavedModel,
+    Scorer,
+    combine_scores,
+    flavor_names,
+    flavor_of,
+    load_scorer,
+    register_flavor,
+    save_model,
+    save_skops,
+)
+
+__all__ = [
+    "REPORT",
+    "Flavor",
+    "Manifest",
+    "Model",
+    "SavedModel",
+    "Scorer",
+    "combine_scores",
+    "flavor_names",
+    "flavor_of",
+    "load_scorer",
+    "read_manifest",
+    "read_reference",
+    "register_flavor",
+    "save_model",
+    "save_skops",
+    "seal_bundle",
+    "write_bundle",
+]

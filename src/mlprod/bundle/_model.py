@@ -1,0 +1,117 @@
+"""A loaded model version: the bundle's transformer and scorer, verified before loading.
+
+`Model.open` checks every file against the manifest's hashes first, then builds the
+transformer (skops, allowed types only) and the flavour's scorer; nothing unpickles.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlprod.bundle._manifest import (
+    REFERENCE,
+    TARGET_COLUMN,
+    TEST_DATA,
+    TRANSFORMER,
+    Manifest,
+    read_manifest,
+)
+from mlprod.bundle.flavors import Scorer, load_scorer, load_skops
+from mlprod.errors import SchemaError
+
+
+class Model:
+    """A loaded, hash-verified model version: raw records in, scores and labels out.
+
+    Example::
+
+        model = mlprod.load("churn@production")
+        model.predict_proba(frame)[:, 1]
+    """
+
+    def __init__(self, folder: Path, manifest: Manifest, transformer: Any, scorer: Scorer):
+        self.folder = folder
+        self.manifest = manifest
+        self.transformer = transformer
+        self.scorer = scorer
+        self.version: int | None = None
+
+    @classmethod
+    def open(cls, folder: str | Path) -> Model:
+        """Verify and load the bundle in `folder`."""
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        trusted = manifest.trusted_types
+        transformer = load_skops(folder / TRANSFORMER, trusted.get(TRANSFORMER, []))
+        model_file = manifest.model_file
+        scorer = load_scorer(manifest.flavor, folder / model_file, trusted.get(model_file, []))
+        return cls(folder, manifest, transformer, scorer)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def flavor(self) -> str:
+        return self.manifest.flavor
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold
+
+    @property
+    def signature(self) -> dict[str, Any]:
+        return dict(self.manifest.signature)
+
+    @property
+    def classes(self) -> list[Any]:
+        """[negative label, positive label], as they appear in the training data."""
+        return list(self.manifest.signature["classes"])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [field["name"] for field in self.manifest.signature["fields"]]
+
+    def score(self, X: pd.DataFrame) -> np.ndarray:
+        """P(positive) for each row of raw feature columns (extra columns are ignored)."""
+        if not isinstance(X, pd.DataFrame):
+            raise SchemaError(
+                f"expected a pandas DataFrame of raw features, got {type(X).__name__}"
+            )
+        return self.scorer.scores(self.transformer.transform(X))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """scikit-learn style: column 0 is P(negative), column 1 is P(positive)."""
+        positive = self.score(X)
+        return np.column_stack([1.0 - positive, positive])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Class labels at the version's threshold, in the training data's values."""
+        negative, positive = self.classes
+        labels: np.ndarray = np.where(self.score(X) >= self.threshold, positive, negative)
+        return labels
+
+    @functools.cached_property
+    def reference(self) -> dict[str, Any] | None:
+        """Reference distributions of the inputs and the score (None in older bundles)."""
+        path = self.folder / REFERENCE
+        if REFERENCE not in self.manifest.files:
+            return None
+        reference: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return reference
+
+    def test_data(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """The held-out test rows (raw features) and their 0/1 labels, kept for gates."""
+        frame = pd.read_parquet(self.folder / TEST_DATA)
+        y = frame.pop(TARGET_COLUMN).to_numpy(dtype=int)
+        return frame, y
+
+    def __repr__(self) -> str:
+        version = f"@{self.version}" if self.version is not None else ""
+        return f"<Model {self.name}{version} flavor={self.flavor} threshold={self.threshold:.4f}>"

@@ -1,0 +1,84 @@
+"""Ensembles: each member in its own native file beside ``ensemble.json``.
+
+The member list and the types each skops member may load live in ``ensemble.json``,
+which the manifest hashes like every other file, so nothing here is trusted blindly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlprod.bundle.flavors._base import SavedModel, Scorer, load_scorer, save_model
+from mlprod.errors import IntegrityError
+
+DOCUMENT = "ensemble.json"
+
+
+def combine_scores(combiner: dict[str, Any], scores: np.ndarray) -> np.ndarray:
+    """Members' P(positive) (one column each) to the ensemble's P(positive).
+
+    ``voting``: the mean. ``stacking``: a logistic model over the members' scores.
+    Training and serving both call this, so they cannot disagree.
+    """
+    matrix = np.asarray(scores, dtype=float)
+    method = combiner.get("method")
+    if method == "voting":
+        return np.asarray(matrix.mean(axis=1), dtype=float)
+    if method == "stacking":
+        logit = matrix @ np.asarray(combiner["coef"], dtype=float) + float(combiner["intercept"])
+        return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=float)
+    raise IntegrityError(f"unknown ensemble method {method!r}; known: voting, stacking")
+
+
+class _EnsembleScorer:
+    def __init__(self, path: Path) -> None:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise IntegrityError(f"{path.name} is not valid JSON ({exc})") from None
+        self.combiner: dict[str, Any] = document["combiner"]
+        self.members: list[Scorer] = []
+        for member in document["members"]:
+            if member["flavor"] == "ensemble" or Path(member["file"]).name != member["file"]:
+                raise IntegrityError(f"{path.name} lists an invalid member {member['file']!r}")
+            self.members.append(
+                load_scorer(member["flavor"], path.parent / member["file"], member["trusted"])
+            )
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return combine_scores(self.combiner, np.column_stack([m.scores(X) for m in self.members]))
+
+
+class EnsembleFlavor:
+    """A fitted ensemble: anything with ``members`` and a ``combiner`` document."""
+
+    name = "ensemble"
+
+    def handles(self, estimator: Any) -> bool:
+        return hasattr(estimator, "members") and isinstance(
+            getattr(estimator, "combiner", None), dict
+        )
+
+    def save(self, estimator: Any, folder: Path, stem: str) -> SavedModel:
+        members = []
+        for i, member in enumerate(estimator.members):
+            saved = save_model(member, folder, stem=f"member{i}")
+            if saved.flavor == self.name:
+                raise IntegrityError("an ensemble cannot contain another ensemble")
+            members.append(
+                {
+                    "flavor": saved.flavor,
+                    "file": saved.filename,
+                    "trusted": list(saved.trusted_types),
+                }
+            )
+        document = {"combiner": estimator.combiner, "names": estimator.names, "members": members}
+        (folder / DOCUMENT).write_text(json.dumps(document, indent=2), encoding="utf-8")
+        return SavedModel(self.name, DOCUMENT)
+
+    def load(self, path: Path, trusted_types: list[str]) -> Scorer:
+        return _EnsembleScorer(path)
