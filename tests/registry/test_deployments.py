@@ -4,26 +4,34 @@ from __future__ import annotations
 
 import pytest
 
-from mlprod.errors import ConflictError, NotFoundError, SpecError
+from mlprod.errors import ConflictError, GateFailedError, NotFoundError, SpecError
 from mlprod.registry import (
     Route,
-    Store,
+    alias_map,
+    audit_log,
     change_marker,
     clear_deployment,
+    create_run,
     get_deployment,
     list_deployments,
+    register_version,
     rollback,
+    set_alias,
     set_deployment,
 )
+from mlprod.store import Store
 
 
-def _store_with_versions(url: str, count: int) -> Store:
+def _store_with_versions(url: str, count: int, failing: tuple[int, ...] = ()) -> Store:
+    """`count` versions of churn; those in `failing` failed their gates."""
     store = Store.open(url)
-    run = store.create_run("churn", user="t", spec={}, git_commit=None, library_versions={})
-    for _ in range(count):
-        store.register_version(
-            "churn", run_id=run, bundle_id="0" * 32, flavor="sklearn", metrics={}, gates=[],
-            gates_passed=True, signature={"fields": []}, threshold=0.5,
+    run = create_run(store, "churn", user="t", spec={}, git_commit=None, library_versions={})
+    for number in range(1, count + 1):
+        passed = number not in failing
+        gates = [{"metric": "recall", "passed": passed, "message": f"recall gate of v{number}"}]
+        register_version(store,
+            "churn", run_id=run, bundle_id="0" * 32, flavor="sklearn", metrics={}, gates=gates,
+            gates_passed=passed, signature={"fields": []}, threshold=0.5,
         )  # fmt: skip
     return store
 
@@ -47,12 +55,12 @@ def test_routes_and_shadows_round_trip_and_are_audited(store_url: str) -> None:
         assert found.updated_by == "ann"
         assert [d.model for d in list_deployments(store)] == ["churn"]
         assert change_marker(store) > before
-        entry = store.audit_log("churn")[0]
+        entry = audit_log(store, "churn")[0]
         assert (entry.action, entry.actor, entry.to_version) == ("deploy", "ann", 1)
         assert entry.reason == "1=95% 2=5%; shadow 3 (canary)"
         assert clear_deployment(store, "churn", actor="ann") is True
         assert get_deployment(store, "churn") is None
-        assert store.audit_log("churn")[0].action == "undeploy"
+        assert audit_log(store, "churn")[0].action == "undeploy"
 
 
 @pytest.mark.parametrize(
@@ -83,8 +91,8 @@ def test_rollback_moves_the_alias_back_and_clears_routes(store_url: str) -> None
     with _store_with_versions(store_url, 3) as store:
         with pytest.raises(ConflictError, match="no earlier version"):
             rollback(store, "churn", actor="a")
-        store.set_alias("churn", "production", 1, actor="a")
-        store.set_alias("churn", "production", 2, actor="a")
+        set_alias(store, "churn", "production", 1, actor="a")
+        set_alias(store, "churn", "production", 2, actor="a")
         set_deployment(
             store, "churn", [Route(version=2, weight=90), Route(version=3, weight=10)], actor="a"
         )
@@ -95,5 +103,50 @@ def test_rollback_moves_the_alias_back_and_clears_routes(store_url: str) -> None
             1,
             "bad canary",
         )
-        assert store.aliases("churn") == {"production": 1}
+        assert alias_map(store, "churn") == {"production": 1}
         assert get_deployment(store, "churn") is None
+
+
+def test_no_traffic_reaches_a_version_that_failed_its_gates_without_force(store_url: str) -> None:
+    """Alias, route, canary and rollback: the check sits where they are stored."""
+    with _store_with_versions(store_url, 3, failing=(3,)) as store:
+        set_alias(store, "churn", "production", 1, actor="ann")
+        marker = change_marker(store)
+        refused = [
+            lambda: set_alias(store, "churn", "production", 3, actor="ann"),
+            lambda: set_alias(store, "churn", "staging", 3, actor="ann"),
+            lambda: set_deployment(store, "churn", [Route(version=3, weight=100)], actor="ann"),
+            lambda: set_deployment(
+                store, "churn", [Route(version=1, weight=90), Route(version=3, weight=10)],
+                actor="ann",
+            ),
+        ]  # fmt: skip
+        for attempt in refused:
+            with pytest.raises(GateFailedError, match="churn@3 failed its gates") as info:
+                attempt()
+            assert "recall gate of v3" in str(info.value) and "--force" in str(info.value)
+        assert change_marker(store) == marker  # nothing was written
+        assert get_deployment(store, "churn") is None and alias_map(store, "churn") == {
+            "production": 1
+        }
+        with pytest.raises(SpecError, match="--force needs --reason"):
+            set_deployment(store, "churn", [Route(version=3)], actor="ann", force=True)
+
+        shadowed = set_deployment(store, "churn", [Route(version=1)], [3], actor="ann")
+        assert shadowed.shadows == [3]  # a shadow answers no one: watching it is allowed
+        set_deployment(
+            store, "churn", [Route(version=1, weight=90), Route(version=3, weight=10)],
+            actor="ann", force=True, reason="hotfix canary",
+        )  # fmt: skip
+        entry = audit_log(store, "churn")[0]
+        assert (entry.action, entry.reason) == ("force-deploy", "1=90% 3=10% (hotfix canary)")
+        forced = set_alias(
+            store, "churn", "production", 3, actor="ann", force=True, reason="hotfix"
+        )
+        assert forced.action == "force-promote"
+        set_alias(store, "churn", "production", 2, actor="ann")
+        with pytest.raises(GateFailedError, match="cannot take 'production' back"):
+            rollback(store, "churn", actor="ann")
+        assert alias_map(store, "churn")["production"] == 2
+        back = rollback(store, "churn", actor="ann", force=True, reason="v2 broke")
+        assert (back.action, back.to_version) == ("force-rollback", 3)

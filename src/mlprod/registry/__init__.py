@@ -1,38 +1,88 @@
-"""The registry: runs, versions, aliases and audit in one metadata store, bundles beside it."""
+"""The registry, the system of record: runs, versions, aliases, deployments and audit.
 
-from mlprod.registry._bundle import (
-    REFERENCE,
-    TARGET_COLUMN,
-    Model,
-    read_manifest,
-    read_reference,
-    seal_bundle,
-    sha256_file,
+Versions are immutable; aliases (``churn@production``) and deployments (weighted routes
+and shadows) move, always through the gate check and always audited. Every function
+takes the store first, in the manner of ``resolve(store, "churn@production")``.
+
+Example::
+
+    record = resolve(store, "churn@production")
+    set_alias(store, "churn", "production", 4, actor="ana")      # refused if gates failed
+    model = open_version(artifacts, record)
+"""
+
+from mlprod.registry._aliases import alias_map, audit_log, delete_alias, set_alias
+from mlprod.registry._deployments import (
+    Deployment,
+    Route,
+    change_marker,
+    clear_deployment,
+    get_deployment,
+    list_deployments,
+    rollback,
+    set_deployment,
 )
-from mlprod.registry._exports import *  # noqa: F403 - the store's public names
-from mlprod.registry._exports import __all__ as _store_all
-from mlprod.registry._flavors import (
-    SavedModel,
-    combine_scores,
-    flavor_of,
-    save_model,
-    save_skops,
-)
+from mlprod.registry._experiments import list_trials, read_curves, record_curves, record_trials
 from mlprod.registry._loading import open_version
+from mlprod.registry._records import (
+    AuditRecord,
+    CurveRecord,
+    Record,
+    RunRecord,
+    TrialRecord,
+    VersionRecord,
+)
+from mlprod.registry._refs import NAME_PATTERN, ModelRef, check_name, parse_ref
+from mlprod.registry._runs import create_run, finish_run, get_run, list_runs
+from mlprod.registry._search import search_runs
+from mlprod.registry._versions import (
+    get_version,
+    list_models,
+    list_versions,
+    register_version,
+    require_model,
+    resolve,
+    versions_with_alias,
+)
 
 __all__ = [
-    *_store_all,
-    "REFERENCE",
-    "TARGET_COLUMN",
-    "Model",
-    "SavedModel",
-    "combine_scores",
-    "flavor_of",
+    "NAME_PATTERN",
+    "AuditRecord",
+    "CurveRecord",
+    "Deployment",
+    "ModelRef",
+    "Record",
+    "Route",
+    "RunRecord",
+    "TrialRecord",
+    "VersionRecord",
+    "alias_map",
+    "audit_log",
+    "change_marker",
+    "check_name",
+    "clear_deployment",
+    "create_run",
+    "delete_alias",
+    "finish_run",
+    "get_deployment",
+    "get_run",
+    "get_version",
+    "list_deployments",
+    "list_models",
+    "list_runs",
+    "list_trials",
+    "list_versions",
     "open_version",
-    "read_manifest",
-    "read_reference",
-    "save_model",
-    "save_skops",
-    "seal_bundle",
-    "sha256_file",
+    "parse_ref",
+    "read_curves",
+    "record_curves",
+    "record_trials",
+    "register_version",
+    "require_model",
+    "resolve",
+    "rollback",
+    "search_runs",
+    "set_alias",
+    "set_deployment",
+    "versions_with_alias",
 ]

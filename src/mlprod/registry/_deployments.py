@@ -9,16 +9,26 @@ row: servers watch the audit log's newest id to pick changes up without a restar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
+from mlprod._time import utc_now
 from mlprod.errors import ConflictError, SpecError
-from mlprod.registry import _tables as t
+from mlprod.registry._aliases import (
+    alias_map,
+    audit_in,
+    audit_log,
+    check_force,
+    check_gates,
+    set_alias,
+)
 from mlprod.registry._records import AuditRecord
-from mlprod.registry._store import Store, _audit, _version
+from mlprod.registry._versions import get_version, version_in
+from mlprod.store import MetadataStore
+from mlprod.store import schema as t
 
 
 class Route(BaseModel):
@@ -52,7 +62,7 @@ class Deployment(BaseModel):
 
 
 def set_deployment(
-    store: Store,
+    store: MetadataStore,
     model: str,
     routes: Sequence[Route],
     shadows: Sequence[int] = (),
@@ -60,33 +70,42 @@ def set_deployment(
     actor: str,
     reason: str | None = None,
     log_sample_rate: float | None = None,
+    force: bool = False,
 ) -> Deployment:
     """Replace `model`'s routes and shadows, audited, in one transaction.
 
+    Every routed version must have passed its gates, unless `force` with a `reason`
+    (audited as ``force-deploy``). Shadows answer no one, so a version that failed its
+    gates may shadow: that is how a challenger is watched before it takes traffic.
     `log_sample_rate` is the share of its predictions the servers log (None: their default).
     """
     deployment = _checked(model, routes, shadows, log_sample_rate)
+    check_force(force, reason)
 
     def work(conn: Connection) -> Deployment:
-        for version in [r.version for r in deployment.routes] + deployment.shadows:
-            _version(conn, model, version)
+        forced = False
+        for route in deployment.routes:
+            record = version_in(conn, model, route.version)
+            forced |= check_gates(record, "take traffic", force=force)
+        for version in deployment.shadows:
+            version_in(conn, model, version)
         values = {
             "routes": [r.model_dump() for r in deployment.routes],
             "shadows": deployment.shadows,
             "log_sample_rate": deployment.log_sample_rate,
-            "updated_at": datetime.now(UTC),
+            "updated_at": utc_now(),
             "updated_by": actor,
         }
         conn.execute(sa.delete(t.deployments).where(t.deployments.c.model == model))
         conn.execute(sa.insert(t.deployments).values(model=model, **values))
         top = max(deployment.routes, key=lambda r: r.weight).version
         note = deployment.describe() + (f" ({reason})" if reason else "")
-        _audit(conn, actor, "deploy", model, None, None, top, note)
+        audit_in(conn, actor, "force-deploy" if forced else "deploy", model, None, None, top, note)
         return deployment.model_copy(
             update={"updated_at": values["updated_at"], "updated_by": actor}
         )
 
-    return store._run(work, write=True, conflicts=True)
+    return store.write(work, conflicts=True)
 
 
 def _checked(
@@ -107,37 +126,46 @@ def _checked(
     )
 
 
-def get_deployment(store: Store, model: str) -> Deployment | None:
+def get_deployment(store: MetadataStore, model: str) -> Deployment | None:
     """The model's deployment, or None when it serves its alias."""
     query = sa.select(t.deployments).where(t.deployments.c.model == model)
-    row = store._run(lambda conn: conn.execute(query).first(), write=False)
+    row = store.read(lambda conn: conn.execute(query).first())
     return None if row is None else Deployment.model_validate(dict(row._mapping))
 
 
-def clear_deployment(store: Store, model: str, *, actor: str, reason: str | None = None) -> bool:
+def clear_deployment(
+    store: MetadataStore, model: str, *, actor: str, reason: str | None = None
+) -> bool:
     """Go back to serving the alias; audited. False when there was no deployment."""
 
     def work(conn: Connection) -> bool:
         gone = conn.execute(sa.delete(t.deployments).where(t.deployments.c.model == model))
         if gone.rowcount:
-            _audit(conn, actor, "undeploy", model, None, None, None, reason)
+            audit_in(conn, actor, "undeploy", model, None, None, None, reason)
         return bool(gone.rowcount)
 
-    return store._run(work, write=True, conflicts=True)
+    return store.write(work, conflicts=True)
 
 
 def rollback(
-    store: Store, model: str, alias: str = "production", *, actor: str, reason: str | None = None
+    store: MetadataStore,
+    model: str,
+    alias: str = "production",
+    *,
+    actor: str,
+    reason: str | None = None,
+    force: bool = False,
 ) -> AuditRecord:
     """Move `alias` back to the version it held before, and clear any deployment.
 
-    The emergency button: afterwards all traffic goes to the previous version.
+    The emergency button: afterwards all traffic goes to the previous version. A previous
+    version that failed its gates (it was forced in) needs `force` and a reason again.
     """
-    current = store.aliases(model).get(alias)
+    current = alias_map(store, model).get(alias)
     previous = next(
         (
             entry.from_version
-            for entry in store.audit_log(model, limit=1000)
+            for entry in audit_log(store, model, limit=1000)
             if entry.alias == alias and entry.to_version == current and entry.from_version
         ),
         None,
@@ -147,18 +175,22 @@ def rollback(
             f"{model}@{alias} has no earlier version to roll back to; "
             f"use `mlprod promote {model} VERSION --alias {alias}` instead"
         )
+    check_force(force, reason)
+    check_gates(get_version(store, model, previous), f"take {alias!r} back", force=force)
     clear_deployment(store, model, actor=actor, reason=f"rollback of {alias}")
-    return store.set_alias(model, alias, previous, actor=actor, reason=reason, action="rollback")
+    return set_alias(
+        store, model, alias, previous, actor=actor, reason=reason, force=force, action="rollback"
+    )
 
 
-def change_marker(store: Store) -> int:
+def change_marker(store: MetadataStore) -> int:
     """The newest audit id: it grows on every alias move and deployment change."""
     query = sa.select(sa.func.max(t.audit.c.id))
-    return int(store._run(lambda conn: conn.execute(query).scalar() or 0, write=False))
+    return int(store.read(lambda conn: conn.execute(query).scalar() or 0))
 
 
-def list_deployments(store: Store) -> list[Deployment]:
+def list_deployments(store: MetadataStore) -> list[Deployment]:
     """Every model's deployment, by model name."""
     query = sa.select(t.deployments).order_by(t.deployments.c.model)
-    rows = store._run(lambda conn: conn.execute(query).all(), write=False)
+    rows = store.read(lambda conn: conn.execute(query).all())
     return [Deployment.model_validate(dict(row._mapping)) for row in rows]

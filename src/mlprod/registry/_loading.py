@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from mlprod.bundle import Model
 from mlprod.errors import IntegrityError
-from mlprod.registry._artifacts import ArtifactStore
-from mlprod.registry._bundle import Model
 from mlprod.registry._records import VersionRecord
+from mlprod.store import ArtifactStore
 
 
 def open_version(artifacts: ArtifactStore, record: VersionRecord) -> Model:

@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict
 RunStatus = Literal["running", "finished", "failed"]
 
 
-class _Record(BaseModel):
+class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class RunRecord(_Record):
+class RunRecord(Record):
     """One training run: what it was asked to do, what it found, and where it ended."""
 
     id: str
@@ -39,7 +39,7 @@ class RunRecord(_Record):
     error: str | None
 
 
-class VersionRecord(_Record):
+class VersionRecord(Record):
     """One immutable registered version; `aliases` are the aliases pointing at it now."""
 
     model: str
@@ -61,7 +61,7 @@ class VersionRecord(_Record):
         return f"{self.model}@{self.version}"
 
 
-class AuditRecord(_Record):
+class AuditRecord(Record):
     """One alias move: who moved what from where to where, and why."""
 
     id: int
@@ -75,7 +75,7 @@ class AuditRecord(_Record):
     reason: str | None
 
 
-class TrialRecord(_Record):
+class TrialRecord(Record):
     """One tuning trial of one candidate: what it tried and how it scored.
 
     `state` is ``complete``, ``pruned`` (stopped early as hopeless), ``fail`` (its model
@@ -98,7 +98,7 @@ class TrialRecord(_Record):
     seconds: float | None
 
 
-class CurveRecord(_Record):
+class CurveRecord(Record):
     """A candidate's validation loss and metric at each size (round, iteration, trees)."""
 
     run_id: str

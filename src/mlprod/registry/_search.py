@@ -7,42 +7,24 @@ over the matching records in Python with the safe evaluator from `_where`. The n
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from mlprod._time import parse_since
 from mlprod.errors import SpecError
-from mlprod.registry import _tables as t
 from mlprod.registry._records import RunRecord
-from mlprod.registry._store import Store, _run_record
+from mlprod.registry._runs import run_record
 from mlprod.registry._where import matches, parse_where, sort_key
-from mlprod.spec._models import parse_duration
+from mlprod.store import MetadataStore
+from mlprod.store import schema as t
 
 SCAN = 5000
 
 
-def parse_since(value: str | datetime, now: datetime | None = None) -> datetime:
-    """``7d``, ``12h``, ``2w`` ago, or an ISO date/time (UTC if it names no zone)."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    try:
-        return now - parse_duration(value).to_pytimedelta()
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise SpecError(
-            f"--since {value!r} is neither a duration (7d, 12h, 2w, 30min) nor an ISO date "
-            "(2026-11-01 or 2026-11-01T08:00)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def search_runs(
-    store: Store,
+    store: MetadataStore,
     *,
     model: str | None = None,
     where: str | None = None,
@@ -75,13 +57,13 @@ def search_runs(
     if status is not None:
         conditions.append(t.runs.c.status == status)
     if since is not None:
-        conditions.append(t.runs.c.started_at >= parse_since(since))
+        conditions.append(t.runs.c.started_at >= _moment("since", since))
     if until is not None:
-        conditions.append(t.runs.c.started_at <= parse_since(until))
+        conditions.append(t.runs.c.started_at <= _moment("until", until))
     if conditions:
         query = query.where(*conditions)
-    rows = store._run(lambda conn: conn.execute(query.limit(SCAN)).all(), write=False)
-    runs = [_run_record(row) for row in rows]
+    rows = store.read(lambda conn: conn.execute(query.limit(SCAN)).all())
+    runs = [run_record(row) for row in rows]
     if tree is not None:
         runs = [run for run in runs if matches(tree, run, where or "")]
     if key is not None:
@@ -95,3 +77,10 @@ def search_runs(
 
 def _sortable(value: Any) -> bool:
     return isinstance(value, int | float | str) and not isinstance(value, bool)
+
+
+def _moment(option: str, value: str | datetime) -> datetime:
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise SpecError(f"--{option}: {exc}") from None

@@ -15,6 +15,7 @@ from mlprod.training._fit import (
 from mlprod.training._rank import rank_features
 from mlprod.training._selection import Selection, fit_selection, with_selection
 from mlprod.training._space import DEFAULT_SPACES, describe_space, search_space
+from mlprod.training._studies import study_name, study_storage
 from mlprod.training._tune import (
     TuneTask,
     create_study,
@@ -50,6 +51,8 @@ __all__ = [
     "run_worker",
     "search_space",
     "selection_score",
+    "study_name",
+    "study_storage",
     "trial_rows",
     "tuned_candidate",
     "tuning_folds",

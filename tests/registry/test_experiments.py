@@ -1,32 +1,31 @@
-"""Trials, curves and run search in the store, on SQLite and PostgreSQL."""
+"""Trials, curves and run search in the registry, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from mlprod.errors import NotFoundError, SpecError
 from mlprod.registry import (
-    Store,
+    create_run,
+    finish_run,
     list_trials,
-    parse_since,
     read_curves,
     record_curves,
     record_trials,
     search_runs,
-    study_storage,
 )
+from mlprod.store import Store
 
 
 def _run(store: Store, model: str, auc: float | None, winner: str, user: str = "ana") -> str:
-    run_id = store.create_run(model, user=user, spec={"seed": 1}, git_commit=None,
+    run_id = create_run(store, model, user=user, spec={"seed": 1}, git_commit=None,
                               library_versions={})  # fmt: skip
     metrics = (
         {} if auc is None else {"roc_auc": {"value": auc, "low": auc - 0.02, "high": auc + 0.02}}
     )
-    store.finish_run(run_id, status="finished", params={"model": winner, "num_leaves": 31},
+    finish_run(store, run_id, status="finished", params={"model": winner, "num_leaves": 31},
                      metrics=metrics)  # fmt: skip
     return run_id
 
@@ -105,23 +104,3 @@ def test_search_filters_sorts_and_refuses_code(store_url: str) -> None:
                 search_runs(store, where=text)
         with pytest.raises(SpecError, match="neither a duration"):
             search_runs(store, since="last tuesday")
-
-
-def test_since_reads_durations_and_dates() -> None:
-    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-    assert parse_since("7d", now) == now - timedelta(days=7)
-    assert parse_since("12h", now) == now - timedelta(hours=12)
-    assert parse_since("2026-11-01", now) == datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def test_optuna_tables_never_mix_with_the_metadata_tables(store_url: str) -> None:
-    import optuna
-
-    with Store.open(store_url) as store:
-        before = set(sa.inspect(store.engine).get_table_names())
-        with study_storage(store, heartbeat=5) as storage:
-            optuna.create_study(storage=storage, study_name="s")
-            assert storage.get_all_studies()[0].study_name == "s"
-        assert set(sa.inspect(store.engine).get_table_names()) == before
-        if store.dialect == "postgresql":
-            assert "studies" in sa.inspect(store.engine).get_table_names(schema="optuna")
