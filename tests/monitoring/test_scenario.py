@@ -25,8 +25,8 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from mlprod.data import make_churn_table
 from mlprod.features import json_safe
-from mlprod.workflows import promote, train
-from mlprod.workflows._quickstart import SPEC
+from mlprod.pipelines import promote, train
+from mlprod.pipelines._quickstart import SPEC
 from support import Project, Receiver, Server
 
 BUCKET = 5  # seconds per window: each phase is sent inside one window

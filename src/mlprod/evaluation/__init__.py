@@ -1,4 +1,4 @@
-"""Evaluation of a binary classifier: metrics with intervals, threshold, gates, report.
+"""Offline evaluation: metrics with intervals, threshold, gates, charts and the report.
 
 The threshold is chosen on validation data (`choose_threshold`); the metrics, gates,
 charts and report describe the test set, which nothing upstream has seen.
@@ -12,32 +12,23 @@ charts and report describe the test set, which nothing upstream has seen.
 
 from mlprod.evaluation._charts import build_charts
 from mlprod.evaluation._compare import compare_metrics
-from mlprod.evaluation._drift import DriftStats, drift_stats, drift_table, psi
 from mlprod.evaluation._experiment_charts import experiment_charts, overlaid_curves
 from mlprod.evaluation._gates import GateResult, check_gates
-from mlprod.evaluation._live import estimated_performance, realized_performance, wilson
 from mlprod.evaluation._metrics import MetricValue, evaluate
 from mlprod.evaluation._profile_report import write_profile_report
 from mlprod.evaluation._report import write_page, write_report
 from mlprod.evaluation._threshold import choose_threshold
 
 __all__ = [
-    "DriftStats",
     "GateResult",
     "MetricValue",
     "build_charts",
     "check_gates",
     "choose_threshold",
     "compare_metrics",
-    "drift_stats",
-    "drift_table",
-    "estimated_performance",
     "evaluate",
     "experiment_charts",
     "overlaid_curves",
-    "psi",
-    "realized_performance",
-    "wilson",
     "write_page",
     "write_profile_report",
     "write_report",

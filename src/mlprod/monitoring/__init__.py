@@ -1,15 +1,64 @@
-"""Monitoring: live performance, drift and errors of served models, and their alerts."""
+"""Monitoring: how served models behave, from live counts to alerts.
 
-from mlprod.monitoring._alerts import check_alerts, check_webhook, post_webhook
+Training fixes reference bins (`build_reference`); servers and batch jobs count what they
+score into the same bins per time window (`LiveCounter`, `LiveStats`) and merge the sums
+into the store; outcomes arrive later and join their predictions (`ingest_outcomes`,
+`match_outcomes`); `build_report` reads the windows into a `MonitoringReport` (drift,
+realized or estimated performance, traffic, errors); `check_alerts` turns a report into
+alerts; a `Watcher` does that on a timer.
+
+Example::
+
+    report = monitor_model(store, artifacts, "churn", settings=Settings())
+    report.live[0].recall, [d.feature for d in report.drift if d.flagged]
+"""
+
+from mlprod.monitoring._alerts import AlertRecord, list_alerts
+from mlprod.monitoring._counter import LiveCounter
+from mlprod.monitoring._document import (
+    DriftRow,
+    ErrorWindow,
+    MonitoringReport,
+    Performance,
+    TrafficPoint,
+    VersionSummary,
+)
+from mlprod.monitoring._live import (
+    LiveStats,
+    activity_marker,
+    merge_live_stats,
+    window_start,
+)
+from mlprod.monitoring._outcomes import ingest_outcomes, match_outcomes, outcome_counts
+from mlprod.monitoring._reference import Binner, build_reference
 from mlprod.monitoring._report import build_report
+from mlprod.monitoring._rules import check_alerts, check_webhook, post_webhook
 from mlprod.monitoring._watch import Watcher, agreed_thresholds, monitor_model
 
 __all__ = [
+    "AlertRecord",
+    "Binner",
+    "DriftRow",
+    "ErrorWindow",
+    "LiveCounter",
+    "LiveStats",
+    "MonitoringReport",
+    "Performance",
+    "TrafficPoint",
+    "VersionSummary",
     "Watcher",
+    "activity_marker",
     "agreed_thresholds",
+    "build_reference",
     "build_report",
     "check_alerts",
     "check_webhook",
+    "ingest_outcomes",
+    "list_alerts",
+    "match_outcomes",
+    "merge_live_stats",
     "monitor_model",
+    "outcome_counts",
     "post_webhook",
+    "window_start",
 ]

@@ -1,161 +1,140 @@
-"""Alert rules over a monitoring report, and where alerts go: the store, the log, a webhook.
+"""Alerts: one row per incident, open until its condition clears.
 
-Three rules, each judged on the newest window with enough data:
+An alert is keyed by (model, kind, subject), e.g. ``churn / drift / monthly_charges``.
+While it is open its key sits in a unique column, so every server and every `mlprod
+monitor` that sees the same condition touches the same row instead of opening another:
+one incident, one alert, however many processes watch. Closing frees the key, so the
+next incident opens a new row.
 
-* drift: a feature flagged (an effect size over its threshold) in a served version;
-* performance: a realized metric whose 95% upper bound is below its gate (the model is
-  surely worse than what was agreed), for precision, recall, f1 and roc_auc gates;
-* errors: the share of failed requests above ``monitor.error_rate``.
+Example::
 
-An alert opens once per incident and closes when its rule stops firing; only opening and
-closing are logged and posted, so a long incident is two messages, not one a minute.
+    alert, opened = raise_alert(store, "churn", "drift", "monthly_charges",
+                                message="PSI 0.41 > 0.2", details={"psi": 0.41})
+    close_alerts(store, "churn", "drift", still_failing=set())
 """
 
 from __future__ import annotations
 
-import ipaddress
-import logging
-import socket
-from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-from mlprod.errors import SpecError
-from mlprod.registry import AlertRecord, Store, close_alerts, raise_alert
-from mlprod.registry._alerts import AlertKind
-from mlprod.spec import Gate, MonitorSpec
+from mlprod.registry import Record
+from mlprod.store import Store, plain_json
+from mlprod.store import schema as t
 
-log = logging.getLogger("mlprod.monitoring")
-
-LIVE_GATES = ("precision", "recall", "f1", "roc_auc")
-WEBHOOK_TIMEOUT = 5.0
+AlertKind = Literal["drift", "performance", "errors"]
 
 
-def check_alerts(
+class AlertRecord(Record):
+    """One incident: what crossed which threshold, when it began and when it cleared."""
+
+    id: int
+    model: str
+    version: int | None
+    kind: str
+    subject: str
+    opened_at: datetime
+    last_seen_at: datetime
+    closed_at: datetime | None
+    message: str
+    details: dict[str, Any]
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+
+def _record(row: Any) -> AlertRecord:
+    data = dict(row._mapping)
+    data.pop("open_key", None)
+    return AlertRecord.model_validate(data)
+
+
+def raise_alert(
     store: Store,
-    report: Mapping[str, Any],
+    model: str,
+    kind: AlertKind,
+    subject: str,
     *,
-    settings: MonitorSpec,
-    gates: Mapping[str, Gate],
-    webhook: str | None = None,
-    allow_private: bool = False,
-) -> tuple[list[AlertRecord], list[AlertRecord]]:
-    """Open, refresh and close the alerts of `report`'s model: (opened now, closed now)."""
-    model = str(report["model"])
-    firing: dict[AlertKind, dict[str, Finding]] = {
-        "drift": _drift_findings(report, settings),
-        "performance": _performance_findings(report, gates),
-        "errors": _error_findings(report, settings),
+    message: str,
+    details: dict[str, Any],
+    version: int | None = None,
+) -> tuple[AlertRecord, bool]:
+    """Open an alert, or refresh the open one with the same key; (alert, opened just now)."""
+    key = f"{model}/{kind}/{subject}"  # model names and kinds hold no "/"
+    now = datetime.now(UTC)
+    values = {
+        "last_seen_at": now,
+        "message": message,
+        "details": plain_json(details),
+        "version": version,
     }
-    opened, closed = [], []
-    for kind, findings in firing.items():
-        for subject, (version, message, details) in findings.items():
-            alert, new = raise_alert(
-                store, model, kind, subject, version=version, message=message, details=details
-            )
-            if new:
-                opened.append(alert)
-        closed += close_alerts(store, model, kind, still_failing=set(findings))
-    for alert, state in [*((a, "open") for a in opened), *((a, "resolved") for a in closed)]:
-        log.warning("alert %s: %s %s: %s", state, alert.model, alert.subject, alert.message)
-        if webhook:
-            payload = {"state": state, **alert.model_dump(mode="json")}
-            post_webhook(webhook, payload, allow_private=allow_private)
-    return opened, closed
+
+    def work(conn: Connection) -> tuple[AlertRecord, bool]:
+        query = sa.select(t.alerts).where(t.alerts.c.open_key == key).with_for_update()
+        current = conn.execute(query).first()
+        if current is not None:
+            conn.execute(sa.update(t.alerts).where(t.alerts.c.id == current.id).values(values))
+            return _record(
+                conn.execute(sa.select(t.alerts).where(t.alerts.c.id == current.id)).one()
+            ), False
+        row = {
+            "model": model,
+            "kind": kind,
+            "subject": subject,
+            "open_key": key,
+            "opened_at": now,
+            "closed_at": None,
+            **values,
+        }
+        new_id = conn.execute(sa.insert(t.alerts).values(row)).inserted_primary_key
+        assert new_id is not None  # an INSERT always reports its key
+        return _record(
+            conn.execute(sa.select(t.alerts).where(t.alerts.c.id == new_id[0])).one()
+        ), True
+
+    return store.write(work, conflicts=True)  # a racer opened it: touch theirs
 
 
-Finding = tuple[int | None, str, dict[str, Any]]
-
-
-def _newest(rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The rows of the newest window present."""
-    if not rows:
-        return []
-    newest = max(row["window_start"] for row in rows)
-    return [row for row in rows if row["window_start"] == newest]
-
-
-def _drift_findings(report: Mapping[str, Any], settings: MonitorSpec) -> dict[str, Finding]:
-    judged = [row for row in report["drift"] if row["count"] >= settings.drift.min_count]
-    findings: dict[str, Finding] = {}
-    for row in _newest(judged):
-        if row["flagged"]:
-            message = f"{row['feature']} drifted in v{row['version']}: " + "; ".join(row["reasons"])
-            findings[row["feature"]] = (row["version"], message, dict(row))
-    return findings
-
-
-def _performance_findings(
-    report: Mapping[str, Any], gates: Mapping[str, Gate]
-) -> dict[str, Finding]:
-    realized = [row for row in report["performance"] if not row["estimated"]]
-    findings: dict[str, Finding] = {}
-    for version in {row["version"] for row in realized}:
-        latest = max(
-            (r for r in realized if r["version"] == version), key=lambda r: r["window_start"]
-        )
-        for metric in LIVE_GATES:
-            gate = gates.get(metric)
-            high = latest.get(f"{metric}_high")
-            if gate is None or gate.op not in (">=", ">") or high is None or high >= gate.value:
-                continue
-            message = (
-                f"live {metric} of v{version} is at most {high:.3f} (95% upper bound, "
-                f"{latest['n_labelled']} labelled), under its gate {gate.value:g}"
-            )
-            findings[f"{metric}@{version}"] = (version, message, dict(latest))
-    return findings
-
-
-def _error_findings(report: Mapping[str, Any], settings: MonitorSpec) -> dict[str, Finding]:
-    windows = [row for row in report["errors"] if row["count"] > 0]
-    latest = _newest(windows)
-    if not latest or latest[0]["rate"] <= settings.error_rate:
-        return {}
-    row = latest[0]
-    message = (
-        f"{row['rate']:.1%} of requests failed (over {settings.error_rate:.0%}): {row['codes']}"
+def close_alerts(
+    store: Store, model: str, kind: AlertKind, *, still_failing: Collection[str]
+) -> list[AlertRecord]:
+    """Close `model`'s open alerts of `kind` whose subject is not in `still_failing`."""
+    now = datetime.now(UTC)
+    query = sa.select(t.alerts).where(
+        t.alerts.c.model == model, t.alerts.c.kind == kind, t.alerts.c.closed_at.is_(None)
     )
-    return {"error_rate": (None, message, dict(row))}
 
-
-def check_webhook(url: str, *, allow_private: bool = False) -> None:
-    """Refuse a webhook that is not http(s) or, unless allowed, reaches a private address.
-
-    Alerts are posted by servers inside the network: a webhook must not become a way to
-    reach internal services. Every address the host resolves to is checked.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SpecError(f"webhook {url!r} must be an http(s) URL with a host")
-    if allow_private:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise SpecError(f"webhook host {parts.hostname!r} does not resolve: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise SpecError(
-                f"webhook {parts.hostname!r} resolves to {address}, a private or local address; "
-                "set MLPROD_WEBHOOK_ALLOW_PRIVATE=true if that is intended"
+    def work(conn: Connection) -> list[AlertRecord]:
+        cleared = [
+            row for row in conn.execute(query.with_for_update()) if row.subject not in still_failing
+        ]
+        for row in cleared:
+            conn.execute(
+                sa.update(t.alerts)
+                .where(t.alerts.c.id == row.id)
+                .values(closed_at=now, open_key=None)
             )
+        ids = [row.id for row in cleared]
+        if not ids:
+            return []
+        return [_record(r) for r in conn.execute(sa.select(t.alerts).where(t.alerts.c.id.in_(ids)))]
+
+    return store.write(work)
 
 
-def post_webhook(url: str, payload: Mapping[str, Any], *, allow_private: bool = False) -> bool:
-    """POST `payload` as JSON; never follows redirects. False (and a log line) on failure."""
-    try:
-        check_webhook(url, allow_private=allow_private)
-        answer = httpx.post(
-            url, json=dict(payload), timeout=WEBHOOK_TIMEOUT, follow_redirects=False
-        )
-    except (SpecError, httpx.HTTPError) as exc:
-        log.error("alert webhook %s failed: %s", urlsplit(url).hostname, exc)
-        return False
-    if not answer.is_success:
-        log.error("alert webhook %s answered %s", urlsplit(url).hostname, answer.status_code)
-        return False
-    return True
+def list_alerts(
+    store: Store, model: str | None = None, *, open_only: bool = False, limit: int = 100
+) -> list[AlertRecord]:
+    """Alerts, newest first; `open_only` leaves out the ones that cleared."""
+    query = sa.select(t.alerts).order_by(t.alerts.c.opened_at.desc(), t.alerts.c.id.desc())
+    if model is not None:
+        query = query.where(t.alerts.c.model == model)
+    if open_only:
+        query = query.where(t.alerts.c.closed_at.is_(None))
+    rows = store.read(lambda conn: conn.execute(query.limit(max(limit, 0))).all())
+    return [_record(row) for row in rows]

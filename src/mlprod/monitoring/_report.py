@@ -8,7 +8,7 @@ Example::
 
     report = build_report(store, artifacts, "churn", window=timedelta(hours=1),
                           since=datetime.now(UTC) - timedelta(days=7))
-    report["performance"][-1]["recall"], report["drift"][0]["psi"]
+    report.performance[-1].recall, report.drift[0].psi
 """
 
 from __future__ import annotations
@@ -21,20 +21,25 @@ from typing import Any
 
 import numpy as np
 
-from mlprod.evaluation import drift_table, estimated_performance, realized_performance
-from mlprod.features import SCORE, Binner
-from mlprod.registry import (
-    ArtifactStore,
-    Store,
-    VersionRecord,
-    list_alerts,
-    outcome_counts,
-    read_feature_counts,
-    read_reference,
-    read_request_errors,
-    read_window_stats,
+from mlprod._time import duration_text
+from mlprod.bundle import read_reference
+from mlprod.monitoring._alerts import list_alerts
+from mlprod.monitoring._document import (
+    DriftRow,
+    ErrorWindow,
+    MonitoringReport,
+    Performance,
+    TrafficPoint,
+    VersionSummary,
 )
+from mlprod.monitoring._drift import drift_table
+from mlprod.monitoring._live import read_feature_counts, read_request_errors, read_window_stats
+from mlprod.monitoring._outcomes import outcome_counts
+from mlprod.monitoring._performance import estimated_performance, realized_performance
+from mlprod.monitoring._reference import SCORE, Binner
+from mlprod.registry import VersionRecord, list_versions, resolve
 from mlprod.spec import MonitorSpec
+from mlprod.store import ArtifactStore, Store
 
 SUMMED = (
     "predictions",
@@ -95,8 +100,8 @@ def build_report(
     until: datetime | None = None,
     settings: MonitorSpec | None = None,
     summary: bool = False,
-) -> dict[str, Any]:
-    """The monitoring document of `model` over [since, until) in windows of `window`.
+) -> MonitoringReport:
+    """The monitoring report of `model` over [since, until) in windows of `window`.
 
     `summary` leaves out the per-window performance and computes drift for the newest
     window only: what an overview of many models shows, at a fraction of the cost. The
@@ -104,8 +109,8 @@ def build_report(
     """
     settings = settings or MonitorSpec()
     since = report_window(since, window)  # whole windows: the CLI and the dashboard agree
-    versions = store.list_versions(model)
-    store.resolve(model)  # NotFoundError naming the models there are, for a typo
+    versions = list_versions(store, model)
+    resolve(store, model)  # NotFoundError naming the models there are, for a typo
     references = References(artifacts, versions)
     stats = read_window_stats(store, model, since=since, until=until)
     windows = _group(stats, window)
@@ -118,40 +123,34 @@ def build_report(
         until=until,
         columns=("version", "feature", "window_start", "counts"),
     )
-    return {
-        "model": model,
-        "window": _duration_text(window),
-        "since": since.isoformat(),
-        "until": (until or datetime.now(UTC)).isoformat(),
-        "versions": [_version_summary(record) for record in versions],
-        "traffic": [
-            {"version": v, "window_start": w.isoformat(), "count": int(row["predictions"])}
+    return MonitoringReport.model_construct(
+        model=model,
+        window=duration_text(window),
+        since=since.isoformat(),
+        until=(until or datetime.now(UTC)).isoformat(),
+        versions=[_version_summary(record) for record in versions],
+        traffic=[
+            TrafficPoint.model_construct(
+                version=v, window_start=w.isoformat(), count=int(row["predictions"])
+            )
             for (v, w), row in sorted(windows.items())
         ],
-        "performance": []
+        performance=[]
         if summary
         else [
             _performance(v, w, row, references, settings) for (v, w), row in sorted(windows.items())
         ],
-        "live": [
+        live=[
             _performance(v, None, row, references, settings)
             for (v, _), row in sorted(totals.items())
         ],
-        "drift": _drift(counts, window, references, settings),
-        "errors": _errors(
+        drift=_drift(counts, window, references, settings),
+        errors=_errors(
             read_request_errors(store, model, since=since, until=until), windows, window
         ),
-        "alerts": [a.model_dump(mode="json") for a in list_alerts(store, model, open_only=True)],
-        "outcomes": outcome_counts(store, model),
-    }
-
-
-def _duration_text(window: timedelta) -> str:
-    seconds = int(window.total_seconds())
-    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+        alerts=list_alerts(store, model, open_only=True),
+        outcomes=outcome_counts(store, model),
+    )
 
 
 def _group(
@@ -175,17 +174,17 @@ def _group(
     return grouped
 
 
-def _version_summary(record: VersionRecord) -> dict[str, Any]:
+def _version_summary(record: VersionRecord) -> VersionSummary:
     metrics = record.metrics
     test = {name: (metrics.get(name) or {}).get("value") for name in TEST_FIGURES}
-    return {
-        "version": record.version,
-        "aliases": record.aliases,
-        "threshold": record.threshold,
-        "gates_passed": record.gates_passed,
-        "created_at": record.created_at.isoformat(),
-        "test": test,
-    }
+    return VersionSummary(
+        version=record.version,
+        aliases=record.aliases,
+        threshold=record.threshold,
+        gates_passed=record.gates_passed,
+        created_at=record.created_at.isoformat(),
+        test=test,
+    )
 
 
 def _performance(
@@ -194,12 +193,14 @@ def _performance(
     row: Mapping[str, Any],
     references: References,
     settings: MonitorSpec,
-) -> dict[str, Any]:
+) -> Performance:
     """Realized figures once the window has enough labels, estimated ones before."""
     labelled = int(row["labelled"])
-    base: dict[str, Any] = {"version": version, "predictions": int(row["predictions"])}
-    if start is not None:
-        base["window_start"] = start.isoformat()
+    base: dict[str, Any] = {
+        "version": version,
+        "predictions": int(row["predictions"]),
+        "window_start": None if start is None else start.isoformat(),
+    }
     binner = references.binner(version)
     if labelled >= settings.min_labels or binner is None:
         figures = realized_performance(
@@ -210,7 +211,9 @@ def _performance(
             pos_hist=row["pos_hist"],
             neg_hist=row["neg_hist"],
         )
-        return {**base, **figures, "n_labelled": labelled, "estimated": False}
+        return Performance.model_construct(
+            **{**base, **figures, "n_labelled": labelled, "estimated": False}
+        )
     figures = estimated_performance(
         predicted_positive=int(row["predicted_positive"]),
         est_tp=float(row["est_tp"]),
@@ -218,7 +221,9 @@ def _performance(
         score_hist=row["score_hist"],
         calibrate=binner.calibrated,
     )
-    return {**base, **figures, "n_labelled": labelled, "estimated": True}
+    return Performance.model_construct(
+        **{**base, **figures, "n_labelled": labelled, "estimated": True}
+    )
 
 
 def _drift(
@@ -226,7 +231,7 @@ def _drift(
     window: timedelta,
     references: References,
     settings: MonitorSpec,
-) -> list[dict[str, Any]]:
+) -> list[DriftRow]:
     """Per version, feature and window: PSI, JS, p-value, missing and unseen rates, flag."""
     grouped: dict[tuple[int, str], tuple[list[datetime], list[Any]]] = {}
     for row in rows:
@@ -248,23 +253,23 @@ def _drift(
         for start, stats in zip(starts, table, strict=True):
             reasons = _drift_reasons(stats, settings)
             found.append(
-                {
-                    "version": version,
-                    "feature": "score" if feature == SCORE else feature,
-                    "window_start": start.isoformat(),
-                    "count": stats.count,
-                    "psi": stats.psi,
-                    "js": stats.js,
-                    "p_value": stats.p_value,
-                    "test": stats.test,
-                    "null_rate": stats.null_rate,
-                    "reference_null_rate": stats.reference_null_rate,
-                    "unseen_rate": stats.unseen_rate,
-                    "flagged": bool(reasons),
-                    "reasons": reasons,
-                }
+                DriftRow.model_construct(
+                    version=version,
+                    feature="score" if feature == SCORE else feature,
+                    window_start=start.isoformat(),
+                    count=stats.count,
+                    psi=stats.psi,
+                    js=stats.js,
+                    p_value=stats.p_value,
+                    test=stats.test,
+                    null_rate=stats.null_rate,
+                    reference_null_rate=stats.reference_null_rate,
+                    unseen_rate=stats.unseen_rate,
+                    flagged=bool(reasons),
+                    reasons=reasons,
+                )
             )
-    return sorted(found, key=lambda r: (r["version"], r["window_start"], r["feature"]))
+    return sorted(found, key=lambda r: (r.version, r.window_start, r.feature))
 
 
 def _sum_by_window(starts: list[datetime], counts: list[Any]) -> tuple[list[datetime], np.ndarray]:
@@ -295,7 +300,7 @@ def _errors(
     rows: Iterable[Mapping[str, Any]],
     windows: Mapping[tuple[int, datetime], Mapping[str, Any]],
     window: timedelta,
-) -> list[dict[str, Any]]:
+) -> list[ErrorWindow]:
     """Failed requests per window, and their share of all requests."""
     failed: dict[datetime, dict[str, int]] = {}
     for row in rows:
@@ -309,11 +314,11 @@ def _errors(
         count = sum(codes.values())
         total = count + traffic.get(start, 0)
         found.append(
-            {
-                "window_start": start.isoformat(),
-                "count": count,
-                "codes": codes,
-                "rate": count / total if total else 0.0,
-            }
+            ErrorWindow.model_construct(
+                window_start=start.isoformat(),
+                count=count,
+                codes=codes,
+                rate=count / total if total else 0.0,
+            )
         )
     return found

@@ -15,31 +15,35 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 
+from mlprod._time import parse_duration
 from mlprod.errors import MlprodError
-from mlprod.monitoring._alerts import check_alerts
+from mlprod.monitoring._alerts import list_alerts
+from mlprod.monitoring._document import MonitoringReport
+from mlprod.monitoring._outcomes import match_outcomes
 from mlprod.monitoring._report import build_report
-from mlprod.registry import ArtifactStore, Store, VersionRecord, list_alerts, match_outcomes
+from mlprod.monitoring._rules import check_alerts
+from mlprod.registry import VersionRecord, get_run, list_models, list_versions
 from mlprod.settings import Settings
-from mlprod.spec import Gate, MonitorSpec, ProjectSpec, parse_duration
+from mlprod.spec import Gate, MonitorSpec, ProjectSpec
+from mlprod.store import ArtifactStore, Store
 
 log = logging.getLogger("mlprod.monitoring")
 
 
 def agreed_thresholds(store: Store, model: str) -> tuple[MonitorSpec, dict[str, Gate]]:
     """The `monitor:` section and gates recorded with the production (else newest) version."""
-    versions = store.list_versions(model)
+    versions = list_versions(store, model)
     chosen: VersionRecord | None = next(
         (v for v in reversed(versions) if "production" in v.aliases),
         versions[-1] if versions else None,
     )
     if chosen is None:
         return MonitorSpec(), {}
-    spec = store.get_run(chosen.run_id).spec
+    spec = get_run(store, chosen.run_id).spec
     try:
         parsed = ProjectSpec.model_validate(spec)
     except ValidationError as exc:  # a spec written by another mlprod version
@@ -57,10 +61,10 @@ def monitor_model(
     window: timedelta | None = None,
     since: datetime | None = None,
     check: bool = True,
-) -> dict[str, Any]:
+) -> MonitoringReport:
     """Match outcomes, build `model`'s report and (if `check`) open or close its alerts."""
     thresholds, gates = agreed_thresholds(store, model)
-    window = window or parse_duration(thresholds.window).to_pytimedelta()
+    window = window or parse_duration(thresholds.window)
     since = since or datetime.now(UTC) - 24 * window
     match_outcomes(store, bucket_seconds=settings.monitor_bucket)
     report = build_report(store, artifacts, model, window=window, since=since, settings=thresholds)
@@ -73,9 +77,8 @@ def monitor_model(
             webhook=settings.webhook or thresholds.webhook,
             allow_private=settings.webhook_allow_private,
         )
-        report["alerts"] = [
-            a.model_dump(mode="json") for a in list_alerts(store, model, open_only=True)
-        ]
+        alerts = list_alerts(store, model, open_only=True)
+        report = report.model_copy(update={"alerts": alerts})
     return report
 
 
@@ -100,8 +103,8 @@ class Watcher:
 
     def check_all(self) -> None:
         """One pass over every model that has a version."""
-        for name in self.store.list_models():
-            if not self.store.list_versions(name):
+        for name in list_models(self.store):
+            if not list_versions(self.store, name):
                 continue
             try:
                 monitor_model(self.store, self.artifacts, name, settings=self.settings)

@@ -21,47 +21,46 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import exc as sa_exc
 
+from mlprod._threads import lower_priority
 from mlprod.errors import MlprodError
-from mlprod.features import Binner
-from mlprod.registry import (
-    LiveStats,
-    Model,
-    Store,
-    match_outcomes,
-    merge_live_stats,
-    merge_request_errors,
-    window_start,
-)
-from mlprod.serving._background import lower_priority
+from mlprod.monitoring._live import LiveStats, merge_live_stats, merge_request_errors, window_start
+from mlprod.monitoring._outcomes import match_outcomes
+from mlprod.monitoring._reference import Binner
+from mlprod.store import Store
 
 log = logging.getLogger("mlprod.serving")
 
 MAX_QUEUED = 1_000_000  # records waiting to be counted before new ones are skipped
 COUNT_EVERY = 0.1  # seconds between counting passes: short passes, short pauses
-_binners: weakref.WeakKeyDictionary[Model, Binner | None] = weakref.WeakKeyDictionary()
 
 
-def binner_of(model: Model) -> Binner | None:
-    """The version's reference bins (None for bundles trained before monitoring)."""
-    if model not in _binners:
-        reference = model.reference
-        _binners[model] = Binner(reference) if reference is not None else None
-    return _binners[model]
+class Counted(Protocol):
+    """What the counter needs of a scoring version (a server's loaded version, for one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def threshold(self) -> float: ...
+
+    binner: Binner | None
 
 
 @dataclass(frozen=True)
 class _Batch:
-    model: Model
+    model: Counted
     records: Sequence[Any]
     scores: np.ndarray
     at: float  # time.time() of the answer: cheaper than a datetime on the request path
@@ -92,7 +91,9 @@ class LiveCounter:
 
     # --- the request path: appends only
 
-    def submit(self, model: Model, records: Sequence[Any], scores: Sequence[float | None]) -> None:
+    def submit(
+        self, model: Counted, records: Sequence[Any], scores: Sequence[float | None]
+    ) -> None:
         """Queue one version's scored records (None scores were not finite)."""
         with self._lock:
             if self._queued + len(records) > self.max_queued:
@@ -151,7 +152,7 @@ class LiveCounter:
 
     def _count(self, batches: list[_Batch]) -> None:
         model = batches[0].model
-        binner = binner_of(model)
+        binner = model.binner
         bucket = self.stats.bucket_seconds
         by_window: dict[int, list[_Batch]] = {}
         for batch in batches:
@@ -161,7 +162,7 @@ class LiveCounter:
             scores = np.concatenate([batch.scores for batch in group])
             self.stats.add(
                 model.name,
-                model.version or 0,
+                model.version,
                 datetime.fromtimestamp(number * bucket, UTC),
                 scores,
                 threshold=model.threshold,

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from mlprod.data import make_churn_table
-from mlprod.features import Binner, bin_labels, build_reference, json_safe
-from mlprod.features._reference import numeric_counts, score_histogram
+from mlprod.features import json_safe
+from mlprod.monitoring import Binner, build_reference
+from mlprod.monitoring._reference import bin_labels, numeric_counts, score_histogram
 
 KINDS = {
     "tenure_months": "numeric",

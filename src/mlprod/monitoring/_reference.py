@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlprod.features._coerce import MISSING, as_datetime, as_numeric, boolean_value, category_string
+from mlprod.features import MISSING, as_datetime, as_numeric, boolean_value, category_string
 
 FORMAT = 1
 NUMERIC_BINS = 10

@@ -7,9 +7,14 @@ import pytest
 from scipy import stats
 from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
 
-from mlprod.evaluation import drift_stats, estimated_performance, psi, realized_performance, wilson
-from mlprod.evaluation._live import auc_from_histograms
-from mlprod.features._reference import numeric_counts, score_histogram
+from mlprod.monitoring._drift import drift_stats, psi
+from mlprod.monitoring._performance import (
+    auc_from_histograms,
+    estimated_performance,
+    realized_performance,
+    wilson,
+)
+from mlprod.monitoring._reference import numeric_counts, score_histogram
 
 
 def test_psi_matches_its_definition() -> None:
@@ -123,7 +128,7 @@ def test_estimates_from_calibrated_scores_agree_with_realized_ones(
 def test_the_vectorised_table_equals_scipy_window_by_window(rng: np.random.Generator) -> None:
     from scipy.spatial.distance import jensenshannon
 
-    from mlprod.evaluation._drift import drift_table
+    from mlprod.monitoring._drift import drift_table
 
     reference = np.array([500, 300, 150, 40, 0, 10])
     windows = np.vstack(
