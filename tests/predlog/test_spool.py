@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from mlprod.errors import MlprodError, SpoolFullError
-from mlprod.registry import prediction_entry
-from mlprod.serving._spool import Spool, SpoolPosition
+from mlprod.predlog import prediction_entry
+from mlprod.predlog._spool import Spool, SpoolPosition
 from support import run_and_kill
 
 
@@ -227,7 +227,7 @@ CHILD = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from mlprod.serving._spool import Spool, SpoolPosition
+    from mlprod.predlog._spool import Spool, SpoolPosition
 
     spool = Spool(Path(sys.argv[1]), max_bytes=1 << 30, segment_bytes=4096).open()
     i = 0

@@ -24,9 +24,10 @@ import pytest
 import sqlalchemy as sa
 
 from mlprod.errors import SpoolFullError
-from mlprod.registry import Store, count_predictions, prediction_entry, read_predictions
-from mlprod.serving._predlog import PredictionLog
-from mlprod.serving._spool import Spool
+from mlprod.predlog import count_predictions, prediction_entry, read_predictions
+from mlprod.predlog._log import PredictionLog
+from mlprod.predlog._spool import Spool
+from mlprod.store import Store
 from support import run_and_kill
 
 
@@ -335,9 +336,9 @@ CHILD = textwrap.dedent(
     import os, sys
     from datetime import UTC, datetime
     from pathlib import Path
-    from mlprod.registry import Store
-    from mlprod.serving._predlog import PredictionLog
-    from mlprod.serving._spool import Spool
+    from mlprod.store import Store
+    from mlprod.predlog._log import PredictionLog
+    from mlprod.predlog._spool import Spool
 
     store = Store.open(sys.argv[2])
     log = PredictionLog(store, Spool(Path(sys.argv[1]), max_bytes=1 << 30, segment_bytes=65536),

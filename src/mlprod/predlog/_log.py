@@ -30,17 +30,12 @@ from typing import Any, Literal, TypeVar
 import orjson
 from sqlalchemy import exc as sa_exc
 
+from mlprod._threads import lower_priority
 from mlprod.errors import DataError, MlprodError, SpoolFullError
-from mlprod.registry import (
-    Store,
-    entry_rows,
-    entry_size,
-    insert_entries,
-    insert_predictions,
-    line_rows,
-)
-from mlprod.serving._background import lower_priority
-from mlprod.serving._spool import Spool
+from mlprod.predlog._entries import entry_rows, entry_size, line_rows
+from mlprod.predlog._insert import insert_entries, insert_predictions
+from mlprod.predlog._spool import Spool
+from mlprod.store import Store
 
 log = logging.getLogger("mlprod.serving")
 

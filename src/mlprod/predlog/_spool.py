@@ -47,9 +47,9 @@ from typing import Any, Self
 
 import orjson
 
+from mlprod._threads import lower_priority
 from mlprod.errors import SpoolFullError
-from mlprod.registry import entry_size, line_rows
-from mlprod.serving._background import lower_priority
+from mlprod.predlog._entries import entry_size, line_rows
 
 log = logging.getLogger("mlprod.serving")
 

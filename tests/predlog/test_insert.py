@@ -1,0 +1,207 @@
+"""The prediction log's table on SQLite and PostgreSQL: idempotent inserts, reads, counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pandas as pd
+import pytest
+
+from mlprod.errors import DataError, NotFoundError
+from mlprod.predlog import (
+    count_predictions,
+    entry_rows,
+    entry_size,
+    insert_entries,
+    insert_predictions,
+    line_rows,
+    prediction_entry,
+    read_predictions,
+)
+from mlprod.registry import create_run
+from mlprod.store import Store
+
+T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+
+def prediction(i: int, *, model: str = "churn", minutes: int = 0, **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": f"{i:032x}",
+        "model": model,
+        "version": 1 + i % 2,
+        "at": T0 + timedelta(minutes=minutes),
+        "record": {"plan": "pro" if i % 2 else "basic", "tenure_months": i},
+        "score": i / 10,
+        "label": bool(i % 2),
+        "latency_ms": 2.5,
+        "entity": f"c{i}",
+    }
+    row.update(extra)
+    return row
+
+
+def test_insert_ignores_ids_already_stored(store: Store) -> None:
+    batch = [prediction(i) for i in range(5)]
+    assert insert_predictions(store, batch) == 5
+    assert insert_predictions(store, batch) == 0  # a replayed batch stores nothing twice
+    assert insert_predictions(store, [*batch, prediction(5), prediction(5)]) == 1
+    assert count_predictions(store) == 6
+    assert count_predictions(store, "churn") == 6
+    assert count_predictions(store, "other") == 0
+
+
+def test_a_replay_keeps_the_first_stored_values(store: Store) -> None:
+    insert_predictions(store, [prediction(1, score=0.25)])
+    insert_predictions(store, [prediction(1, score=0.99)])
+    assert read_predictions(store, "churn")["score"].tolist() == [0.25]
+
+
+def test_read_returns_columns_and_flattened_inputs(store: Store) -> None:
+    insert_predictions(store, [prediction(i, minutes=i) for i in range(3)])
+    insert_predictions(store, [prediction(9, model="upsell")])
+    frame = read_predictions(store, "churn")
+
+    assert frame["id"].tolist() == [f"{i:032x}" for i in range(3)]
+    assert frame["at"].tolist() == [pd.Timestamp(T0 + timedelta(minutes=i)) for i in range(3)]
+    assert str(frame["at"].dt.tz) == "UTC"
+    assert frame["version"].tolist() == [1, 2, 1]
+    assert frame["score"].tolist() == [0.0, 0.1, 0.2]
+    assert frame["label"].tolist() == [False, True, False]
+    assert frame["entity"].tolist() == ["c0", "c1", "c2"]
+    assert frame["record"].tolist()[1] == {"plan": "pro", "tenure_months": 1}
+    assert frame["input.plan"].tolist() == ["basic", "pro", "basic"]
+    assert frame["input.tenure_months"].tolist() == [0, 1, 2]
+    assert frame["shadow_of"].isna().all()
+
+
+def test_read_filters_by_time_and_limit_keeps_the_newest(store: Store) -> None:
+    insert_predictions(store, [prediction(i, minutes=10 * i) for i in range(6)])
+    since = read_predictions(store, "churn", since=T0 + timedelta(minutes=20))
+    assert since["id"].tolist() == [f"{i:032x}" for i in (2, 3, 4, 5)]
+    window = read_predictions(
+        store, "churn", since=T0 + timedelta(minutes=10), until=T0 + timedelta(minutes=30)
+    )
+    assert window["id"].tolist() == [f"{i:032x}" for i in (1, 2)]
+    newest = read_predictions(store, "churn", limit=2)
+    assert newest["id"].tolist() == [f"{i:032x}" for i in (4, 5)]  # in time order
+    with pytest.raises(ValueError, match="naive"):
+        read_predictions(store, "churn", since=datetime(2026, 5, 1))
+
+
+def test_iso_strings_and_shadows_are_stored(store: Store) -> None:
+    shadow = prediction(2, at="2026-05-01T12:00:00", shadow_of=f"{1:032x}", score=None)
+    insert_predictions(store, [prediction(1, at="2026-05-01T10:00:00+02:00"), shadow])
+    frame = read_predictions(store, "churn")
+    assert frame["at"].tolist() == [
+        pd.Timestamp("2026-05-01T08:00:00Z"),  # +02:00 converted to UTC
+        pd.Timestamp("2026-05-01T12:00:00Z"),  # naive read as UTC
+    ]
+    assert frame["shadow_of"].isna().tolist() == [True, False]
+    assert frame["shadow_of"].iloc[1] == f"{1:032x}"
+    assert pd.isna(frame["score"].iloc[1])
+
+
+def test_unknown_model_is_not_found_but_a_quiet_one_is_empty(store: Store) -> None:
+    with pytest.raises(NotFoundError, match="no model 'nosuch'"):
+        read_predictions(store, "nosuch")
+    create_run(store, "quiet", user="ana", spec={}, git_commit=None, library_versions={})
+    frame = read_predictions(store, "quiet")
+    assert frame.empty
+    assert list(frame.columns[:4]) == ["id", "model", "version", "at"]
+    insert_predictions(store, [prediction(1)])
+    assert read_predictions(store, "churn", since=T0 + timedelta(days=1)).empty
+
+
+def test_unstorable_rows_raise_data_error_and_store_nothing(store: Store) -> None:
+    incomplete = prediction(2)
+    del incomplete["record"]
+    with pytest.raises(DataError, match="lacks record"):
+        insert_predictions(store, [prediction(1), incomplete])
+    with pytest.raises(DataError, match="wrong type"):
+        insert_predictions(store, [prediction(3, version="three")])
+    assert count_predictions(store) == 0
+
+
+def request_entry(start: int, count: int, **extra: Any) -> dict[str, Any]:
+    """What a server spools for one request: its records and answers in one entry."""
+    records = [{"customer": start + i, "plan": "pro", "tenure_months": i} for i in range(count)]
+    answers = [
+        {"id": f"{start + i:032x}", "version": 2, "score": i / count, "label": i % 2 == 1}
+        for i in range(count)
+    ]
+    return prediction_entry(
+        "churn", records, answers, at=T0, latency_ms=3.5, entity="customer", **extra
+    )
+
+
+def test_entries_store_the_rows_they_stand_for(store: Store) -> None:
+    answered = request_entry(0, 3)
+    answered["predictions"][1].update(score=None, label=None, flags=["non_finite_score"])
+    shadow = request_entry(100, 3, shadow_of=[f"{i:032x}" for i in range(3)])
+    plain = prediction(50)
+    sent = request_entry(200, 2)  # the request's body spliced in as it came
+    body = orjson.dumps({"records": sent.pop("records")})
+    spliced = prediction_entry(
+        "churn", [], sent["predictions"], at=T0, latency_ms=3.5, entity="customer", body=body
+    )
+    assert "records" not in spliced
+    entries = [answered, shadow, plain, spliced]
+    assert [entry_size(entry) for entry in entries] == [3, 3, 1, 2]
+
+    lines = [orjson.dumps(entry) for entry in entries]
+    assert [line_rows(line) for line in lines] == [3, 3, 1, 2]
+    assert line_rows(b"[1, 2]") is None
+    assert insert_entries(store, lines) == 9
+    assert insert_entries(store, lines) == 0  # a replay stores nothing twice
+
+    frame = read_predictions(store, "churn").set_index("id")
+    expected = [row for line in lines for row in entry_rows(orjson.loads(line))]
+    assert sorted(frame.index) == sorted(row["id"] for row in expected)
+    for row in expected:
+        got = frame.loc[row["id"]]
+        assert got["version"] == row["version"]
+        assert got["at"] == pd.Timestamp(T0)
+        assert got["record"] == row["record"]
+        assert got["latency_ms"] == row["latency_ms"]
+        assert got["entity"] == row["entity"]
+        assert (None if pd.isna(got["shadow_of"]) else got["shadow_of"]) == row.get("shadow_of")
+        assert (None if pd.isna(got["score"]) else got["score"]) == row["score"]
+        assert got["label"] == row["label"]
+    assert frame.loc[f"{101:032x}", "entity"] == "101"  # an integer key, as text
+    assert frame.loc[f"{101:032x}", "shadow_of"] == f"{1:032x}"
+    assert frame.loc[f"{1:032x}", "label"] is None
+    assert frame.loc[f"{201:032x}", "record"] == {
+        "customer": 201,
+        "plan": "pro",
+        "tenure_months": 1,
+    }
+    assert frame.loc[f"{201:032x}", "entity"] == "201"
+
+
+def test_a_body_on_several_lines_is_not_spliced_into_the_spool() -> None:
+    records = [{"plan": "pro"}]
+    answers = [{"id": "a" * 32, "version": 1, "score": 0.5, "label": True}]
+    pretty = b'{\n  "records": [{"plan": "pro"}]\n}'
+    entry = prediction_entry("churn", records, answers, at=T0, latency_ms=1.0, body=pretty)
+    assert entry["records"] == records
+    assert "body" not in entry
+    assert b"\n" not in orjson.dumps(entry)
+
+
+def test_an_entry_with_an_unstorable_row_raises_data_error(store: Store) -> None:
+    entry = request_entry(0, 3)
+    entry["predictions"][2]["version"] = "three"
+    with pytest.raises(DataError):
+        insert_entries(store, [orjson.dumps(entry)])
+    assert count_predictions(store) == 0
+    broken = request_entry(10, 3)
+    broken["records"].pop()
+    with pytest.raises(DataError):
+        insert_entries(store, [orjson.dumps(broken)])
+    with pytest.raises(DataError, match="not JSON"):
+        insert_entries(store, [b"{not json"])
+    with pytest.raises(DataError, match="equal length"):
+        entry_rows(broken)
+    assert count_predictions(store) == 0
