@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from mlprod.features import json_safe
-from mlprod.registry import Store, create_token, revoke_token
+from mlprod.serving import create_token, revoke_token
 from mlprod.serving._auth import CACHE_SECONDS, TokenCache
 from mlprod.settings import Settings
+from mlprod.store import Store
 from support import Project, Server
 
 PREDICT = "/v1/models/churn/predict"
@@ -120,9 +121,9 @@ def test_cache_asks_the_store_once_per_ttl(store: Store) -> None:
     calls: list[str] = []
 
     class CountingStore(Store):
-        def _run(self, work: Any, *, write: bool, conflicts: bool = False) -> Any:
+        def read(self, work: Any) -> Any:
             calls.append("query")
-            return super()._run(work, write=write, conflicts=conflicts)
+            return super().read(work)
 
     record, secret = create_token(store, "cached", ["predict"], actor="test")
     now = [100.0]

@@ -16,19 +16,18 @@ import pandas as pd
 import pytest
 
 import mlprod
+from mlprod.bundle import Manifest, Model
 from mlprod.errors import SchemaError
 from mlprod.features import FeatureTransformer
 from mlprod.features._coerce import datetime_parts
-from mlprod.registry import Model
 from mlprod.serving import records_to_frame, score_records
 from mlprod.serving._fastpath import (
     FastPath,
-    attach_fast_path,
     check_fast_path,
     client_records,
     compile_fast_path,
-    fast_path_of,
 )
+from mlprod.serving._loaded import LoadedVersion
 from support import SMALL_SPEC, Project, Server, write_project
 
 FLAVORS = {"lightgbm": 1, "xgboost": 2, "logistic_regression": 3}
@@ -38,7 +37,7 @@ TOL = 1e-9
 @pytest.fixture(scope="module")
 def flavors(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """churn@1 LightGBM (production), @2 XGBoost, @3 logistic regression, on 3,000 rows."""
-    from mlprod.workflows import promote, train
+    from mlprod.pipelines import promote, train
 
     project = write_project(tmp_path_factory.mktemp("flavors"))
     for candidate in FLAVORS:
@@ -164,15 +163,17 @@ def _synthetic_model(folder: Path, rng: np.random.Generator) -> Model:
     transformer = FeatureTransformer(kinds=kinds).fit(frame)
     folder.mkdir()
     frame.assign(__target__=0).to_parquet(folder / "test.parquet")
-    manifest = {
-        "name": "synthetic",
-        "flavor": "sklearn",
-        "threshold": 0.5,
-        "signature": {
+    manifest = Manifest(
+        name="synthetic",
+        run_id="0" * 32,
+        flavor="sklearn",
+        model_file="model.skops",
+        threshold=0.5,
+        signature={
             "fields": [{"name": k, "kind": v} for k, v in kinds.items()],
             "classes": [0, 1],
         },
-    }
+    )
     return Model(folder, manifest, transformer, _Linear(transformer.n_features_out_, rng))
 
 
@@ -281,13 +282,13 @@ def test_a_version_the_fast_path_cannot_reproduce_serves_on_the_reference_path(
     for transformer, reason in [(nudged, "differ from the reference"), (opaque, "not compiled")]:
         other = _with_transformer(model, transformer)
         with caplog.at_level(logging.WARNING, logger="mlprod.serving"):
-            assert attach_fast_path(other) is None
-        assert fast_path_of(other) is None
+            loaded = LoadedVersion.prepare(other)
+        assert loaded.fast is None and loaded.path == "reference"
         assert reason in check_fast_path(other).reason
         assert "serves on the reference path" in caplog.text
         frame, _ = model.test_data()
         records = client_records(frame.head(20))
-        answer = score_records(other, records, 100)  # what the server answers
+        answer = score_records(loaded, records, 100)  # what the server answers
         served = [p["score"] for p in answer["predictions"]]
         np.testing.assert_allclose(served, other.score(frame.head(20)), rtol=0, atol=1e-12)
 
@@ -371,13 +372,14 @@ def test_models_show_says_which_path_each_version_serves_with(flavors: Project) 
 
 
 def test_an_attached_fast_path_does_not_keep_its_model_alive(flavors: Project) -> None:
-    """A pool drops retired versions; their fast paths must not pin them in memory."""
+    """A pool drops retired versions; nothing else may pin them (or their fast paths)."""
     import gc
     import weakref
 
     model = _load(flavors, "lightgbm")
-    assert attach_fast_path(model) is not None
+    loaded = LoadedVersion.prepare(model)
+    assert loaded.fast is not None
     alive = weakref.ref(model)
-    del model
+    del model, loaded
     gc.collect()
     assert alive() is None

@@ -169,6 +169,18 @@ def test_over_budget_answers_504_and_frees_the_slot(sleepy: SleepyApp, path: str
     assert guard.stats()["timed_out"] == 1 and guard.stats()["rejected_busy"] == 0
 
 
+def test_bulk_writes_have_their_own_budget(sleepy: SleepyApp) -> None:
+    """Outcomes may take longer than a prediction; a busy machine must not 504 them."""
+    budgets = {"/v1/outcomes": (5.0, "MLPROD_WRITE_TIMEOUT")}
+    guard = guarded(sleepy, request_timeout=0.3, budgets=budgets)
+    with serve_in_thread(guard) as (url, _):
+        stored = httpx.post(url + "/v1/outcomes?s=0.8", content=b"[]", timeout=10)
+        predicted = httpx.post(url + "/v1/models/churn/predict?s=0.8", content=b"{}", timeout=10)
+    assert stored.status_code == 200 and stored.json()["path"] == "/v1/outcomes"
+    assert "0.3 s (MLPROD_REQUEST_TIMEOUT)" in assert_error(predicted, 504, "timeout")["message"]
+    assert guard.stats()["timed_out"] == 1
+
+
 def test_a_fast_answer_is_untouched_by_the_budget(sleepy: SleepyApp) -> None:
     guard = guarded(sleepy, request_timeout=1.0)
     with serve_in_thread(guard) as (url, _):

@@ -23,8 +23,9 @@ import pandas as pd
 import pytest
 
 import mlprod
-from mlprod.registry import Store, count_predictions, read_predictions
-from mlprod.workflows import promote, train
+from mlprod.pipelines import promote, train
+from mlprod.predlog import count_predictions, read_predictions
+from mlprod.store import Store
 from support import (
     PrivatePostgres,
     Project,

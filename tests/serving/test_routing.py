@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from mlprod.features import json_safe
+from mlprod.pipelines import promote
 from mlprod.serving._pool import Served, stable_fraction
-from mlprod.workflows import promote
 from support import Project, Server, run_cli, trained
 
 

@@ -12,15 +12,13 @@ import numpy as np
 import pytest
 
 import mlprod
-from mlprod.registry import Model
+from mlprod.bundle import Model
 from mlprod.serving import records_to_frame
 from mlprod.serving._fastpath import (
     _MismatchError,
-    attach_fast_path,
     client_records,
-    fast_path_of,
-    upgrade_scorer,
 )
+from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._trees import CompiledTrees, compile_trees, tree_compiler_available
 from support import SMALL_SPEC, Project, Server, records_from, write_project
 
@@ -32,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def lightgbm_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """churn@1, a LightGBM model, in production."""
-    from mlprod.workflows import promote, train
+    from mlprod.pipelines import promote, train
 
     spec = SMALL_SPEC.replace("[logistic_regression, lightgbm]", "[lightgbm]")
     project = write_project(tmp_path_factory.mktemp("trees"), spec=spec)
@@ -73,7 +71,8 @@ def test_compiled_trees_score_like_the_booster_and_are_cached(model: Model, tmp_
 def test_upgrade_swaps_the_scorer_only_after_it_matches_the_reference(
     model: Model, tmp_path: Path
 ) -> None:
-    fast = attach_fast_path(model)
+    loaded = LoadedVersion.prepare(model)
+    fast = loaded.fast
     assert fast is not None
     assert fast.engine == "model"
 
@@ -86,14 +85,14 @@ def test_upgrade_swaps_the_scorer_only_after_it_matches_the_reference(
             return np.asarray(model.scorer.scores(X)) + 1e-6
 
     with pytest.raises(_MismatchError, match="differ from the reference path"):
-        upgrade_scorer(model, Skewed())
+        loaded.upgrade(Skewed())
     assert fast.engine == "model"
 
     trees = compile_trees(model, tmp_path)
     assert isinstance(trees, CompiledTrees)
-    summary = upgrade_scorer(model, trees)
+    summary = loaded.upgrade(trees)
     assert "matches the reference path" in summary
-    assert fast_path_of(model) is fast
+    assert loaded.fast is fast
     assert fast.engine == "compiled trees"
     frame, _ = model.test_data()
     records = client_records(frame.head(200))

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlprod.workflows import promote
+from mlprod.pipelines import promote
 from support import Project, Server, records_from, trained
 
 

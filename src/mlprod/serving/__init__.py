@@ -1,8 +1,43 @@
-"""Online serving: the REST app, signature validation, the model pool."""
+"""Online serving: the REST app, its model pool and routes, tokens, limits and workers.
+
+Example::
+
+    app = create_app(Settings(store="demo/.mlprod"))      # models load at start-up
+    run_server(app, Settings())                           # or `mlprod serve`
+"""
 
 from mlprod.serving._app import create_app
+from mlprod.serving._auth import Authenticator
+from mlprod.serving._fastpath import FastPathCheck, check_fast_path
+from mlprod.serving._guard import GuardState, run_server
+from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._pool import ModelPool
 from mlprod.serving._scoring import score_records
+from mlprod.serving._tokens import (
+    TokenRecord,
+    create_token,
+    list_tokens,
+    revoke_token,
+    verify_token,
+)
 from mlprod.serving._validate import records_to_frame
+from mlprod.serving._workers import run_workers
 
-__all__ = ["ModelPool", "create_app", "records_to_frame", "score_records"]
+__all__ = [
+    "Authenticator",
+    "FastPathCheck",
+    "GuardState",
+    "LoadedVersion",
+    "ModelPool",
+    "TokenRecord",
+    "check_fast_path",
+    "create_app",
+    "create_token",
+    "list_tokens",
+    "records_to_frame",
+    "revoke_token",
+    "run_server",
+    "run_workers",
+    "score_records",
+    "verify_token",
+]

@@ -17,19 +17,19 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from mlprod.errors import MlprodError, SchemaError
-from mlprod.registry import ArtifactStore, LocalArtifacts, Model, Store, ingest_outcomes
+from mlprod.monitoring import LiveCounter, ingest_outcomes
+from mlprod.predlog import PredictionLog, Spool
 from mlprod.serving._auth import Authenticator, admin_router, require_scope
 from mlprod.serving._guard import Guard, GuardState
+from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._metrics import ServerMetrics
-from mlprod.serving._monitor import LiveCounter
 from mlprod.serving._openapi import install_openapi
 from mlprod.serving._pool import ModelPool, Served
-from mlprod.serving._predlog import PredictionLog
 from mlprod.serving._recorder import Recorder, ShadowScorer
 from mlprod.serving._scoring import route_records
-from mlprod.serving._spool import Spool
 from mlprod.serving._trees import TreeCompiler
 from mlprod.settings import Settings
+from mlprod.store import ArtifactStore, LocalArtifacts, Store
 
 log = logging.getLogger("mlprod.serving")
 INLINE_RECORDS = 1000  # batches up to this score on the event loop; larger ones in a thread
@@ -72,7 +72,6 @@ def create_app(
     artifacts = artifacts or LocalArtifacts(settings.artifacts_dir())
     trees = TreeCompiler(settings.compiled_dir()) if settings.compile_trees else None
     pool = ModelPool(store, artifacts, alias, trees=trees)
-    pool.load_all()
     predlog = PredictionLog(
         store,
         Spool(settings.spool_dir(), max_bytes=settings.spool_max_bytes),
@@ -100,6 +99,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(pool.load_all)  # loaded, verified, warmed up before serving
         predlog.start()
         shadows.start()
         if counter is not None:
@@ -132,6 +132,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         max_concurrency=settings.max_concurrency,
         request_timeout=settings.request_timeout,
+        budgets={"/v1/outcomes": (settings.write_timeout, "MLPROD_WRITE_TIMEOUT")},
         state=guard,
     )
     return app
@@ -191,7 +192,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
 
 
 async def _answer(
-    state: ServerState, target: Model | Served, body: bytes, max_records: int
+    state: ServerState, target: LoadedVersion | Served, body: bytes, max_records: int
 ) -> Response:
     try:
         payload = orjson.loads(body)
@@ -210,7 +211,7 @@ async def _answer(
 
 
 def respond(
-    state: ServerState, target: Model | Served, records: Any, max_records: int, body: bytes
+    state: ServerState, target: LoadedVersion | Served, records: Any, max_records: int, body: bytes
 ) -> tuple[dict[str, Any], float]:
     """Score the records, then spool their log rows: the answer goes out once they are safe.
 

@@ -19,7 +19,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from mlprod.errors import ForbiddenError, UnauthorizedError
-from mlprod.registry import Store, TokenRecord, verify_token
+from mlprod.serving._tokens import TokenRecord, verify_token
+from mlprod.store import Store
 
 CACHE_SECONDS = 3.0  # revocation reaches every server within this, plus one request
 CACHE_ENTRIES = 1024

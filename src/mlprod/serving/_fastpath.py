@@ -22,7 +22,6 @@ import functools
 import logging
 import operator
 import re
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,9 +31,15 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from mlprod.features import MISSING, category_string, json_safe
-from mlprod.features._coerce import DATETIME_PARTS, boolean_value, datetime_parts
-from mlprod.registry import Model
+from mlprod.bundle import Model
+from mlprod.features import (
+    DATETIME_PARTS,
+    MISSING,
+    boolean_value,
+    category_string,
+    datetime_parts,
+    json_safe,
+)
 from mlprod.serving._validate import CHECKS, record_problems, records_to_frame
 
 log = logging.getLogger("mlprod.serving")
@@ -194,8 +199,6 @@ class FastPath:
     """
 
     def __init__(self, model: Model, plan: _Plan) -> None:
-        # the transformer and scorer, not the model: a side table keyed weakly on the
-        # model holds this object, and must not keep the model alive
         self.transformer = model.transformer
         self.scorer = model.scorer
         self.engine = "model"  # what scores the matrix; "compiled trees" once upgraded
@@ -447,32 +450,13 @@ def compile_fast_path(model: Model) -> FastPath | None:
     return check.fast
 
 
-_ATTACHED: weakref.WeakKeyDictionary[Model, FastPath] = weakref.WeakKeyDictionary()
-
-
-def attach_fast_path(model: Model) -> FastPath | None:
-    """Compile and remember `model`'s fast path, for `fast_path_of` to find per request."""
-    fast = compile_fast_path(model)
-    if fast is not None:
-        _ATTACHED[model] = fast
-    return fast
-
-
-def fast_path_of(model: Model) -> FastPath | None:
-    """The fast path attached to this loaded model, if it has one."""
-    return _ATTACHED.get(model)
-
-
-def upgrade_scorer(model: Model, scorer: Any) -> str:
-    """Let `scorer` (with an ``engine`` name) score `model`'s fast path from now on.
+def upgrade_scorer(model: Model, fast: FastPath, scorer: Any) -> str:
+    """Let `scorer` (with an ``engine`` name) score `model`'s fast path `fast` from now on.
 
     Only after it passes the fast path's own check: the version's test set and probes
-    scored like the reference path to 1e-9. Raises `NotCompilableError` when the model
-    has no fast path, `_MismatchError` when the scores differ; the old scorer stays then.
+    scored like the reference path to 1e-9. Raises `_MismatchError` when the scores
+    differ; the old scorer stays then.
     """
-    fast = fast_path_of(model)
-    if fast is None:
-        raise NotCompilableError(f"{model.name}@{model.version} has no fast path to upgrade")
     candidate = copy.copy(fast)
     candidate.scorer = scorer
     summary = _verify(model, candidate)

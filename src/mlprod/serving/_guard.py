@@ -29,6 +29,7 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -84,12 +85,19 @@ class Guard:
         max_body_bytes: int,
         max_concurrency: int,
         request_timeout: float,
+        budgets: Mapping[str, tuple[float, str]] | None = None,
         state: GuardState | None = None,
     ) -> None:
+        """`budgets` gives paths their own time budget and the setting that names it.
+
+        Bulk writes (outcomes) may take longer than a prediction: sharing the prediction's
+        budget made a busy machine answer them 504 while they were still being stored.
+        """
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
         self.request_timeout = request_timeout
+        self.budgets = dict(budgets or {})
         self.state = state or GuardState()
         self._abandoned: set[asyncio.Task[None]] = set()
 
@@ -129,13 +137,14 @@ class Guard:
 
     async def _within_budget(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app as a task; if it has not started answering in time, answer 504."""
+        budget, setting = self.budgets.get(
+            scope["path"], (self.request_timeout, "MLPROD_REQUEST_TIMEOUT")
+        )
         exchange = _Exchange(receive, send, self.max_body_bytes, self.state)
         task = asyncio.ensure_future(self._downstream(scope, exchange))
         started = asyncio.ensure_future(exchange.started.wait())
         try:
-            await asyncio.wait(
-                {task, started}, timeout=self.request_timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait({task, started}, timeout=budget, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             task.cancel()  # we were cancelled (shutdown timeout): take the app down with us
             raise
@@ -149,8 +158,7 @@ class Guard:
         self._abandon(task)
         self.state.timed_out += 1
         message = (
-            f"no answer within {self.request_timeout:g} s (MLPROD_REQUEST_TIMEOUT); "
-            "retry, or send fewer records per request"
+            f"no answer within {budget:g} s ({setting}); retry, or send fewer records per request"
         )
         await send_error(send, 504, "timeout", message)
 

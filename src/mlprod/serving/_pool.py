@@ -20,17 +20,17 @@ from typing import Any
 
 from mlprod.errors import MlprodError, NotFoundError, StoreError
 from mlprod.registry import (
-    ArtifactStore,
     Deployment,
-    Model,
     Route,
-    Store,
     change_marker,
+    get_version,
     list_deployments,
     open_version,
+    versions_with_alias,
 )
-from mlprod.serving._fastpath import attach_fast_path, fast_path_of
+from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._trees import TreeCompiler
+from mlprod.store import ArtifactStore, Store
 
 log = logging.getLogger("mlprod.serving")
 
@@ -40,9 +40,9 @@ class Served:
     """One model's live routes (with cumulative weights) and shadows."""
 
     name: str
-    routes: tuple[Model, ...]
+    routes: tuple[LoadedVersion, ...]
     weights: tuple[float, ...]
-    shadows: tuple[Model, ...] = ()
+    shadows: tuple[LoadedVersion, ...] = ()
     log_sample_rate: float | None = None  # None: the server's default
     cumulative: tuple[float, ...] = field(init=False)
 
@@ -54,22 +54,13 @@ class Served:
             cumulative.append(running)
         object.__setattr__(self, "cumulative", tuple(cumulative))
 
-    def choose(self, key: object | None) -> Model:
+    def choose(self, key: object | None) -> LoadedVersion:
         """The version for one request: sticky by entity key, else a weighted draw."""
         if len(self.routes) == 1:
             return self.routes[0]
         point = stable_fraction(self.name, key) if key is not None else random.random()
         index = min(bisect.bisect_right(self.cumulative, point), len(self.routes) - 1)
         return self.routes[index]
-
-
-def _path(model: Model) -> str:
-    return "reference" if fast_path_of(model) is None else "fast"
-
-
-def _scorer(model: Model) -> str:
-    fast = fast_path_of(model)
-    return "reference" if fast is None else fast.engine
 
 
 def stable_fraction(model: str, key: object) -> float:
@@ -94,7 +85,7 @@ class ModelPool:
         self.alias = alias
         self.trees = trees  # compiles LightGBM versions in the background, when installed
         self._table: dict[str, Served] = {}
-        self._loaded: dict[tuple[str, int], Model] = {}
+        self._loaded: dict[tuple[str, int], LoadedVersion] = {}
         self._failed: dict[tuple[str, int], str] = {}
         self._missing: set[str] = set()
         self._marker = -1
@@ -129,7 +120,7 @@ class ModelPool:
             record.model: Deployment(
                 model=record.model, routes=[Route(version=record.version, weight=1.0)]
             )
-            for record in self.store.versions_with_alias(self.alias)
+            for record in versions_with_alias(self.store, self.alias)
         }
         wanted.update({d.model: d for d in list_deployments(self.store)})
         return wanted
@@ -146,29 +137,21 @@ class ModelPool:
         rate = deployment.log_sample_rate
         return Served(name, tuple(models), weights, tuple(shadow_models), rate)
 
-    def _load(self, name: str, version: int) -> Model:
+    def _load(self, name: str, version: int) -> LoadedVersion:
         key = (name, version)
         if key in self._loaded:
             return self._loaded[key]
         try:
-            model = self._prepare(
-                open_version(self.artifacts, self.store.get_version(name, version))
-            )
+            record = get_version(self.store, name, version)
+            loaded = LoadedVersion.prepare(open_version(self.artifacts, record))
         except MlprodError as exc:
             self._failed[key] = str(exc)
             raise
-        self._failed.pop(key, None)
-        self._loaded[key] = model
-        return model
-
-    def _prepare(self, model: Model) -> Model:
-        """Everything done to a freshly loaded version before it may serve: a warm-up."""
-        attach_fast_path(model)  # only if it reproduces the reference scores to 1e-9
         if self.trees is not None:
-            self.trees.submit(model)  # the booster serves until compiled trees pass too
-        frame, _ = model.test_data()
-        model.score(frame.head(1))
-        return model
+            self.trees.submit(loaded)  # the booster serves until compiled trees pass too
+        self._failed.pop(key, None)
+        self._loaded[key] = loaded
+        return loaded
 
     # --- watching the registry
 
@@ -215,7 +198,7 @@ class ModelPool:
         """The current routing table (a snapshot: it is replaced, never mutated)."""
         return self._table
 
-    def pinned(self, name: str, version: int) -> Model:
+    def pinned(self, name: str, version: int) -> LoadedVersion:
         """A specific version, loaded from the registry on first use."""
         with self._lock:
             return self._load(name, version)
@@ -231,13 +214,14 @@ class ModelPool:
                     {
                         "version": m.version,
                         "weight": w,
-                        "serving_path": _path(m),
-                        "scorer": _scorer(m),
+                        "serving_path": m.path,
+                        "scorer": m.scorer_name,
+                        "scored": m.scored,
                     }
                     for m, w in zip(served.routes, served.weights, strict=True)
                 ],
                 "shadows": [m.version for m in served.shadows],
-                "flavor": served.routes[0].flavor,
+                "flavor": served.routes[0].model.flavor,
                 "threshold": served.routes[0].threshold,
                 "fields": [
                     {"name": f["name"], "kind": f["kind"]}

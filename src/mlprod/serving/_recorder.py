@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mlprod._threads import lower_priority
 from mlprod.errors import MlprodError, SpoolFullError
-from mlprod.registry import Model, prediction_entry
-from mlprod.serving._background import lower_priority
-from mlprod.serving._monitor import LiveCounter
+from mlprod.monitoring import LiveCounter
+from mlprod.predlog import PredictionLog, prediction_entry
+from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._pool import Served
-from mlprod.serving._predlog import PredictionLog
 from mlprod.serving._scoring import score_records
 
 log = logging.getLogger("mlprod.serving")
@@ -33,7 +33,7 @@ SHADOW_QUEUE = 256  # requests waiting for their shadows; beyond it shadows skip
 
 @dataclass(frozen=True)
 class _Job:
-    shadows: tuple[Model, ...]
+    shadows: tuple[LoadedVersion, ...]
     records: list[Any]
     answered: list[str]
     at: datetime
@@ -73,7 +73,9 @@ class ShadowScorer:
         self._thread.join(timeout)
         self._thread = None
 
-    def submit(self, shadows: tuple[Model, ...], records: list[Any], answered: list[str]) -> None:
+    def submit(
+        self, shadows: tuple[LoadedVersion, ...], records: list[Any], answered: list[str]
+    ) -> None:
         """Queue one request's records for every shadow; never blocks."""
         try:
             self._queue.put_nowait(_Job(shadows, records, answered, datetime.now(UTC)))
@@ -98,7 +100,7 @@ class ShadowScorer:
             for model in job.shadows:
                 self._score(model, job)
 
-    def _score(self, model: Model, job: _Job) -> None:
+    def _score(self, model: LoadedVersion, job: _Job) -> None:
         started = time.perf_counter()
         try:
             content = score_records(model, job.records, self.max_records)
@@ -150,7 +152,7 @@ class Recorder:
 
     def record(
         self,
-        target: Model | Served,
+        target: LoadedVersion | Served,
         records: list[Any],
         predictions: list[dict[str, Any]],
         latency_ms: float,
@@ -188,13 +190,13 @@ class Recorder:
             self.shadows.submit(served.shadows, records, [p["id"] for p in predictions])
 
     def _count(
-        self, target: Model | Served, records: list[Any], predictions: list[dict[str, Any]]
+        self, target: LoadedVersion | Served, records: list[Any], predictions: list[dict[str, Any]]
     ) -> None:
         """Hand every scored record to the live counter, grouped by the version that scored it."""
         assert self.counter is not None
         models = {m.version: m for m in target.routes} if isinstance(target, Served) else None
         if models is None or len(models) == 1:
-            model = target if isinstance(target, Model) else target.routes[0]
+            model = target if isinstance(target, LoadedVersion) else target.routes[0]
             self.counter.submit(model, records, [p["score"] for p in predictions])
             return
         groups: dict[int, list[int]] = {}

@@ -1,6 +1,6 @@
 """Scoring a request: pick each record's version by its route, validate, score, label.
 
-Pure functions over a loaded `Model` or a model's live routes (`Served`), shared by the
+Pure functions over a `LoadedVersion` or a model's live routes (`Served`), shared by the
 REST handlers and the shadow scorer, so a shadow scores exactly as its primary would.
 """
 
@@ -11,21 +11,19 @@ import os
 import time
 from typing import Any
 
-from mlprod.registry import Model
-from mlprod.serving._fastpath import fast_path_of
+from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._pool import Served
-from mlprod.serving._validate import records_to_frame
 
 
-def route_records(target: Model | Served, records: Any, max_records: int) -> dict[str, Any]:
+def route_records(target: LoadedVersion | Served, records: Any, max_records: int) -> dict[str, Any]:
     """Score each record with the version its route picks (sticky by entity when known)."""
-    if isinstance(target, Model):
+    if isinstance(target, LoadedVersion):
         return score_records(target, records, max_records)
     if len(target.routes) == 1 or not isinstance(records, list):
         return score_records(target.routes[0], records, max_records)
     entity = target.routes[0].signature.get("entity")
     groups: dict[int, list[int]] = {}
-    chosen: dict[int, Model] = {}
+    chosen: dict[int, LoadedVersion] = {}
     for index, record in enumerate(records):
         key = record.get(entity) if entity and isinstance(record, dict) else None
         model = target.choose(key)
@@ -52,14 +50,9 @@ def prediction_ids(count: int) -> list[str]:
     return [prefix + text[start : start + 20] for start in range(0, 20 * count, 20)]
 
 
-def score_records(model: Model, records: Any, max_records: int) -> dict[str, Any]:
+def score_records(model: LoadedVersion, records: Any, max_records: int) -> dict[str, Any]:
     """Validate, score and label records; non-finite scores come back as null, flagged."""
-    fast = fast_path_of(model)
-    if fast is not None:  # verified at load to reproduce the reference scores to 1e-9
-        scores = fast.score_records(records, max_records=max_records)
-    else:
-        frame = records_to_frame(records, model.signature["fields"], max_records=max_records)
-        scores = model.score(frame)
+    scores = model.score_records(records, max_records=max_records)
     negative, positive = model.classes
     predictions = []
     ids = prediction_ids(len(scores))

@@ -12,7 +12,7 @@ milliseconds. Optional: ``pip install 'mlprod[compiled]'``; without it the boost
 Example::
 
     compiler = TreeCompiler(Path(".mlprod/compiled"))
-    compiler.submit(model)   # after attach_fast_path(model); returns at once
+    compiler.submit(loaded)  # a LoadedVersion with a verified fast path; returns at once
     compiler.stats()         # {"compiled": 1, "failed": 0, "queued": 0}
 """
 
@@ -27,13 +27,12 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from mlprod.registry import Model
-from mlprod.serving._background import lower_priority
-from mlprod.serving._fastpath import fast_path_of, upgrade_scorer
+from mlprod._threads import lower_priority
+from mlprod.bundle import Model
 
 log = logging.getLogger("mlprod.serving")
 
@@ -110,6 +109,15 @@ def _cache_key(model_file: Path) -> str:
     return digest.hexdigest()[:32]
 
 
+class Upgradable(Protocol):
+    """A loaded version whose fast path compiled trees may take over (`LoadedVersion`)."""
+
+    model: Model
+    fast: Any
+
+    def upgrade(self, scorer: Any) -> str: ...
+
+
 class TreeCompiler:
     """Compiles served LightGBM versions one at a time, off the request path.
 
@@ -121,14 +129,14 @@ class TreeCompiler:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._queue: queue.SimpleQueue[Model | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Upgradable | None] = queue.SimpleQueue()
         self._counts = {"compiled": 0, "failed": 0, "queued": 0}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def submit(self, model: Model) -> None:
-        """Queue `model` if it has a fast path and trees the compiler takes; never blocks."""
-        if fast_path_of(model) is None or getattr(model.scorer, "model_file", None) is None:
+    def submit(self, version: Upgradable) -> None:
+        """Queue `version` if it has a fast path and trees the compiler takes; never blocks."""
+        if version.fast is None or getattr(version.model.scorer, "model_file", None) is None:
             return
         if not tree_compiler_available():
             return
@@ -137,7 +145,7 @@ class TreeCompiler:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="mlprod-trees", daemon=True)
                 self._thread.start()
-        self._queue.put(model)
+        self._queue.put(version)
 
     def stop(self) -> None:
         """Stop after the compile under way, if any; what is queued stays on its booster."""
@@ -150,20 +158,20 @@ class TreeCompiler:
 
     def _loop(self) -> None:
         lower_priority()
-        while (model := self._queue.get()) is not None:
+        while (version := self._queue.get()) is not None:
             with self._lock:
                 self._counts["queued"] -= 1
-            outcome = "compiled" if self._upgrade(model) else "failed"
+            outcome = "compiled" if self._upgrade(version) else "failed"
             with self._lock:
                 self._counts[outcome] += 1
 
-    def _upgrade(self, model: Model) -> bool:
-        where = f"{model.name}@{model.version}"
+    def _upgrade(self, version: Upgradable) -> bool:
+        where = f"{version.model.name}@{version.model.version}"
         try:
-            trees = compile_trees(model, self.folder)
+            trees = compile_trees(version.model, self.folder)
             if trees is None:
                 return False
-            summary = upgrade_scorer(model, trees)
+            summary = version.upgrade(trees)
         except Exception as exc:  # an optimisation must never take a version down
             log.warning("%s keeps its booster: compiled trees failed: %s", where, exc)
             return False

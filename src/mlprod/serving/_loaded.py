@@ -1,0 +1,98 @@
+"""A version as a server holds it: the model, its verified fast path, its bins, its counts.
+
+Everything the server keeps per loaded version lives on this one object, owned by the
+`ModelPool`: when the pool lets a version go, its fast path, compiled trees and bins go
+with it. Nothing is kept in module-level tables keyed by models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlprod.bundle import Model
+from mlprod.monitoring import Binner
+from mlprod.serving._fastpath import FastPath, compile_fast_path, upgrade_scorer
+from mlprod.serving._validate import records_to_frame
+
+
+@dataclass(eq=False)
+class LoadedVersion:
+    """One loaded, verified version: what scores its requests and what counts them.
+
+    Example::
+
+        loaded = LoadedVersion.prepare(open_version(artifacts, record))
+        loaded.score_records([{"tenure_months": 3, ...}], max_records=100)
+    """
+
+    model: Model
+    fast: FastPath | None = None
+    binner: Binner | None = None
+    scored: int = field(default=0)  # records this version scored since it was loaded
+
+    @classmethod
+    def prepare(cls, model: Model) -> LoadedVersion:
+        """Everything done to a fresh version before it may serve, then a warm-up.
+
+        The fast path is attached only if it reproduces the reference path's scores to
+        1e-9; the reference bins come from the bundle (None for bundles from before
+        monitoring).
+        """
+        reference = model.reference
+        loaded = cls(
+            model=model,
+            fast=compile_fast_path(model),
+            binner=Binner(reference) if reference is not None else None,
+        )
+        frame, _ = model.test_data()
+        model.score(frame.head(1))
+        return loaded
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def version(self) -> int:
+        return self.model.version or 0
+
+    @property
+    def threshold(self) -> float:
+        return self.model.threshold
+
+    @property
+    def signature(self) -> dict[str, Any]:
+        return self.model.signature
+
+    @property
+    def classes(self) -> list[Any]:
+        return self.model.classes
+
+    @property
+    def path(self) -> str:
+        """``fast`` or ``reference``: how requests reach the model."""
+        return "reference" if self.fast is None else "fast"
+
+    @property
+    def scorer_name(self) -> str:
+        """What scores the feature matrix: the reference path, the model, compiled trees."""
+        return "reference" if self.fast is None else self.fast.engine
+
+    def score_records(self, records: Any, *, max_records: int) -> np.ndarray:
+        """P(positive) per JSON record; invalid input is a SchemaError naming the field."""
+        if self.fast is not None:  # verified at load to reproduce the reference to 1e-9
+            scores = self.fast.score_records(records, max_records=max_records)
+        else:
+            fields = self.model.signature["fields"]
+            scores = self.model.score(records_to_frame(records, fields, max_records=max_records))
+        self.scored += len(scores)
+        return scores
+
+    def upgrade(self, scorer: Any) -> str:
+        """Let `scorer` take over the fast path once it passes the same check (see `_trees`)."""
+        if self.fast is None:
+            raise ValueError(f"{self.name}@{self.version} has no fast path to upgrade")
+        return upgrade_scorer(self.model, self.fast, scorer)
