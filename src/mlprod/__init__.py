@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, Any
 from mlprod.errors import MlprodError
 
 if TYPE_CHECKING:
+    from mlprod.bundle import Model
     from mlprod.client import Client
-    from mlprod.registry import Model
-    from mlprod.workflows import TrainedRun, load, promote, train
+    from mlprod.pipelines import TrainedRun, load, promote, train
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "Client": "mlprod.client",
-    "Model": "mlprod.registry",
-    "TrainedRun": "mlprod.workflows",
-    "load": "mlprod.workflows",
-    "promote": "mlprod.workflows",
-    "train": "mlprod.workflows",
+    "Model": "mlprod.bundle",
+    "TrainedRun": "mlprod.pipelines",
+    "load": "mlprod.pipelines",
+    "promote": "mlprod.pipelines",
+    "train": "mlprod.pipelines",
 }
 
 __all__ = [

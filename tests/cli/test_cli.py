@@ -15,6 +15,7 @@ import pytest
 
 import mlprod
 from mlprod.features import json_safe
+from mlprod.registry import list_runs, list_versions
 from support import Project, Server, write_project
 from support import run_cli as cli
 
@@ -129,7 +130,7 @@ def test_two_trainings_at_once_get_distinct_versions(tmp_path: Path) -> None:
 def test_a_killed_training_leaves_no_version(tmp_path: Path) -> None:
     import time
 
-    from mlprod.registry import Store
+    from mlprod.store import Store
 
     project = write_project(tmp_path, rows=20_000)
     proc = subprocess.Popen(
@@ -144,14 +145,14 @@ def test_a_killed_training_leaves_no_version(tmp_path: Path) -> None:
     while time.monotonic() < deadline:
         if Path(project.store, "mlprod.db").exists():
             with Store.open(url) as store:
-                if store.list_runs("churn"):
+                if list_runs(store, "churn"):
                     break
         time.sleep(0.1)
     time.sleep(1.0)  # well inside fitting
     proc.kill()
     proc.wait()
     with Store.open(url) as store:
-        assert store.list_versions("churn") == []
-        assert [r.status for r in store.list_runs("churn")] == ["running"]
+        assert list_versions(store, "churn") == []
+        assert [r.status for r in list_runs(store, "churn")] == ["running"]
     leftovers = list(Path(project.store, "artifacts").glob("bundles/*"))
     assert leftovers == []

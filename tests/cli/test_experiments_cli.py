@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mlprod.registry import Store, list_trials
-from mlprod.workflows._progress import Steps, TrialProgress
+from mlprod.pipelines._progress import Steps, TrialProgress
+from mlprod.registry import get_run, list_runs, list_trials
+from mlprod.store import Store
 from support import SMALL_SPEC, Project, write_project
 
 SLOW_TRIALS = SMALL_SPEC.replace(
@@ -66,7 +67,7 @@ def test_a_killed_worker_loses_no_trial_and_counts_none_twice(
         run_id = None
         while run_id is None and time.monotonic() < deadline:
             with Store.open(postgres_url) as store:
-                runs = store.list_runs("churn")
+                runs = list_runs(store, "churn")
             run_id = runs[0].id if runs else None
             time.sleep(0.2)
         assert run_id is not None
@@ -91,7 +92,7 @@ def test_a_killed_worker_loses_no_trial_and_counts_none_twice(
     assert json.loads(out)["run"] == run_id
     with Store.open(postgres_url) as store:
         trials = list_trials(store, run_id)
-        assert store.get_run(run_id).status == "finished"
+        assert get_run(store, run_id).status == "finished"
     done = [t for t in trials if t.state == "complete"]
     failed = [t for t in trials if t.state == "fail"]
     assert len(done) == 6  # exactly the budget: nothing lost, nothing counted twice

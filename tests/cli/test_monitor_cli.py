@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from mlprod.data import make_churn_table
-from mlprod.registry import Store, insert_predictions, read_window_stats
+from mlprod.monitoring._live import read_window_stats
+from mlprod.predlog import insert_predictions
+from mlprod.store import Store
 from support import Project, trained
 from support import run_cli as cli
 

@@ -10,8 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlprod.registry import Store, verify_token
+from mlprod.serving import verify_token
 from mlprod.settings import Settings
+from mlprod.store import Store
 
 
 def tokens(store: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from mlprod.registry import Store, create_token
+from mlprod.serving import create_token
+from mlprod.store import Store
 from support import Project, Server, trained
 
 

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mlprod.registry import Store, create_token
-from mlprod.workflows import promote
+from mlprod.pipelines import promote
+from mlprod.serving import create_token
+from mlprod.store import Store
 from support import Project, Server, cli_json, records_from, trained
 
 LIVE_WITHIN_MS = 2000

@@ -166,7 +166,8 @@ def test_a_trial_whose_worker_died_before_its_first_beat_is_retried(
     data: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:
     """Optuna alone would leave such a trial running forever; the budget must still close."""
-    from mlprod.registry import Store, study_storage
+    from mlprod.store import Store
+    from mlprod.training._studies import study_storage
 
     X, y = data
     settings = TuningSpec(trials=3, folds=2, sampler="random", pruning=False)

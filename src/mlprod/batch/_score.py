@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlprod.bundle import Model
 from mlprod.data import load_frame
 from mlprod.errors import DataError
-from mlprod.features import Binner
-from mlprod.registry import LiveStats, Model
+from mlprod.monitoring import Binner, LiveStats
 
 CHUNK_ROWS = 100_000
 

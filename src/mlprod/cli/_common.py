@@ -10,7 +10,9 @@ import orjson
 import typer
 from rich.console import Console
 
+from mlprod._time import parse_since
 from mlprod.settings import Settings
+from mlprod.store import ArtifactStore, Store, open_artifacts
 
 StoreOption = Annotated[
     str | None,
@@ -32,6 +34,11 @@ def settings_for(store: str | None) -> Settings:
     return settings.model_copy(update={"store": store}) if store else settings
 
 
+def open_stores(settings: Settings) -> tuple[Store, ArtifactStore]:
+    """The metadata store and the artifact store `settings` name."""
+    return Store.from_settings(settings), open_artifacts(settings)
+
+
 def print_json(document: Any) -> None:
     """One JSON document on stdout, nothing else."""
     sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2, default=_default).decode())
@@ -47,6 +54,14 @@ def _default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def since_option(text: str, option: str = "--since") -> datetime:
+    """A ``--since`` value (``7d``, ``12h`` ago or an ISO time) in the one grammar of `_time`."""
+    try:
+        return parse_since(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def when(value: datetime | None) -> str:

@@ -7,12 +7,18 @@ from typing import Annotated
 
 import typer
 
-from mlprod.cli._common import JsonOption, StoreOption, console, print_json, settings_for
+from mlprod.cli._common import (
+    JsonOption,
+    StoreOption,
+    console,
+    open_stores,
+    print_json,
+    settings_for,
+)
 from mlprod.errors import SpecError
 from mlprod.registry import Route, clear_deployment, set_deployment
 from mlprod.registry import rollback as rollback_alias
 from mlprod.spec import SPEC_FILE, load_spec
-from mlprod.workflows._context import current_user, open_store
 
 
 def _parse_route(text: str) -> Route:
@@ -37,17 +43,22 @@ def deploy(
         SPEC_FILE
     ),
     reason: Annotated[str | None, typer.Option(help="Why; kept in the audit log.")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Route to a version that failed its gates (needs --reason).")
+    ] = False,
     store: StoreOption = None,
     json: JsonOption = False,
 ) -> None:
     """Route traffic across versions (A/B, canary) with shadows; servers follow in seconds.
 
-    Without --route, the spec's ``deploy:`` section is applied.
+    Without --route, the spec's ``deploy:`` section is applied. Every routed version must
+    have passed its gates unless --force --reason; shadows only score, so any may shadow.
     """
-    meta, _ = open_store(settings=settings_for(store))
+    settings = settings_for(store)
+    meta, _ = open_stores(settings)
     with meta:
         if clear:
-            removed = clear_deployment(meta, name, actor=current_user(), reason=reason)
+            removed = clear_deployment(meta, name, actor=settings.user, reason=reason)
             print_json({"model": name, "cleared": removed}) if json else console.print(
                 f"{name}: serving its production alias" if removed else f"{name} had no deployment"
             )
@@ -64,9 +75,10 @@ def deploy(
             name,
             routes,
             shadows,
-            actor=current_user(),
+            actor=settings.user,
             reason=reason,
             log_sample_rate=sample_rate,
+            force=force,
         )
     if json:
         print_json(result.model_dump(mode="json"))
@@ -78,13 +90,17 @@ def rollback(
     name: Annotated[str, typer.Argument(help="Model name.")],
     alias: Annotated[str, typer.Option(help="Alias to move back.")] = "production",
     reason: Annotated[str | None, typer.Option(help="Why; kept in the audit log.")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Roll back to a version that failed its gates (needs --reason).")
+    ] = False,
     store: StoreOption = None,
     json: JsonOption = False,
 ) -> None:
     """Move the alias back to its previous version and clear any routes: all traffic returns."""
-    meta, _ = open_store(settings=settings_for(store))
+    settings = settings_for(store)
+    meta, _ = open_stores(settings)
     with meta:
-        entry = rollback_alias(meta, name, alias, actor=current_user(), reason=reason)
+        entry = rollback_alias(meta, name, alias, actor=settings.user, reason=reason, force=force)
     if json:
         print_json(entry.model_dump(mode="json"))
         return

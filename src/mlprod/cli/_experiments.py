@@ -31,7 +31,7 @@ def tune(
     json: JsonOption = False,
 ) -> None:
     """Tune every candidate with Optuna, then train, gate and register the best."""
-    from mlprod.workflows import join_tuning, train
+    from mlprod.pipelines import join_tuning, train
 
     settings = settings_for(store)
     if workers < 1:
@@ -63,7 +63,7 @@ def profile(
     json: JsonOption = False,
 ) -> None:
     """Write an HTML profile of a source: types, gaps, distributions, target rates, suspects."""
-    from mlprod.workflows import profile_data, profile_spec
+    from mlprod.pipelines import profile_data, profile_spec
 
     if source is not None:
         found = profile_data(source, target=target, output=output)
@@ -85,7 +85,7 @@ def rank(
     json: JsonOption = False,
 ) -> None:
     """Rank feature columns: mutual information, tree and permutation importance."""
-    from mlprod.workflows import rank_spec_features
+    from mlprod.pipelines import rank_spec_features
 
     rows = rank_spec_features(spec)
     if json:

@@ -8,19 +8,27 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from mlprod import registry
 from mlprod.cli._common import (
     JsonOption,
     StoreOption,
     console,
     metric_text,
+    open_stores,
     print_json,
     settings_for,
     when,
 )
 from mlprod.errors import MlprodError
-from mlprod.registry import LocalArtifacts, VersionRecord, open_version
-from mlprod.workflows import promote as promote_version
-from mlprod.workflows._context import open_store
+from mlprod.pipelines import promote as promote_version
+from mlprod.registry import (
+    VersionRecord,
+    alias_map,
+    list_versions,
+    open_version,
+    resolve,
+)
+from mlprod.store import ArtifactStore
 
 app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
 
@@ -32,13 +40,13 @@ def version_summary(record: VersionRecord) -> dict[str, Any]:
     }
 
 
-def serving_path(artifacts: LocalArtifacts, record: VersionRecord) -> tuple[str, str]:
+def serving_path(artifacts: ArtifactStore, record: VersionRecord) -> tuple[str, str]:
     """The path `mlprod serve` would score this version with ("fast"/"reference"), and why.
 
     Worked out now, as the server does at load: compile the fast path and replay the
     version's test set through both paths.
     """
-    from mlprod.serving._fastpath import check_fast_path
+    from mlprod.serving import check_fast_path
 
     try:
         model = open_version(artifacts, record)
@@ -51,17 +59,18 @@ def serving_path(artifacts: LocalArtifacts, record: VersionRecord) -> tuple[str,
 @app.command("list")
 def list_models(store: StoreOption = None, json: JsonOption = False) -> None:
     """Every model, with its newest version and aliases."""
-    meta, _ = open_store(settings=settings_for(store))
+    settings = settings_for(store)
+    meta, _ = open_stores(settings)
     with meta:
         rows: list[dict[str, Any]] = []
-        for name in meta.list_models():
-            versions = meta.list_versions(name)
+        for name in registry.list_models(meta):
+            versions = list_versions(meta, name)
             rows.append(
                 {
                     "name": name,
                     "versions": len(versions),
                     "latest": versions[-1].version if versions else None,
-                    "aliases": meta.aliases(name),
+                    "aliases": alias_map(meta, name),
                 }
             )
     if json:
@@ -77,10 +86,15 @@ def list_models(store: StoreOption = None, json: JsonOption = False) -> None:
 @app.command("show")
 def show(name: str, store: StoreOption = None, json: JsonOption = False) -> None:
     """A model's versions, aliases, test metrics with 95% intervals, and gate results."""
-    meta, artifacts = open_store(settings=settings_for(store))
+    settings = settings_for(store)
+    meta, artifacts = open_stores(settings)
     with meta:
-        versions = meta.list_versions(name) if name in meta.list_models() else [meta.resolve(name)]
-        aliases = meta.aliases(name)
+        versions = (
+            list_versions(meta, name)
+            if name in registry.list_models(meta)
+            else [resolve(meta, name)]
+        )
+        aliases = alias_map(meta, name)
     paths = {v.version: serving_path(artifacts, v) for v in versions}
     if json:
         summaries = [

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
 from rich.table import Table
 
-from mlprod.cli._common import JsonOption, StoreOption, console, print_json, settings_for
-from mlprod.cli._predictions import parse_since
+from mlprod.cli._common import (
+    JsonOption,
+    StoreOption,
+    console,
+    open_stores,
+    print_json,
+    settings_for,
+    since_option,
+)
 from mlprod.errors import DataError, SpecError
-from mlprod.workflows._context import open_store
+
+if TYPE_CHECKING:
+    from mlprod.monitoring import MonitoringReport, Performance
 
 outcomes_app = typer.Typer(
     help="Observed labels, joined to predictions later.", no_args_is_help=True
@@ -32,15 +41,15 @@ def monitor(
     json: JsonOption = False,
 ) -> None:
     """Traffic per version, live vs test performance, drift, errors and open alerts."""
+    from mlprod._time import parse_duration
     from mlprod.monitoring import monitor_model
-    from mlprod.spec import parse_duration
 
     try:
-        size = parse_duration(window).to_pytimedelta() if window else None
+        size = parse_duration(window) if window else None
     except ValueError as exc:
         raise SpecError(f"--window: {exc}") from None
     settings = settings_for(store)
-    meta, artifacts = open_store(settings=settings)
+    meta, artifacts = open_stores(settings)
     with meta:
         report = monitor_model(
             meta,
@@ -48,28 +57,26 @@ def monitor(
             name,
             settings=settings,
             window=size,
-            since=parse_since(since),
+            since=since_option(since),
             check=alerts,
         )
     if json:
-        print_json(report)
+        print_json(report.document())
         return
     _print(report)
 
 
-def _rate(row: dict[str, Any], metric: str) -> str:
-    value, low, high = row.get(metric), row.get(f"{metric}_low"), row.get(f"{metric}_high")
+def _rate(row: Performance | None, metric: str) -> str:
+    value, low, high = row.figure(metric) if row is not None else (None, None, None)
     if value is None:
         return "-"
     interval = f" ({low:.2f}-{high:.2f})" if low is not None and high is not None else ""
     return f"{value:.3f}{interval}"
 
 
-def _print(report: dict[str, Any]) -> None:
-    console.print(
-        f"[bold]{report['model']}[/]  windows of {report['window']} since {report['since'][:16]}"
-    )
-    live = {row["version"]: row for row in report["live"]}
+def _print(report: MonitoringReport) -> None:
+    console.print(f"[bold]{report.model}[/]  windows of {report.window} since {report.since[:16]}")
+    live = {row.version: row for row in report.live}
     table = Table(
         "version",
         "aliases",
@@ -83,18 +90,17 @@ def _print(report: dict[str, Any]) -> None:
         "test roc_auc",
         title="live (whole period) vs test set",
     )
-    for version in report["versions"]:
-        row = live.get(version["version"])
-        if row is None and not version["aliases"]:
+    for version in report.versions:
+        row = live.get(version.version)
+        if row is None and not version.aliases:
             continue
-        row = row or {}
-        mark = " [yellow](estimated)[/]" if row.get("estimated") else ""
-        test = version["test"]
+        mark = " [yellow](estimated)[/]" if row is not None and row.estimated else ""
+        test = version.test
         table.add_row(
-            str(version["version"]),
-            ", ".join(version["aliases"]) or "-",
-            f"{row.get('predictions', 0):,}",
-            f"{row.get('n_labelled', 0):,}",
+            str(version.version),
+            ", ".join(version.aliases) or "-",
+            f"{row.predictions if row else 0:,}",
+            f"{row.n_labelled if row else 0:,}",
             _rate(row, "precision") + mark,
             _rate(row, "recall") + mark,
             _rate(row, "roc_auc"),
@@ -109,28 +115,26 @@ def _print(report: dict[str, Any]) -> None:
     _print_alerts(report)
 
 
-def _print_traffic(report: dict[str, Any]) -> None:
-    versions = sorted({row["version"] for row in report["traffic"]})
+def _print_traffic(report: MonitoringReport) -> None:
+    versions = sorted({row.version for row in report.traffic})
     if not versions:
         console.print("no traffic in this period")
         return
-    counts = {(r["window_start"], r["version"]): r["count"] for r in report["traffic"]}
-    errors = {r["window_start"]: r["count"] for r in report["errors"]}
+    counts = {(r.window_start, r.version): r.count for r in report.traffic}
+    errors = {r.window_start: r.count for r in report.errors}
     table = Table("window", *(f"v{v}" for v in versions), "errors", title="traffic")
-    for start in sorted({r["window_start"] for r in report["traffic"]})[-SHOWN_WINDOWS:]:
+    for start in sorted({r.window_start for r in report.traffic})[-SHOWN_WINDOWS:]:
         cells = [f"{counts.get((start, v), 0):,}" for v in versions]
         table.add_row(start[:16], *cells, str(errors.get(start, 0)))
     console.print(table)
 
 
-def _print_drift(report: dict[str, Any]) -> None:
-    if not report["drift"]:
+def _print_drift(report: MonitoringReport) -> None:
+    if not report.drift:
         console.print("no drift statistics (no traffic, or versions without reference bins)")
         return
-    newest = max(row["window_start"] for row in report["drift"])
-    rows = sorted(
-        (r for r in report["drift"] if r["window_start"] == newest), key=lambda r: -r["psi"]
-    )[:SHOWN_FEATURES]
+    newest = max(row.window_start for row in report.drift)
+    rows = sorted((r for r in report.drift if r.window_start == newest), key=lambda r: -r.psi)
     table = Table(
         "feature",
         "version",
@@ -142,33 +146,34 @@ def _print_drift(report: dict[str, Any]) -> None:
         "",
         title=f"drift, window {newest[:16]} (largest first)",
     )
-    for r in rows:
-        flag = "[red]drifted[/]" if r["flagged"] else "[green]ok[/]"
+    for r in rows[:SHOWN_FEATURES]:
+        flag = "[red]drifted[/]" if r.flagged else "[green]ok[/]"
         table.add_row(
-            r["feature"],
-            str(r["version"]),
-            f"{r['psi']:.3f}",
-            f"{r['js']:.3f}",
-            f"{r['p_value']:.2g}",
-            f"{r['null_rate']:.1%}",
-            f"{r['unseen_rate']:.1%}",
+            r.feature,
+            str(r.version),
+            f"{r.psi:.3f}",
+            f"{r.js:.3f}",
+            f"{r.p_value:.2g}",
+            f"{r.null_rate:.1%}",
+            f"{r.unseen_rate:.1%}",
             flag,
         )
     console.print(table)
 
 
-def _print_alerts(report: dict[str, Any]) -> None:
-    outcomes = report["outcomes"]
+def _print_alerts(report: MonitoringReport) -> None:
+    outcomes = report.outcomes
     console.print(
         f"outcomes: {outcomes['matched']:,} matched, {outcomes['pending']:,} waiting "
         f"for their prediction (+{outcomes.get('unassigned', 0):,} sent by id alone), "
         f"{outcomes['invalid']:,} invalid, {outcomes['duplicate']:,} duplicate"
     )
-    if not report["alerts"]:
+    if not report.alerts:
         console.print("[green]no open alerts[/]")
-    for alert in report["alerts"]:
+    for alert in report.alerts:
         console.print(
-            f"[red]alert[/] {alert['kind']}: {alert['message']} (since {alert['opened_at'][:16]})"
+            f"[red]alert[/] {alert.kind}: {alert.message} "
+            f"(since {alert.opened_at.isoformat()[:16]})"
         )
 
 
@@ -185,7 +190,7 @@ def ingest(
 ) -> None:
     """Load observed labels: columns label and prediction_id, or entity and time."""
     from mlprod.data import load_frame
-    from mlprod.registry import ingest_outcomes, match_outcomes
+    from mlprod.monitoring import ingest_outcomes, match_outcomes
     from mlprod.spec import SqlSource
 
     if (source is None) == (sql is None):
@@ -197,7 +202,7 @@ def ingest(
         else SqlSource(url=url or settings.store_url(), query=sql or "")
     )
     outcomes = _outcomes(frame)
-    meta, _ = open_store(settings=settings)
+    meta, _ = open_stores(settings)
     with meta:
         counts = ingest_outcomes(meta, outcomes, model=model)
         counts["matched"] = match_outcomes(meta, bucket_seconds=settings.monitor_bucket)

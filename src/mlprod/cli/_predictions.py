@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,31 +10,22 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from mlprod.cli._common import JsonOption, StoreOption, console, print_json, settings_for, when
-from mlprod.registry import read_predictions
-from mlprod.workflows._context import open_store
+from mlprod.cli._common import (
+    JsonOption,
+    StoreOption,
+    console,
+    open_stores,
+    print_json,
+    settings_for,
+    since_option,
+    when,
+)
+from mlprod.predlog import read_predictions
 
 app = typer.Typer(help="The prediction log.", no_args_is_help=True)
 
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _FORMATS = (".parquet", ".csv")
 SHOWN = 20  # rows printed as a table when there is no --output
-
-
-def parse_since(text: str) -> datetime:
-    """``1h``, ``30m``, ``7d`` (ago, from now) or an ISO time (naive means UTC)."""
-    match = _DURATION.fullmatch(text.strip())
-    if match:
-        amount, unit = float(match[1]), _UNITS[match[2]]
-        return datetime.now(UTC) - timedelta(**{unit: amount})
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is neither a duration (30m, 1h, 7d, 2w) nor an ISO time (2026-05-01T10:00)"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _check_output(path: Path | None) -> Path | None:
@@ -64,8 +53,9 @@ def export(
     The file has one ``input.<field>`` column per input field; ``record`` and ``label``
     hold the original JSON as text, so every file has the same schema whatever the inputs.
     """
-    start = parse_since(since) if since else None
-    meta, _ = open_store(settings=settings_for(store))
+    start = since_option(since) if since else None
+    settings = settings_for(store)
+    meta, _ = open_stores(settings)
     with meta:
         frame = read_predictions(meta, model, since=start)
     if output is not None:

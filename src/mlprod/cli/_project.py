@@ -19,9 +19,9 @@ from mlprod.cli._common import (
 from mlprod.data import load_frame
 from mlprod.errors import SpecError
 from mlprod.features import infer_kinds
+from mlprod.pipelines import TrainedRun
+from mlprod.pipelines import train as train_model
 from mlprod.spec import SPEC_FILE, render_spec
-from mlprod.workflows import TrainedRun
-from mlprod.workflows import train as train_model
 
 
 def init(
@@ -109,6 +109,6 @@ def quickstart(
     rows: Annotated[int, typer.Option(help="Rows of generated customer data.")] = 20_000,
 ) -> None:
     """Make a realistic example project and run it end to end: train, gate, promote, serve."""
-    from mlprod.workflows._quickstart import run_quickstart
+    from mlprod.pipelines import run_quickstart
 
     run_quickstart(directory, rows=rows, console=console)

@@ -13,12 +13,12 @@ from mlprod.cli._common import (
     StoreOption,
     console,
     metric_text,
+    open_stores,
     print_json,
     settings_for,
     when,
 )
-from mlprod.registry import list_trials, search_runs
-from mlprod.workflows._context import open_store
+from mlprod.registry import get_run, list_trials, search_runs
 
 app = typer.Typer(help="Training runs.", no_args_is_help=True)
 
@@ -43,7 +43,8 @@ def list_runs(
     json: JsonOption = False,
 ) -> None:
     """Runs, newest first, or filtered and sorted by metrics, params, date and user."""
-    meta, _ = open_store(settings=settings_for(store))
+    settings = settings_for(store)
+    meta, _ = open_stores(settings)
     with meta:
         runs = search_runs(
             meta, model=model, where=where, since=since, user=user, status=status,
@@ -77,9 +78,10 @@ def show(
     json: JsonOption = False,
 ) -> None:
     """Everything a run recorded: spec, params, metrics, data fingerprint, environment."""
-    meta, _ = open_store(settings=settings_for(store))
+    settings = settings_for(store)
+    meta, _ = open_stores(settings)
     with meta:
-        run = meta.get_run(run_id)
+        run = get_run(meta, run_id)
         trials = list_trials(meta, run.id)
     if json:
         shown = run.model_dump(mode="json")
@@ -128,7 +130,7 @@ def compare(
     json: JsonOption = False,
 ) -> None:
     """Config diff, metric deltas (b - a) with 95% intervals, overlaid ROC/PR in HTML."""
-    from mlprod.workflows import compare_runs
+    from mlprod.pipelines import compare_runs
 
     result = compare_runs(a, b, output=output, settings=settings_for(store))
     if json:
@@ -160,7 +162,7 @@ def rerun(
 ) -> None:
     """Train again from a past run's resolved spec, with changes; linked to it as parent."""
     from mlprod.cli._project import print_run
-    from mlprod.workflows import rerun as rerun_run
+    from mlprod.pipelines import rerun as rerun_run
 
     run = rerun_run(run_id, set_ or [], settings=settings_for(store), quiet=json, workers=workers)
     print_run(run, json)

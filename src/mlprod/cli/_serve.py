@@ -44,7 +44,7 @@ def serve(
     host, port = host or settings.host, port or settings.port
     with _alert_checks(settings):
         if (workers or settings.workers) > 1:
-            from mlprod.serving._workers import run_workers
+            from mlprod.serving import run_workers
 
             count = workers or settings.workers
             err_console.print(f"serving with {count} worker processes on http://{host}:{port}")
@@ -59,10 +59,10 @@ def _alert_checks(settings: Settings) -> Iterator[None]:
     if not settings.monitor:
         yield
         return
+    from mlprod.cli._common import open_stores
     from mlprod.monitoring import Watcher
-    from mlprod.workflows._context import open_store
 
-    meta, artifacts = open_store(settings=settings)
+    meta, artifacts = open_stores(settings)
     watcher = Watcher(meta, artifacts, settings)
     watcher.start()
     try:
@@ -85,7 +85,7 @@ def build_app(settings: Settings, alias: str) -> FastAPI:
 
 
 def _serve_one(settings: Settings, alias: str, host: str, port: int) -> None:
-    from mlprod.serving._guard import run_server
+    from mlprod.serving import run_server
 
     app = build_app(settings, alias)
     served = app.state.pool.status()["models"]
@@ -110,16 +110,16 @@ def predict(
 ) -> None:
     """Score a file in chunks; each row gets score, label, model, version and scored_at."""
     from mlprod.batch import score_file
-    from mlprod.registry import LiveStats, merge_live_stats
-    from mlprod.workflows import load
-    from mlprod.workflows._context import open_store
+    from mlprod.cli._common import open_stores
+    from mlprod.monitoring import LiveStats, merge_live_stats
+    from mlprod.pipelines import load
 
     settings = settings_for(store)
     model = load(ref, settings=settings)
     stats = LiveStats(settings.monitor_bucket) if settings.monitor else None
     rows = score_file(model, input, output, chunk_rows=chunk_rows, stats=stats)
     if stats is not None:  # batch traffic counts in monitoring like served traffic
-        meta, _ = open_store(settings=settings)
+        meta, _ = open_stores(settings)
         with meta:
             merge_live_stats(meta, stats.drain())
     if json:
@@ -137,7 +137,7 @@ def dashboard(
 ) -> None:
     """The web dashboard: every model's live precision and recall, drift and traffic."""
     from mlprod.dashboard import create_dashboard
-    from mlprod.serving._guard import GuardState, run_server
+    from mlprod.serving import GuardState, run_server
 
     settings = settings_for(store)
     app = create_dashboard(settings)
@@ -146,5 +146,5 @@ def dashboard(
     err_console.print(f"dashboard on http://{host}:{port}/ui/")
     with _alert_checks(settings):
         run_server(
-            app, host=host, port=port, grace_period=settings.grace_period, state=GuardState()
+            app, host=host, port=port, grace_period=settings.grace_period, state=app.state.guard
         )

@@ -16,12 +16,12 @@ from mlprod.cli._common import (
     StoreOption,
     console,
     err_console,
+    open_stores,
     print_json,
     settings_for,
     when,
 )
-from mlprod.registry import create_token, list_tokens, revoke_token
-from mlprod.workflows._context import current_user, open_store
+from mlprod.serving import create_token, list_tokens, revoke_token
 
 app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
 
@@ -41,9 +41,10 @@ def create(
     json: JsonOption = False,
 ) -> None:
     """Create a token and print its secret, once."""
-    meta, _ = open_store(settings=settings_for(store))
+    settings = settings_for(store)
+    meta, _ = open_stores(settings)
     with meta:
-        record, secret = create_token(meta, name, scope or ["predict"], actor=current_user())
+        record, secret = create_token(meta, name, scope or ["predict"], actor=settings.user)
     if json:
         print_json({**record.model_dump(mode="json"), "secret": secret})
         return
@@ -63,7 +64,8 @@ def list_(
     json: JsonOption = False,
 ) -> None:
     """Every token with its scopes and state; secrets are never shown."""
-    meta, _ = open_store(settings=settings_for(store))
+    settings = settings_for(store)
+    meta, _ = open_stores(settings)
     with meta:
         tokens = list_tokens(meta)
     if json:
@@ -83,9 +85,10 @@ def revoke(
     json: JsonOption = False,
 ) -> None:
     """Revoke a token; servers stop accepting it within a few seconds."""
-    meta, _ = open_store(settings=settings_for(store))
+    settings = settings_for(store)
+    meta, _ = open_stores(settings)
     with meta:
-        record = revoke_token(meta, token_id, actor=current_user())
+        record = revoke_token(meta, token_id, actor=settings.user)
     if json:
         print_json(record.model_dump(mode="json"))
         return

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -43,18 +43,18 @@ from starlette.concurrency import run_in_threadpool
 from mlprod.dashboard import _data
 from mlprod.dashboard._charts import drift_figure, performance_figure, traffic_figure
 from mlprod.errors import MlprodError, NotFoundError, UnauthorizedError
+from mlprod.monitoring import Performance, activity_marker
 from mlprod.registry import (
-    ArtifactStore,
-    LocalArtifacts,
     Route,
-    Store,
-    activity_marker,
     clear_deployment,
+    get_version,
+    list_versions,
     rollback,
     set_deployment,
 )
-from mlprod.serving._auth import Authenticator
+from mlprod.serving import Authenticator
 from mlprod.settings import Settings
+from mlprod.store import ArtifactStore, LocalArtifacts, Store
 
 POLL_SECONDS = 0.5  # how often an open page's stream looks for changes
 KEEPALIVE_SECONDS = 15.0
@@ -122,13 +122,14 @@ def charts(detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _rate(row: dict[str, Any] | None, metric: str) -> str:
+def _rate(row: Performance | Mapping[str, Any] | None, metric: str) -> str:
     """``0.812 (0.780-0.841)`` or ``-``."""
-    if not row or row.get(metric) is None:
+    figures = row.model_dump() if isinstance(row, Performance) else (row or {})
+    if figures.get(metric) is None:
         return "-"
-    low, high = row.get(f"{metric}_low"), row.get(f"{metric}_high")
+    low, high = figures.get(f"{metric}_low"), figures.get(f"{metric}_high")
     interval = f" ({low:.3f}-{high:.3f})" if low is not None and high is not None else ""
-    return f"{row[metric]:.3f}{interval}"
+    return f"{figures[metric]:.3f}{interval}"
 
 
 def _bearer(request: Request) -> str | None:
@@ -165,7 +166,7 @@ def _pages(router: APIRouter, board: Dashboard, read: list[Any]) -> None:
     @router.get("/models/{name}", response_class=HTMLResponse, dependencies=read)
     async def model_page(name: str, period: str = "7d") -> str:
         update = await run_in_threadpool(board.live_update, "model", name, period)
-        versions = await run_in_threadpool(board.store.list_versions, name)
+        versions = await run_in_threadpool(list_versions, board.store, name)
         return board.render(
             "model.html.j2",
             update=update,
@@ -205,7 +206,7 @@ def _pages(router: APIRouter, board: Dashboard, read: list[Any]) -> None:
     @router.get("/models/{name}/versions/{version}/report", dependencies=read)
     async def version_report(name: str, version: int) -> Response:
         """The training report stored in the bundle (addressed by the version, not a path)."""
-        record = await run_in_threadpool(board.store.get_version, name, version)
+        record = await run_in_threadpool(get_version, board.store, name, version)
         path = board.artifacts.path(record.bundle_id) / "report.html"
         if not path.is_file():
             raise NotFoundError(f"{name}@{version} has no training report")
@@ -266,6 +267,7 @@ class PromoteBody(BaseModel):
 
 class RollbackBody(BaseModel):
     alias: str = "production"
+    force: bool = False
     reason: str | None = None
 
 
@@ -273,23 +275,24 @@ class RoutesBody(BaseModel):
     routes: list[Route] = Field(default_factory=list)
     shadows: list[int] = Field(default_factory=list)
     clear: bool = False
+    force: bool = False
     reason: str | None = None
 
 
 def _admin(router: APIRouter, board: Dashboard) -> None:
     """Promote, roll back and route from the page: admin tokens only, audited by token name."""
-    from mlprod.workflows._lifecycle import promote_version
+    from mlprod.registry import set_alias
 
     admin = Depends(board.admin)  # a local alias cannot be an annotation: FastAPI reads them late
 
     @router.post("/api/admin/models/{name}/promote")
     async def promote(name: str, body: PromoteBody, actor: str = admin) -> dict[str, Any]:
         entry = await run_in_threadpool(
-            lambda: promote_version(
+            lambda: set_alias(
                 board.store,
                 name,
-                body.version,
                 body.alias,
+                body.version,
                 actor=actor,
                 force=body.force,
                 reason=body.reason or None,
@@ -300,7 +303,9 @@ def _admin(router: APIRouter, board: Dashboard) -> None:
     @router.post("/api/admin/models/{name}/rollback")
     async def roll_back(name: str, body: RollbackBody, actor: str = admin) -> dict[str, Any]:
         entry = await run_in_threadpool(
-            lambda: rollback(board.store, name, body.alias, actor=actor, reason=body.reason)
+            lambda: rollback(
+                board.store, name, body.alias, actor=actor, reason=body.reason, force=body.force
+            )
         )
         return {"done": True, "result": entry.model_dump(mode="json")}
 
@@ -310,7 +315,13 @@ def _admin(router: APIRouter, board: Dashboard) -> None:
             if body.clear:
                 return clear_deployment(board.store, name, actor=actor, reason=body.reason)
             return set_deployment(
-                board.store, name, body.routes, body.shadows, actor=actor, reason=body.reason
+                board.store,
+                name,
+                body.routes,
+                body.shadows,
+                actor=actor,
+                reason=body.reason,
+                force=body.force,
             ).model_dump(mode="json")
 
         return {"done": True, "result": await run_in_threadpool(work)}

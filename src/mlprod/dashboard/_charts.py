@@ -7,8 +7,10 @@ always come from the same windows.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlprod.monitoring import MonitoringReport
 
 LAYOUT: dict[str, Any] = {
     "template": "plotly_white",
@@ -18,15 +20,15 @@ LAYOUT: dict[str, Any] = {
 }
 
 
-def _period(report: Mapping[str, Any]) -> dict[str, Any]:
+def _period(report: MonitoringReport) -> dict[str, Any]:
     """A date axis spanning the report's period, so one window still shows in context."""
-    return {"type": "date", "range": [report["since"], report["until"]]}
+    return {"type": "date", "range": [report.since, report.until]}
 
 
-def _window_ms(report: Mapping[str, Any]) -> float:
-    from mlprod.spec import parse_duration
+def _window_ms(report: MonitoringReport) -> float:
+    from mlprod._time import parse_duration
 
-    return float(parse_duration(report["window"]).total_seconds() * 1000)
+    return float(parse_duration(report.window).total_seconds() * 1000)
 
 
 def _json(figure: Any) -> dict[str, Any]:
@@ -35,20 +37,22 @@ def _json(figure: Any) -> dict[str, Any]:
     return data
 
 
-def performance_figure(report: Mapping[str, Any], metric: str) -> dict[str, Any]:
+def performance_figure(report: MonitoringReport, metric: str) -> dict[str, Any]:
     """`metric` per window and version, with its 95% band; estimated windows hollow."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    for version in sorted({row["version"] for row in report["performance"]}):
+    for version in sorted({row.version for row in report.performance}):
         rows = [
-            r for r in report["performance"] if r["version"] == version and r[metric] is not None
+            r
+            for r in report.performance
+            if r.version == version and r.figure(metric)[0] is not None
         ]
         if not rows:
             continue
-        x = [r["window_start"] for r in rows]
-        low = [r[f"{metric}_low"] for r in rows]
-        high = [r[f"{metric}_high"] for r in rows]
+        x = [r.window_start for r in rows]
+        low = [r.figure(metric)[1] for r in rows]
+        high = [r.figure(metric)[2] for r in rows]
         figure.add_scatter(
             x=x + x[::-1],
             y=high + low[::-1],
@@ -61,13 +65,11 @@ def performance_figure(report: Mapping[str, Any], metric: str) -> dict[str, Any]
         )
         figure.add_scatter(
             x=x,
-            y=[r[metric] for r in rows],
+            y=[r.figure(metric)[0] for r in rows],
             mode="lines+markers",
             name=f"v{version}",
-            marker={"symbol": ["circle-open" if r["estimated"] else "circle" for r in rows]},
-            customdata=[
-                [r["n_labelled"], "estimated" if r["estimated"] else "realized"] for r in rows
-            ],
+            marker={"symbol": ["circle-open" if r.estimated else "circle" for r in rows]},
+            customdata=[[r.n_labelled, "estimated" if r.estimated else "realized"] for r in rows],
             hovertemplate="%{y:.3f} (%{customdata[1]}, %{customdata[0]} labelled)<extra></extra>",
         )
     figure.update_layout(
@@ -79,16 +81,16 @@ def performance_figure(report: Mapping[str, Any], metric: str) -> dict[str, Any]
     return _json(figure)
 
 
-def traffic_figure(report: Mapping[str, Any]) -> dict[str, Any]:
+def traffic_figure(report: MonitoringReport) -> dict[str, Any]:
     """Scored records per window, stacked by version."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    for version in sorted({row["version"] for row in report["traffic"]}):
-        rows = [r for r in report["traffic"] if r["version"] == version]
+    for version in sorted({row.version for row in report.traffic}):
+        rows = [r for r in report.traffic if r.version == version]
         figure.add_bar(
-            x=[r["window_start"] for r in rows],
-            y=[r["count"] for r in rows],
+            x=[r.window_start for r in rows],
+            y=[r.count for r in rows],
             name=f"v{version}",
             width=_window_ms(report) * 0.9,
             offset=0,
@@ -99,14 +101,14 @@ def traffic_figure(report: Mapping[str, Any]) -> dict[str, Any]:
     return _json(figure)
 
 
-def drift_figure(report: Mapping[str, Any], version: int | None) -> dict[str, Any]:
+def drift_figure(report: MonitoringReport, version: int | None) -> dict[str, Any]:
     """PSI per feature and window of `version`, as a heat map."""
     import plotly.graph_objects as go
 
-    rows = [r for r in report["drift"] if r["version"] == version]
-    windows = sorted({r["window_start"] for r in rows})
-    features = sorted({r["feature"] for r in rows})
-    psi = {(r["feature"], r["window_start"]): r["psi"] for r in rows}
+    rows = [r for r in report.drift if r.version == version]
+    windows = sorted({r.window_start for r in rows})
+    features = sorted({r.feature for r in rows})
+    psi = {(r.feature, r.window_start): r.psi for r in rows}
     z = [[psi.get((f, w)) for w in windows] for f in features]
     figure = go.Figure(
         go.Heatmap(

@@ -16,18 +16,28 @@ from typing import Any
 
 from mlprod.errors import NotFoundError
 from mlprod.evaluation import overlaid_curves
-from mlprod.monitoring import agreed_thresholds, build_report
-from mlprod.registry import (
+from mlprod.monitoring import (
     AlertRecord,
-    ArtifactStore,
-    Store,
-    VersionRecord,
-    get_deployment,
+    MonitoringReport,
+    Performance,
+    VersionSummary,
+    agreed_thresholds,
+    build_report,
     list_alerts,
+)
+from mlprod.pipelines import config_diff, version_test_scores
+from mlprod.registry import (
+    VersionRecord,
+    audit_log,
+    get_deployment,
+    get_run,
+    get_version,
+    list_models,
+    list_versions,
     search_runs,
 )
 from mlprod.spec import Gate, MonitorSpec
-from mlprod.workflows._experiments import config_diff, version_test_scores
+from mlprod.store import ArtifactStore, Store
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,7 @@ def model_report(
     thresholds: MonitorSpec | None = None,
     *,
     summary: bool = False,
-) -> dict[str, Any]:
+) -> MonitoringReport:
     """`mlprod monitor NAME --window W --since S --json`, without touching alerts."""
     thresholds = thresholds or agreed_thresholds(store, name)[0]
     since = datetime.now(UTC) - span.span
@@ -89,8 +99,8 @@ def overview(store: Store, artifacts: ArtifactStore, span: Period) -> dict[str, 
     for alert in list_alerts(store, open_only=True, limit=10_000):
         alerts.setdefault(alert.model, []).append(alert)
     rows = []
-    for name in store.list_models():
-        versions = store.list_versions(name)
+    for name in list_models(store):
+        versions = list_versions(store, name)
         if versions:
             rows.append(_model_row(store, artifacts, name, versions, span, alerts.get(name, [])))
     return {"period": span.name, "generated_at": datetime.now(UTC).isoformat(), "models": rows}
@@ -106,13 +116,13 @@ def _model_row(
 ) -> dict[str, Any]:
     thresholds, gates = agreed_thresholds(store, name)
     report = model_report(store, artifacts, name, span, thresholds, summary=True)
-    live = {row["version"]: row for row in report["live"]}
-    summaries = {v["version"]: v for v in report["versions"]}
+    live = {row.version: row for row in report.live}
+    summaries = {v.version: v for v in report.versions}
     production = next((v for v in reversed(versions) if "production" in v.aliases), None)
     newer = [v for v in reversed(versions) if production is None or v.version > production.version]
     traffic: dict[int, int] = {}
-    for window in report["traffic"]:
-        traffic[window["version"]] = traffic.get(window["version"], 0) + window["count"]
+    for window in report.traffic:
+        traffic[window.version] = traffic.get(window.version, 0) + window.count
     drifted = _drifted(report, production.version if production else None)
     row: dict[str, Any] = {
         "name": name,
@@ -121,32 +131,34 @@ def _model_row(
         "traffic": [{"version": v, "count": c} for v, c in sorted(traffic.items())],
         "drifted": drifted,
         "alerts": [{"kind": a.kind, "subject": a.subject, "message": a.message} for a in alerts],
-        "outcomes": report["outcomes"],
+        "outcomes": report.outcomes,
     }
     row["health"], row["reasons"] = health(row, gates)
     return row
 
 
 def _version_row(
-    record: VersionRecord, live: Mapping[int, Mapping[str, Any]], summaries: Mapping[int, Any]
+    record: VersionRecord,
+    live: Mapping[int, Performance],
+    summaries: Mapping[int, VersionSummary],
 ) -> dict[str, Any]:
     return {
         "version": record.version,
         "aliases": record.aliases,
         "gates_passed": record.gates_passed,
         "created_at": record.created_at.isoformat(),
-        "test": summaries[record.version]["test"],
-        "live": dict(live[record.version]) if record.version in live else None,
+        "test": summaries[record.version].test,
+        "live": live[record.version].model_dump() if record.version in live else None,
     }
 
 
-def _drifted(report: Mapping[str, Any], version: int | None) -> list[str]:
+def _drifted(report: MonitoringReport, version: int | None) -> list[str]:
     """Features flagged in the newest window of `version` (the production version)."""
-    rows = [r for r in report["drift"] if r["version"] == version]
+    rows = [r for r in report.drift if r.version == version]
     if not rows:
         return []
-    newest = max(r["window_start"] for r in rows)
-    return sorted(r["feature"] for r in rows if r["window_start"] == newest and r["flagged"])
+    newest = max(r.window_start for r in rows)
+    return sorted(r.feature for r in rows if r.window_start == newest and r.flagged)
 
 
 def health(row: Mapping[str, Any], gates: Mapping[str, Gate]) -> tuple[str, list[str]]:
@@ -185,25 +197,25 @@ def model_detail(store: Store, artifacts: ArtifactStore, name: str, span: Period
     """The model page: the windows of its report, routes, versions and audit log."""
     report = model_report(store, artifacts, name, span)
     deployment = get_deployment(store, name)
-    production = next((v for v in report["versions"] if "production" in v["aliases"]), None)
+    production = next((v for v in report.versions if "production" in v.aliases), None)
     return {
         "name": name,
         "period": span.name,
         "report": report,
-        "production": production["version"] if production else None,
+        "production": production.version if production else None,
         "deployment": deployment.model_dump(mode="json") if deployment else None,
-        "audit": [entry.model_dump(mode="json") for entry in store.audit_log(name, limit=50)],
+        "audit": [entry.model_dump(mode="json") for entry in audit_log(store, name, limit=50)],
     }
 
 
 def version_detail(store: Store, name: str, version: int) -> dict[str, Any]:
     """The version page: metrics, gates, the run behind it and its lineage."""
-    record = store.get_version(name, version)
-    run = store.get_run(record.run_id)
+    record = get_version(store, name, version)
+    run = get_run(store, record.run_id)
     lineage = [run.model_dump(mode="json", exclude={"spec"})]
     while lineage[-1]["parent_run_id"] and len(lineage) < 20:
         lineage.append(
-            store.get_run(lineage[-1]["parent_run_id"]).model_dump(mode="json", exclude={"spec"})
+            get_run(store, lineage[-1]["parent_run_id"]).model_dump(mode="json", exclude={"spec"})
         )
     return {
         "name": name,
@@ -250,7 +262,7 @@ def compare_runs(store: Store, artifacts: ArtifactStore, run_ids: Sequence[str])
     """Two or more runs side by side: metrics, what changed, ROC and PR curves overlaid."""
     if len(run_ids) < 2:
         raise NotFoundError("pick at least two runs to compare")
-    runs = [store.get_run(run_id) for run_id in run_ids]
+    runs = [get_run(store, run_id) for run_id in run_ids]
     curves = {}
     for run in runs:
         scored = version_test_scores(run, store, artifacts)

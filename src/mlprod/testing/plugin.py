@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from mlprod.bundle import Model
     from mlprod.evaluation import MetricValue
-    from mlprod.registry import Model
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def mlprod_model(request: pytest.FixtureRequest) -> Model:
     """The verified model version named by --mlprod-model."""
-    from mlprod.workflows import load
+    from mlprod.pipelines import load
 
     ref = request.config.getoption("--mlprod-model") or request.config.getini("mlprod_model")
     if not ref:

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from mlprod.registry import combine_scores
+from mlprod.bundle import combine_scores
 from mlprod.spec import EnsembleSpec
 from mlprod.training._fit import CandidateResult, selection_score
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mlprod.registry import Store
+from mlprod.registry import alias_map, audit_log, get_version
+from mlprod.store import Store
 
 
 @pytest.mark.slow
@@ -28,10 +29,10 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     rows = (demo / "customers.csv").read_text().count("\n") - 1
     assert rows == 20_000
     with Store.open(f"sqlite:///{demo / '.mlprod' / 'mlprod.db'}") as store:
-        assert store.aliases("churn") == {"production": 1}
-        version = store.get_version("churn", 1)
+        assert alias_map(store, "churn") == {"production": 1}
+        version = get_version(store, "churn", 1)
         assert version.gates_passed
-        assert [e.action for e in store.audit_log("churn")] == ["promote"]
+        assert [e.action for e in audit_log(store, "churn")] == ["promote"]
     # the one HTTP prediction it made is printed as JSON
     start = done.stdout.index('{\n  "model"')
     answer = json.loads(done.stdout[start : done.stdout.index("\n}", start) + 2])

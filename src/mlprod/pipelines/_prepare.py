@@ -16,10 +16,10 @@ import pandas as pd
 
 from mlprod.data import DataFingerprint, Split, fingerprint, load_frame, make_split, require_columns
 from mlprod.features import FeatureTransformer, resolve_features
+from mlprod.pipelines._progress import Steps
+from mlprod.pipelines._target import encode_target
 from mlprod.spec import FeatureKind, ProjectSpec
 from mlprod.training import fit_selection, with_selection
-from mlprod.workflows._progress import Steps
-from mlprod.workflows._target import encode_target
 
 
 @dataclass

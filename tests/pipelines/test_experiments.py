@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 import mlprod
-from mlprod.registry import Store, list_trials, read_curves
-from mlprod.workflows import compare_runs, profile_data, rank_spec_features, rerun, train
+from mlprod.pipelines import compare_runs, profile_data, rank_spec_features, rerun, train
+from mlprod.registry import get_run, list_trials, read_curves
+from mlprod.store import Store
 from support import SMALL_SPEC, Project, write_project
 
 TUNED = SMALL_SPEC.replace(
@@ -39,7 +40,7 @@ def test_tuned_run_stores_trials_curves_and_draws_them(
     with _store(project) as store:
         trials = list_trials(store, run.id)
         curves = {c.candidate: c for c in read_curves(store, run.id)}
-        record = store.get_run(run.id)
+        record = get_run(store, run.id)
     by_candidate = {name: [t for t in trials if t.candidate == name]
                     for name in ("logistic_regression", "lightgbm")}  # fmt: skip
     assert [len(v) for v in by_candidate.values()] == [5, 5]
@@ -67,7 +68,7 @@ def test_tuning_never_sees_the_test_set(
     project, run = tuned
     df = pd.read_csv(project.root / "customers.csv")
     with _store(project) as store:
-        split = store.get_run(run.id).params["split"]
+        split = get_run(store, run.id).params["split"]
         before = [(t.candidate, t.params, t.fold_scores) for t in list_trials(store, run.id)]
     test_rows = pd.to_datetime(df["event_time"]) >= pd.Timestamp(split["test_start"])
     assert test_rows.sum() == split["test_rows"]
@@ -95,9 +96,9 @@ def test_rerun_reproduces_the_parent_and_changes_apply(
     assert child.winner == run.winner and child.threshold == run.threshold
     changed = rerun(run.id, ["tuning.trials=2", "split.gap=10d"], store=project.store)
     with _store(project) as store:
-        record = store.get_run(changed.id)
+        record = get_run(store, changed.id)
         assert record.parent_run_id == run.id
-        assert store.get_run(child.id).parent_run_id == run.id
+        assert get_run(store, child.id).parent_run_id == run.id
         assert record.spec["tuning"]["trials"] == 2 and record.spec["split"]["gap"] == "10d"
         assert len(list_trials(store, changed.id)) == 4
     diff = compare_runs(run.id, changed.id, store=project.store)
@@ -127,7 +128,7 @@ def test_ensemble_and_selection_travel_in_the_bundle(tmp_path: Path) -> None:
     X, y = model.test_data()
     assert model.transformer.transform(X).shape[1] == 10  # the selection step travels along
     recorded = model.manifest
-    assert recorded["flavor"] == ("ensemble" if kept else recorded["flavor"])
+    assert recorded.flavor == ("ensemble" if kept else recorded.flavor)
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y, model.score(X)) == pytest.approx(

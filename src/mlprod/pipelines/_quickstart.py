@@ -20,9 +20,9 @@ from rich.console import Console
 from mlprod.data import make_churn_table
 from mlprod.errors import MlprodError
 from mlprod.features import json_safe
+from mlprod.pipelines._lifecycle import promote
+from mlprod.pipelines._train import train
 from mlprod.settings import Settings
-from mlprod.workflows._lifecycle import promote
-from mlprod.workflows._train import train
 
 SPEC = """\
 # The quickstart's spec: a churn model on generated customer snapshots.

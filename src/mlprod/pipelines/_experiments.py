@@ -16,11 +16,11 @@ import yaml
 
 from mlprod.errors import SpecError
 from mlprod.evaluation import compare_metrics, overlaid_curves, write_page
-from mlprod.registry import RunRecord, open_version
+from mlprod.pipelines._context import open_store
+from mlprod.pipelines._train import TrainedRun, train
+from mlprod.pipelines._tuning import spec_from_run
+from mlprod.registry import RunRecord, get_run, get_version, open_version
 from mlprod.settings import Settings
-from mlprod.workflows._context import open_store
-from mlprod.workflows._train import TrainedRun, train
-from mlprod.workflows._tuning import spec_from_run
 
 
 def apply_changes(spec: dict[str, Any], changes: list[str]) -> dict[str, Any]:
@@ -64,11 +64,11 @@ def rerun(
 
     Example::
 
-        child = mlprod.workflows.rerun("3f9c2a1b", ["tuning.trials=100"])
+        child = mlprod.pipelines.rerun("3f9c2a1b", ["tuning.trials=100"])
     """
     meta, _ = open_store(store, settings)
     with meta:
-        parent = meta.get_run(run_id)
+        parent = get_run(meta, run_id)
     resolved = apply_changes(parent.spec, list(changes or []))
     spec = spec_from_run(resolved, f"run {parent.id[:12]} with --set changes")
     return train(
@@ -100,7 +100,7 @@ def version_test_scores(run: RunRecord, meta: Any, artifacts: Any) -> tuple[Any,
     """The run's version's test rows, labels, scores and threshold (None without a version)."""
     if run.version is None:
         return None
-    model = open_version(artifacts, meta.get_version(run.model, run.version))
+    model = open_version(artifacts, get_version(meta, run.model, run.version))
     frame, y = model.test_data()
     return frame, y, model.score(frame), np.array(model.threshold)
 
@@ -120,7 +120,7 @@ def compare_runs(
     """
     meta, artifacts = open_store(store, settings)
     with meta:
-        run_a, run_b = meta.get_run(a), meta.get_run(b)
+        run_a, run_b = get_run(meta, a), get_run(meta, b)
         scored_a, scored_b = (
             version_test_scores(run_a, meta, artifacts),
             version_test_scores(run_b, meta, artifacts),

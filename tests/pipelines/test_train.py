@@ -12,15 +12,16 @@ import pytest
 
 import mlprod
 from mlprod.errors import DataError, GateFailedError, SpecError
-from mlprod.registry import Store
-from mlprod.workflows import promote, train
+from mlprod.pipelines import promote, train
+from mlprod.registry import audit_log, get_run, get_version, list_runs, list_versions
+from mlprod.store import Store
 from support import SMALL_SPEC, Project, write_project
 
 
 def test_train_registers_a_gated_version_with_its_evidence(trained_project: Project) -> None:
     with Store.open(f"sqlite:///{trained_project.store}/mlprod.db") as store:
-        version = store.get_version("churn", 1)
-        run = store.get_run(version.run_id)
+        version = get_version(store, "churn", 1)
+        run = get_run(store, version.run_id)
     assert version.gates_passed
     assert version.flavor in {"lightgbm", "sklearn"}
     assert [g["metric"] for g in version.gates] == ["roc_auc"]
@@ -84,7 +85,7 @@ def test_time_split_never_trains_on_the_test_window(tmp_path: Path) -> None:
     project = write_project(tmp_path, rows=2000, spec=SMALL_SPEC.replace("gap: 3d", "gap: 30d"))
     run = train(project.spec, store=project.store)
     with Store.open(f"sqlite:///{project.store}/mlprod.db") as store:
-        split = store.get_run(run.id).params["split"]
+        split = get_run(store, run.id).params["split"]
     times = pd.to_datetime(pd.read_csv(project.root / "customers.csv")["event_time"])
     test_start, train_end = pd.Timestamp(split["test_start"]), pd.Timestamp(split["train_end"])
     assert train_end < test_start - pd.Timedelta(days=30)
@@ -132,7 +133,7 @@ def test_train_and_promote_on_postgresql(tmp_path: Path, postgres_url: str) -> N
     promote("churn", 2, "production", store=postgres_url, actor="bob", reason="better")
     promote("churn", 1, "production", store=postgres_url, actor="bob", reason="rollback")
     with Store.open(postgres_url) as store:
-        moves = store.audit_log("churn")
+        moves = audit_log(store, "churn")
     assert [(m.from_version, m.to_version) for m in moves] == [(2, 1), (None, 2)]
     assert mlprod.load("churn@production", store=postgres_url).version == 1
 
@@ -144,7 +145,7 @@ def test_bad_data_is_a_clear_error_and_recorded(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="churn"):
         train(project.spec, store=project.store)
     with Store.open(f"sqlite:///{project.store}/mlprod.db") as store:
-        runs = store.list_runs("churn")
+        runs = list_runs(store, "churn")
         assert [r.status for r in runs] == ["failed"]
         assert "churn" in (runs[0].error or "")
-        assert store.list_versions("churn") == []
+        assert list_versions(store, "churn") == []

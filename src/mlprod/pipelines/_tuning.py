@@ -20,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from mlprod.errors import ConflictError, SpecError
-from mlprod.registry import Store, study_name, study_storage
+from mlprod.pipelines._context import open_store
+from mlprod.pipelines._prepare import Prepared, prepare, training_folds
+from mlprod.pipelines._progress import Steps, TrialProgress
+from mlprod.registry import get_run
 from mlprod.settings import Settings
 from mlprod.spec import CandidateSpec, ProjectSpec, parse_spec
+from mlprod.store import Store
 from mlprod.training import (
     TuneTask,
     candidate_names,
@@ -30,13 +34,12 @@ from mlprod.training import (
     describe_space,
     run_worker,
     search_space,
+    study_name,
+    study_storage,
     trial_rows,
     tuned_candidate,
     tuning_folds,
 )
-from mlprod.workflows._context import open_store
-from mlprod.workflows._prepare import Prepared, prepare, training_folds
-from mlprod.workflows._progress import Steps, TrialProgress
 
 POLL_SECONDS = 0.5
 
@@ -156,13 +159,13 @@ def join_tuning(
 
     Example::
 
-        mlprod.workflows.join_tuning("3f9c2a1b", store="postgresql+psycopg://db/mlprod")
+        mlprod.pipelines.join_tuning("3f9c2a1b", store="postgresql+psycopg://db/mlprod")
     """
     steps = Steps(quiet=quiet)
     settings = settings or Settings()
     meta, _ = open_store(store, settings)
     with meta:
-        run = meta.get_run(run_id)
+        run = get_run(meta, run_id)
         if run.status != "running":
             raise ConflictError(
                 f"run {run.id[:12]} is {run.status}; only a running run can be joined "

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
 import importlib.metadata
-import os
 import subprocess
 from pathlib import Path
 
-from mlprod.registry import LocalArtifacts, Store
 from mlprod.settings import Settings
+from mlprod.store import ArtifactStore, Store, open_artifacts
 
 LIBRARIES = ("mlprod", "numpy", "pandas", "scikit-learn", "lightgbm", "xgboost-cpu", "skops")
-
-
-def current_user() -> str:
-    """The person acting: ``MLPROD_USER`` if set, else the login name."""
-    try:
-        return os.environ.get("MLPROD_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def git_commit(folder: Path) -> str | None:
@@ -51,9 +41,9 @@ def library_versions() -> dict[str, str]:
 
 def open_store(
     store: str | None = None, settings: Settings | None = None
-) -> tuple[Store, LocalArtifacts]:
+) -> tuple[Store, ArtifactStore]:
     """The metadata and artifact stores; an explicit `store` beats ``MLPROD_STORE``."""
     settings = settings or Settings()
     if store is not None:
         settings = settings.model_copy(update={"store": store})
-    return Store.open(settings.store_url()), LocalArtifacts(settings.artifacts_dir())
+    return Store.from_settings(settings), open_artifacts(settings)

@@ -9,11 +9,11 @@ from mlprod.data import load_frame, profile_frame
 from mlprod.errors import DataError
 from mlprod.evaluation import write_profile_report
 from mlprod.features import infer_kinds
+from mlprod.pipelines._prepare import prepare
+from mlprod.pipelines._progress import Steps
+from mlprod.pipelines._target import encode_target
 from mlprod.spec import ProjectSpec, SqlSource, load_spec
 from mlprod.training import rank_features
-from mlprod.workflows._prepare import prepare
-from mlprod.workflows._progress import Steps
-from mlprod.workflows._target import encode_target
 
 
 def profile_data(

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.base import clone
 
 from mlprod.data import Split
+from mlprod.pipelines._prepare import training_folds
 from mlprod.spec import ProjectSpec
 from mlprod.training import (
     CandidateResult,
@@ -15,7 +16,6 @@ from mlprod.training import (
     ensemble_holdout,
     learning_curve,
 )
-from mlprod.workflows._prepare import training_folds
 
 
 def add_ensemble(

@@ -8,7 +8,6 @@ it leaves no version behind.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlprod.errors import IntegrityError, MlprodError
+from mlprod.bundle import REPORT, Manifest, write_bundle
+from mlprod.errors import MlprodError
 from mlprod.evaluation import (
     GateResult,
     MetricValue,
@@ -28,17 +28,20 @@ from mlprod.evaluation import (
     experiment_charts,
     write_report,
 )
-from mlprod.features import build_reference, build_signature
+from mlprod.features import build_signature
+from mlprod.monitoring import build_reference
+from mlprod.pipelines._candidates import add_ensemble, candidate_curves
+from mlprod.pipelines._context import git_commit, library_versions, open_store
+from mlprod.pipelines._prepare import prepare, training_folds
+from mlprod.pipelines._progress import Steps
+from mlprod.pipelines._tuning import Experiment, store_argument, tune_candidates
 from mlprod.registry import (
-    REFERENCE,
-    TARGET_COLUMN,
-    Model,
     VersionRecord,
+    create_run,
+    finish_run,
     record_curves,
     record_trials,
-    save_model,
-    save_skops,
-    seal_bundle,
+    register_version,
 )
 from mlprod.settings import Settings
 from mlprod.spec import CandidateSpec, ProjectSpec, load_spec
@@ -49,13 +52,6 @@ from mlprod.training import (
     fit_holdout,
     pick_winner,
 )
-from mlprod.workflows._candidates import add_ensemble, candidate_curves
-from mlprod.workflows._context import current_user, git_commit, library_versions, open_store
-from mlprod.workflows._prepare import prepare, training_folds
-from mlprod.workflows._progress import Steps
-from mlprod.workflows._tuning import Experiment, store_argument, tune_candidates
-
-PARITY_TOLERANCE = 1e-9
 
 
 @dataclass
@@ -104,9 +100,10 @@ def train(
     steps = Steps(quiet=quiet)
     settings = settings or Settings()
     meta, artifacts = open_store(store, settings)
-    run_id = meta.create_run(
+    run_id = create_run(
+        meta,
         spec.name,
-        user=current_user(),
+        user=settings.user,
         spec=spec.resolved(),
         git_commit=git_commit(folder),
         library_versions=library_versions(),
@@ -122,10 +119,10 @@ def train(
             record_curves(meta, run_id, outcome.curves)
             steps("storing the bundle")
             bundle_id = artifacts.put_dir(Path(tmp) / "bundle")
-            version = meta.register_version(spec.name, bundle_id=bundle_id, **outcome.registration)
-            meta.finish_run(run_id, status="finished", version=version.version, **outcome.record)
+            version = register_version(meta, spec.name, bundle_id=bundle_id, **outcome.registration)
+            finish_run(meta, run_id, status="finished", version=version.version, **outcome.record)
     except (MlprodError, KeyboardInterrupt) as exc:
-        meta.finish_run(run_id, status="failed", error=str(exc) or type(exc).__name__)
+        finish_run(meta, run_id, status="failed", error=str(exc) or type(exc).__name__)
         meta.close()
         raise
     meta.close()
@@ -211,14 +208,14 @@ def _run(spec: ProjectSpec, experiment: Experiment, tmp: Path, steps: Steps) -> 
     }
     bundle = tmp / "bundle"
     bundle.mkdir()
-    _write_bundle(bundle, transformer, test_frame, y_test, test_scores, context)
+    manifest = _write_bundle(bundle, transformer, test_frame, y_test, test_scores, context)
     params = {"model": winner.type, "winner": winner.name, **_plain_params(winner.estimator)}
     metric_values = {name: m.model_dump() for name, m in metrics.items()}
     gate_rows = [g.model_dump() for g in gates]
     return _Outcome(
         registration={
             "run_id": run_id,
-            "flavor": json.loads((bundle / "manifest.json").read_text())["flavor"],
+            "flavor": manifest.flavor,
             "metrics": metric_values,
             "gates": gate_rows,
             "gates_passed": all(g.passed for g in gates),
@@ -293,14 +290,9 @@ def _write_bundle(
     y_test: np.ndarray,
     test_scores: np.ndarray,
     ctx: dict[str, Any],
-) -> None:
+) -> Manifest:
+    """The report first (it is sealed with the rest), then every other file and the seal."""
     spec: ProjectSpec = ctx["spec"]
-    saved_transformer = save_skops(transformer, bundle / "transformer.skops", "sklearn")
-    saved = save_model(ctx["winner"].estimator, bundle)
-    test_frame.assign(**{TARGET_COLUMN: y_test}).to_parquet(bundle / "test.parquet", index=False)
-    metrics = {name: m.model_dump() for name, m in ctx["metrics"].items()}
-    (bundle / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    (bundle / REFERENCE).write_text(json.dumps(ctx["reference"]), encoding="utf-8")
     charts = {
         **build_charts(y_test, test_scores, ctx["threshold"], ctx["importance"]),
         **ctx["experiment"],
@@ -318,7 +310,7 @@ def _write_bundle(
         "data sha256": ctx["fingerprint"]["sha256"][:16],
     }
     write_report(
-        bundle / "report.html",
+        bundle / REPORT,
         title=f"{spec.name}: training report",
         summary=summary,
         metrics=ctx["metrics"],
@@ -326,35 +318,22 @@ def _write_bundle(
         charts=charts,
         candidates=ctx["candidates"],
     )
-    seal_bundle(
+    return write_bundle(
         bundle,
-        {
-            "name": spec.name,
-            "run_id": ctx["run_id"],
-            "flavor": saved.flavor,
-            "model_file": saved.filename,
-            "threshold": ctx["threshold"],
-            "signature": ctx["signature"],
-            "importance": ctx["importance"],
-            "libraries": library_versions(),
-            "trusted_types": {
-                "transformer.skops": list(saved_transformer.trusted_types),
-                saved.filename: list(saved.trusted_types),
-            },
-        },
+        name=spec.name,
+        run_id=ctx["run_id"],
+        transformer=transformer,
+        estimator=ctx["winner"].estimator,
+        threshold=ctx["threshold"],
+        signature=ctx["signature"],
+        test_frame=test_frame,
+        y_test=y_test,
+        expected_scores=test_scores,
+        metrics={name: m.model_dump() for name, m in ctx["metrics"].items()},
+        reference=ctx["reference"],
+        importance=ctx["importance"],
+        libraries=library_versions(),
     )
-    _check_parity(bundle, test_frame, test_scores)
-
-
-def _check_parity(bundle: Path, test_frame: pd.DataFrame, expected: np.ndarray) -> None:
-    """The saved bundle must score the test set exactly as the in-memory model did."""
-    reloaded = Model.open(bundle).score(test_frame)
-    worst = float(np.max(np.abs(reloaded - expected))) if len(expected) else 0.0
-    if not worst <= PARITY_TOLERANCE:
-        raise IntegrityError(
-            f"the saved bundle scores the test set differently from the trained model "
-            f"(max difference {worst:.3g}); this is a bug in mlprod, please report it"
-        )
 
 
 def _split_facts(split: Any) -> dict[str, Any]:

@@ -1,0 +1,46 @@
+"""Loading and promoting versions: the library-level counterparts of the CLI."""
+
+from __future__ import annotations
+
+from mlprod.bundle import Model
+from mlprod.pipelines._context import open_store
+from mlprod.registry import AuditRecord, open_version, resolve, set_alias
+from mlprod.settings import Settings
+
+
+def load(ref: str, *, store: str | None = None, settings: Settings | None = None) -> Model:
+    """Load a verified model by reference: ``churn``, ``churn@production`` or ``churn@3``.
+
+    Example::
+
+        model = mlprod.load("churn@production")
+        model.predict_proba(frame)
+    """
+    meta, artifacts = open_store(store, settings)
+    with meta:
+        record = resolve(meta, ref)
+    return open_version(artifacts, record)
+
+
+def promote(
+    model: str,
+    version: int,
+    alias: str = "production",
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    actor: str | None = None,
+    store: str | None = None,
+    settings: Settings | None = None,
+) -> AuditRecord:
+    """Point `alias` at a version whose gates passed; every move is audited.
+
+    A version whose gates failed moves only with ``force=True`` and a `reason`, which the
+    audit log keeps. `actor` defaults to ``Settings.user`` (``MLPROD_USER``, else the login).
+    """
+    settings = settings or Settings()
+    meta, _ = open_store(store, settings)
+    with meta:
+        return set_alias(
+            meta, model, alias, version, actor=actor or settings.user, force=force, reason=reason
+        )
