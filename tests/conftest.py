@@ -1,4 +1,4 @@
-"""Shared fixtures: a seeded RNG, real SQLite and real PostgreSQL stores.
+"""Shared fixtures: a seeded RNG, real SQLite and real PostgreSQL stores, a trained project.
 
 Service-backed tests skip with a reason when the service is absent, except under
 CI=true, where a missing service is a failure.
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlprod.store import Store
 from support import Project, Server, need_service, write_project
 
 # Compiling a LightGBM forest costs seconds of CPU per model; servers in tests start by the
@@ -62,13 +63,27 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An open store, on SQLite and on PostgreSQL (see `store_url`)."""
+    with Store.open(store_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """An open SQLite store, for tests whose subject is not the backend."""
+    with Store.open(f"sqlite:///{tmp_path / 'mlprod.db'}") as opened:
+        yield opened
+
+
 # --- a small trained project and a real server, shared by workflow, CLI and serving tests
 
 
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """churn@1 trained on 3,000 rows and promoted to production."""
-    from mlprod.workflows import promote, train
+    from mlprod.pipelines import promote, train
 
     project = write_project(tmp_path_factory.mktemp("project"))
     run = train(project.spec, store=project.store)

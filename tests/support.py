@@ -244,7 +244,7 @@ def cli_json(project: Project, *args: str) -> Any:
 
 def trained(root: Path, *, versions: int = 1, rows: int = 1500, production: int = 1) -> Project:
     """A project with `versions` trained versions and `production` promoted."""
-    from mlprod.workflows import promote, train
+    from mlprod.pipelines import promote, train
 
     project = write_project(root, rows=rows)
     for _ in range(versions):
