@@ -28,11 +28,13 @@ import httpx
 import numpy as np
 import orjson
 
+from mlprod.bundle import read_reference
 from mlprod.data import make_churn_table
-from mlprod.registry import LocalArtifacts, Store, read_reference
-from mlprod.registry import _tables as t
-from mlprod.workflows import train
-from mlprod.workflows._quickstart import SPEC
+from mlprod.pipelines import train
+from mlprod.pipelines._quickstart import SPEC
+from mlprod.registry import create_run, get_run, get_version, register_version, set_alias
+from mlprod.store import LocalArtifacts, Store
+from mlprod.store import schema as t
 
 PAGES = (
     "/ui/?period=24h",
@@ -52,20 +54,22 @@ def build_store(folder: Path, models: int, days: int) -> str:
     run = train(folder / "mlprod.yaml", store=str(store_dir))
     url = f"sqlite:///{store_dir / 'mlprod.db'}"
     with Store.open(url) as store:
-        record = store.get_version("churn", run.version)
+        record = get_version(store, "churn", run.version)
         artifacts = LocalArtifacts(store_dir / "artifacts")
         reference = read_reference(artifacts.path(record.bundle_id))
         assert reference is not None
         for i in range(models):
             name = f"m{i:03d}"
-            run_id = store.create_run(
+            run_id = create_run(
+                store,
                 name,
                 user="bench",
-                spec=store.get_run(record.run_id).spec,
+                spec=get_run(store, record.run_id).spec,
                 git_commit=None,
                 library_versions={},
             )
-            store.register_version(
+            register_version(
+                store,
                 name,
                 run_id=run_id,
                 bundle_id=record.bundle_id,
@@ -76,7 +80,7 @@ def build_store(folder: Path, models: int, days: int) -> str:
                 signature=record.signature,
                 threshold=record.threshold,
             )
-            store.set_alias(name, "production", 1, actor="bench")
+            set_alias(store, name, "production", 1, actor="bench")
         _write_windows(store, [f"m{i:03d}" for i in range(models)], reference, days)
     return str(store_dir)
 

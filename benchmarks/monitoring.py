@@ -28,19 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from mlprod.data import make_churn_table
-from mlprod.evaluation import drift_stats
-from mlprod.features import Binner, json_safe
-from mlprod.monitoring import build_report
-from mlprod.registry import (
-    LiveStats,
-    LocalArtifacts,
-    Store,
-    insert_predictions,
-    merge_live_stats,
-    read_predictions,
-)
-from mlprod.workflows import load, train
-from mlprod.workflows._quickstart import SPEC
+from mlprod.features import json_safe
+from mlprod.monitoring import Binner, LiveStats, build_report, merge_live_stats
+from mlprod.monitoring._drift import drift_stats
+from mlprod.pipelines import load, train
+from mlprod.pipelines._quickstart import SPEC
+from mlprod.predlog import insert_predictions, read_predictions
+from mlprod.registry import create_run
+from mlprod.store import LocalArtifacts, Store
 
 SIZES = (10_000, 1_000_000, 100_000_000)
 WINDOWS = 24
@@ -94,7 +89,7 @@ def time_report(url: str, artifacts: LocalArtifacts, start: datetime) -> float:
             until=start + timedelta(days=1),
         )
         elapsed = time.perf_counter() - began
-    assert len(report["drift"]) == WINDOWS * 12, len(report["drift"])  # 11 features + score
+    assert len(report.drift) == WINDOWS * 12, len(report.drift)  # 11 features + score
     return elapsed
 
 
@@ -106,7 +101,7 @@ def raw_baseline(folder: Path, model_store: str, rows: int) -> float:
     records = [{k: json_safe(v) for k, v in r.items()} for r in frame.to_dict("records")]
     at = datetime.now(UTC)
     with Store.open(url) as store:
-        store.create_run("churn", user="bench", spec={}, git_commit=None, library_versions={})
+        create_run(store, "churn", user="bench", spec={}, git_commit=None, library_versions={})
         for offset in range(0, rows, 50_000):
             batch = [
                 {

@@ -94,8 +94,8 @@ def train_model(folder: Path, rows: int, store: str | None = None) -> str:
     The store is `store` (a database URL) or a SQLite store in `folder`.
     """
     from mlprod.data import make_churn_table
-    from mlprod.workflows import promote, train
-    from mlprod.workflows._quickstart import SPEC
+    from mlprod.pipelines import promote, train
+    from mlprod.pipelines._quickstart import SPEC
 
     make_churn_table(rows, seed=7).to_csv(folder / "customers.csv", index=False)
     spec = re.sub(r"candidates:\n(?:(?: {2}- | {4}).*\n)+", "candidates:\n  - lightgbm\n", SPEC)
@@ -185,7 +185,7 @@ def in_process(store: str, records: list[dict[str, Any]]) -> list[Result]:
 
 def compiled_in_process(model: Any, records: list[dict[str, Any]]) -> list[Result]:
     """The same with the trees compiled (the 'compiled' extra), as the server upgrades to."""
-    from mlprod.serving._fastpath import attach_fast_path, upgrade_scorer
+    from mlprod.serving import LoadedVersion
     from mlprod.serving._trees import compile_trees, tree_compiler_available
 
     if not tree_compiler_available():
@@ -193,10 +193,11 @@ def compiled_in_process(model: Any, records: list[dict[str, Any]]) -> list[Resul
         return []
     with tempfile.TemporaryDirectory() as folder:
         trees = compile_trees(model, Path(folder))
-    fast = attach_fast_path(model)
+    loaded = LoadedVersion.prepare(model)
+    fast = loaded.fast
     if trees is None or fast is None:
         return []
-    upgrade_scorer(model, trees)
+    loaded.upgrade(trees)
     matrix = fast.encode(records[:1])
     timings = [
         ("compiled trees on a ready feature row", 1, lambda: trees.scores(matrix)),

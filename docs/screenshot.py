@@ -23,7 +23,7 @@ import httpx
 
 from mlprod.data import make_churn_table
 from mlprod.features import json_safe
-from mlprod.workflows import promote, train
+from mlprod.pipelines import promote, train
 
 HERE = Path(__file__).resolve().parent
 SPEC = """\
