@@ -123,16 +123,14 @@ def build_report(
         until=until,
         columns=("version", "feature", "window_start", "counts"),
     )
-    return MonitoringReport.model_construct(
+    return MonitoringReport(
         model=model,
         window=duration_text(window),
         since=since.isoformat(),
         until=(until or datetime.now(UTC)).isoformat(),
         versions=[_version_summary(record) for record in versions],
         traffic=[
-            TrafficPoint.model_construct(
-                version=v, window_start=w.isoformat(), count=int(row["predictions"])
-            )
+            TrafficPoint(version=v, window_start=w.isoformat(), count=int(row["predictions"]))
             for (v, w), row in sorted(windows.items())
         ],
         performance=[]
@@ -211,9 +209,7 @@ def _performance(
             pos_hist=row["pos_hist"],
             neg_hist=row["neg_hist"],
         )
-        return Performance.model_construct(
-            **{**base, **figures, "n_labelled": labelled, "estimated": False}
-        )
+        return Performance(**{**base, **figures, "n_labelled": labelled, "estimated": False})
     figures = estimated_performance(
         predicted_positive=int(row["predicted_positive"]),
         est_tp=float(row["est_tp"]),
@@ -221,9 +217,7 @@ def _performance(
         score_hist=row["score_hist"],
         calibrate=binner.calibrated,
     )
-    return Performance.model_construct(
-        **{**base, **figures, "n_labelled": labelled, "estimated": True}
-    )
+    return Performance(**{**base, **figures, "n_labelled": labelled, "estimated": True})
 
 
 def _drift(
@@ -253,7 +247,7 @@ def _drift(
         for start, stats in zip(starts, table, strict=True):
             reasons = _drift_reasons(stats, settings)
             found.append(
-                DriftRow.model_construct(
+                DriftRow(
                     version=version,
                     feature="score" if feature == SCORE else feature,
                     window_start=start.isoformat(),
@@ -314,7 +308,7 @@ def _errors(
         count = sum(codes.values())
         total = count + traffic.get(start, 0)
         found.append(
-            ErrorWindow.model_construct(
+            ErrorWindow(
                 window_start=start.isoformat(),
                 count=count,
                 codes=codes,
