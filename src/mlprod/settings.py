@@ -119,8 +119,8 @@ class Settings(BaseSettings):
     online_connections: int = Field(
         default=16, ge=1, description="Redis connections per server process for lookups."
     )
-    online_prefix: str = Field(
-        default="mlprod", min_length=1, description="Prefix of every online-store key."
+    redis_prefix: str = Field(
+        default="mlprod", min_length=1, description="Prefix of every key mlprod keeps in Redis."
     )
     cache: str | None = Field(
         default=None, description="Redis URL of the datamart: cached sources train reads."

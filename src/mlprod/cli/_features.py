@@ -117,7 +117,7 @@ def cache_command(
         if query is not None and url is None:
             raise SpecError("--query needs --url, the database to run it on")
         target = SqlSource(url=url, query=query) if query is not None and url else str(source)
-        with_cache = DataCache.open(settings.cache)
+        with_cache = DataCache.open(settings.cache, prefix=settings.redis_prefix)
         try:
             done = [(str(source or "query"), with_cache.put(target, ttl=seconds))]
         finally:

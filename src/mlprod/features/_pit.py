@@ -40,7 +40,14 @@ _PAD = 15  # epoch milliseconds fit in 15 digits until the year 33658
 
 
 def key_texts(values: pd.Series) -> pd.Series:
-    """Entity keys as the text every path uses (``5``, ``5.0`` and ``"5"`` are one key)."""
+    """Entity keys as the text every path uses (``5``, ``5.0`` and ``"5"`` are one key).
+
+    Integer and text columns convert in one vectorised step; anything else value by value.
+    """
+    if pd.api.types.is_integer_dtype(values) and not values.isna().any():
+        return values.astype("int64").astype(str).astype(object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values.astype(object).where(values.notna(), None)
     out = [None if pd.isna(v) else category_string(v) for v in values.tolist()]
     return pd.Series(out, index=values.index, dtype=object)
 
@@ -74,11 +81,13 @@ def point_in_time(
     out = pd.DataFrame(index=rows.index)
     with duckdb.connect() as con:
         keys = key_texts(rows[plan.key]).to_numpy()
-        labels = pd.DataFrame({"rid": np.arange(len(rows)), "k": keys, "c": cutoff})
         for name in sorted({f.events for f in plan.aggregates}):
             if name not in events:
                 raise DataError(f"no frame for event source {name!r} of features.aggregates")
             frame = event_frame(plan, name, events[name])
+            row_codes, event_codes = _codes(keys, frame["k"].to_numpy())
+            labels = pd.DataFrame({"rid": np.arange(len(rows)), "k": row_codes, "c": cutoff})
+            frame = frame.assign(k=event_codes)
             for part in _window_groups(plan, name):
                 found = _window_query(con, plan, part, labels, frame)
                 for column in found.columns:
@@ -88,6 +97,14 @@ def point_in_time(
             for column in found.columns:
                 out[column] = found[column].to_numpy()
     return out[plan.names()]
+
+
+def _codes(row_keys: np.ndarray, event_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keys as shared integer codes (missing: -1 and -2, never equal): joins on ints are fast."""
+    codes, _ = pd.factorize(np.concatenate([row_keys, event_keys]), use_na_sentinel=True)
+    rows, events = codes[: len(row_keys)], codes[len(row_keys) :].copy()
+    events[events == -1] = -2
+    return rows, events
 
 
 def event_frame(plan: FeaturePlan, name: str, raw: pd.DataFrame) -> pd.DataFrame:

@@ -64,10 +64,12 @@ def materialize(
     until: datetime | None = None,
     full: bool = False,
     progress: Progress | None = None,
+    chunk_events: int = CHUNK_EVENTS,
 ) -> Materialized:
     """Apply every event since each source's watermark, up to `until` minus the delay.
 
-    `full` clears the plan's namespace first and rebuilds it from the whole history.
+    `full` clears the plan's namespace first and rebuilds it from the whole history;
+    `chunk_events` is about how many events commit in one transaction.
     """
     say = progress or (lambda _: None)
     stop = int(as_utc(until or utc_now()).timestamp() * 1000) - plan.delay * 1000
@@ -80,14 +82,14 @@ def materialize(
         raw = events[name]
         times = epoch_ms(raw[plan.spec.events[name].time], plan.spec.events[name].time)
         build = lambda part, merges, name=name: tile_merges(plan, name, part, merges)  # noqa: E731
-        run = _source(online, plan, name, raw, times, meta, stop, build, say)
+        run = _source(online, plan, name, raw, times, meta, (stop, chunk_events), build, say)
         report.sources.append(run)
     for index, join in enumerate(plan.joins):
         table = tables[index]
         times = epoch_ms(table[join.time], join.time)
         build = lambda part, merges, index=index: join_merges(plan, index, part, merges)  # noqa: E731
         report.sources.append(
-            _source(online, plan, f"j{index}", table, times, meta, stop, build, say)
+            _source(online, plan, f"j{index}", table, times, meta, (stop, chunk_events), build, say)
         )
     return report
 
@@ -99,10 +101,11 @@ def _source(
     raw: pd.DataFrame,
     times: np.ndarray,
     meta: Mapping[str, int],
-    stop: int,
+    limits: tuple[int, int],
     build: Callable[[pd.DataFrame, Merges], None],
     say: Progress,
 ) -> SourceRun:
+    stop, size = limits
     since = meta.get(f"wm:{name}")
     live = meta.get(f"live:{name}")
     end = min(stop, live) if live is not None else stop
@@ -110,7 +113,7 @@ def _source(
     chosen = np.flatnonzero((times >= low) & (times < end))
     chosen = chosen[np.argsort(times[chosen], kind="stable")]
     entities: set[str] = set()
-    bounds = _chunks(times[chosen])
+    bounds = _chunks(times[chosen], size)
     for number, (first, last) in enumerate(bounds):
         merges = Merges()
         build(raw.iloc[chosen[first:last]], merges)

@@ -78,7 +78,11 @@ def lookup_call(
 
 
 def decode(plan: FeaturePlan, reply: Sequence[Any], cutoff: int) -> Features | None:
-    """A LOOKUP reply as feature values; None when the store does not know the entity."""
+    """A LOOKUP reply as feature values; None when the store knows nothing of the entity.
+
+    Known means tiles or a join row exist (an entity whose events all left its windows is
+    known, with counts of 0, until its tiles expire); an evicted entity is unknown, never 0.
+    """
     values: Features = {}
     for feature, raw in zip(plan.aggregates, reply[1:], strict=False):
         values[feature.name] = _aggregate_value(feature.function, raw)
@@ -91,8 +95,7 @@ def decode(plan: FeaturePlan, reply: Sequence[Any], cutoff: int) -> Features | N
         for position, column in enumerate(join.columns):
             name = f"{join.name}_{column}"
             values[name] = text_value(texts[position]) if texts is not None else None
-    known = bool(reply[0]) if plan.aggregates else found_row
-    return values if known else None
+    return values if bool(reply[0]) or found_row else None
 
 
 def _text(raw: Any) -> str | None:

@@ -42,7 +42,7 @@ def _spec(spec: str | Path | ProjectSpec) -> ProjectSpec:
 
 def datamart(settings: Settings) -> DataCache | None:
     """The datamart `settings` name (``MLPROD_CACHE``), or None."""
-    return DataCache.open(settings.cache) if settings.cache else None
+    return DataCache.open(settings.cache, prefix=settings.redis_prefix) if settings.cache else None
 
 
 def online_store(settings: Settings) -> OnlineStore:
@@ -52,7 +52,7 @@ def online_store(settings: Settings) -> OnlineStore:
             "no online feature store: set MLPROD_ONLINE (or --online) to a Redis URL, "
             "e.g. redis://127.0.0.1:6379/0"
         )
-    return OnlineStore.open(settings.online, prefix=settings.online_prefix)
+    return OnlineStore.open(settings.online, prefix=settings.redis_prefix)
 
 
 def materialize_features(

@@ -113,7 +113,7 @@ def train(
     experiment = Experiment(
         meta, run_id, store_argument(store, settings), workers, settings.tune_heartbeat
     )
-    cache = DataCache.open(settings.cache) if settings.cache else None
+    cache = DataCache.open(settings.cache, prefix=settings.redis_prefix) if settings.cache else None
     try:
         with steps.live(f"training {spec.name}"), tempfile.TemporaryDirectory() as tmp:
             outcome = _run(spec, experiment, Path(tmp), steps, cache)

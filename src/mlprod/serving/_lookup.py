@@ -40,13 +40,13 @@ class FeatureLookups:
         self.pool = pool
         self.url = settings.online
         self.client = (
-            FeatureClient(settings.online, prefix=settings.online_prefix,
+            FeatureClient(settings.online, prefix=settings.redis_prefix,
                           timeout=settings.online_timeout,
                           max_connections=settings.online_connections)
             if settings.online else None
         )  # fmt: skip
         self.store = (
-            OnlineStore.open(settings.online, prefix=settings.online_prefix)
+            OnlineStore.open(settings.online, prefix=settings.redis_prefix)
             if settings.online
             else None
         )

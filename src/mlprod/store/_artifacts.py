@@ -177,5 +177,7 @@ def open_artifacts(settings: Settings) -> ArtifactStore:
     if settings.artifacts and "://" in settings.artifacts:
         from mlprod.store._redis_artifacts import RedisArtifacts  # redis only when asked for
 
-        return RedisArtifacts.open(settings.artifacts, cache_dir=settings.artifacts_dir())
+        return RedisArtifacts.open(
+            settings.artifacts, cache_dir=settings.artifacts_dir(), prefix=settings.redis_prefix
+        )
     return LocalArtifacts(settings.artifacts_dir())
