@@ -78,8 +78,8 @@ def make_events(entities: int, per_entity: int, days: int, seed: int = 5) -> pd.
 def redis_server() -> Iterator[str]:
     """A private redis-server pinned to core 0, so the client's core is its own."""
     port = serving_bench.free_port()
-    command = serving_bench.pinned(0, ["redis-server", "--port", str(port), "--bind",
-                                       "127.0.0.1", "--save", "", "--appendonly", "no"])  # fmt: skip
+    server = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command = serving_bench.pinned(0, [*server, "--appendonly", "no"])
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     import redis
 
@@ -146,7 +146,8 @@ def lookups(url: str, seconds: float, rounds: int) -> list[str]:
     async def measure() -> dict[str, list[tuple[float, float, float]]]:
         client = FeatureClient(url, prefix="bench", timeout=1.0, max_connections=8)
         found = await client.lookup(plan, [{"customer_id": 7}], at_ms=at_ms)
-        assert found[0] is not None and found[0]["n_30d"] > 0
+        assert found[0] is not None
+        assert found[0]["n_30d"] > 0
         results: dict[str, list[tuple[float, float, float]]] = {"tiles": [], "flat": []}
 
         async def tiles() -> None:
@@ -271,8 +272,10 @@ def merge_asof_baseline(labels: pd.DataFrame, events: pd.DataFrame, windows: dic
     for name, window in windows.items():
         hop = pd.Timedelta(seconds=hops[name])
         starts = cut.assign(t=cut["t"].dt.floor(hop) - pd.Timedelta(seconds=window))
-        begin = pd.merge_asof(starts.sort_values("t"), ev, left_on="t", right_on="at",
-                              by="customer_id", allow_exact_matches=False).set_index("rid")  # fmt: skip
+        begin = pd.merge_asof(
+            starts.sort_values("t"), ev, left_on="t", right_on="at", by="customer_id",
+            allow_exact_matches=False,
+        ).set_index("rid")  # fmt: skip
         stop = end.set_index("rid")
         begin = begin.reindex(stop.index)
         out[f"n_{name}"] = (
@@ -288,16 +291,21 @@ def point_in_time_bench(count: int, rounds: int) -> list[str]:
     from mlprod.features import compile_plan, point_in_time
     from mlprod.spec import AggregatesSpec
 
-    spec = {"events": {"activity": {"source": "-", "time": "at"}},
-            "define": [{"name": "n", "events": "activity", "function": "count", "windows": ["1d", "7d"]},
-                       {"name": "spend", "events": "activity", "function": "sum", "column": "amount",
-                        "windows": ["1d", "7d"]}]}  # fmt: skip
+    windows_ = ["1d", "7d"]
+    spec = {
+        "events": {"activity": {"source": "-", "time": "at"}},
+        "define": [
+            {"name": "n", "events": "activity", "function": "count", "windows": windows_},
+            {"name": "spend", "events": "activity", "function": "sum", "column": "amount",
+             "windows": windows_},
+        ],
+    }  # fmt: skip
     plan = compile_plan(AggregatesSpec.model_validate(spec), key="customer_id")
     entities = max(count // 100, 1)
     events = make_events(entities, 100, 60)
     rng = np.random.default_rng(9)
-    labels = pd.DataFrame({"customer_id": rng.integers(0, entities, size=200_000),
-                           "t": NOW - pd.to_timedelta(rng.integers(0, 50 * 86400, size=200_000), unit="s")})  # fmt: skip
+    back = pd.to_timedelta(rng.integers(0, 50 * 86400, size=200_000), unit="s")
+    labels = pd.DataFrame({"customer_id": rng.integers(0, entities, size=200_000), "t": NOW - back})
     hops = {f.name.split("_")[1]: f.hop for f in plan.aggregates}
     windows = {"1d": 86400, "7d": 7 * 86400}
     timings: dict[str, list[float]] = {"duckdb": [], "pandas": []}

@@ -58,6 +58,19 @@ def source_time(plan: FeaturePlan, source: str) -> str | None:
     return None
 
 
+def _complete(plan: FeaturePlan, source: str, events: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Events as a frame; a value an event leaves out is missing (only key and time are needed)."""
+    frame = pd.DataFrame([dict(event) for event in events])
+    if source in plan.spec.events:
+        wanted = {s.column for s in plan.slots if s.events == source and s.column}
+        wanted |= {c.column for s in plan.slots if s.events == source for c in s.where}
+    else:
+        wanted = set(next(j for j in plan.joins if j.name == source).columns)
+    for column in sorted(wanted - set(frame.columns)):
+        frame[column] = None
+    return frame
+
+
 def _build(plan: FeaturePlan, source: str, frame: pd.DataFrame, merges: Merges) -> None:
     if source in plan.spec.events:
         tile_merges(plan, source, frame, merges)
@@ -104,7 +117,7 @@ def _ingest(
 ) -> None:
     column = source_time(plan, source)
     assert column is not None
-    frame = pd.DataFrame([dict(e) for e in events])
+    frame = _complete(plan, source, events)
     if column not in frame.columns:
         raise DataError(f"events of {source!r} need their time in field {column!r}")
     times = epoch_ms(frame[column], column)
@@ -187,7 +200,7 @@ def _due_merges(
     merges = Merges()
     meta = []
     for source, events in by_source.items():
-        frame = pd.DataFrame(events)
+        frame = _complete(plan, source, events)
         _build(plan, source, frame, merges)
         column = source_time(plan, source)
         assert column is not None
