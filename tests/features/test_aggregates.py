@@ -123,12 +123,14 @@ def test_events_after_each_cutoff_never_count(rng: np.random.Generator) -> None:
     events, rows, table = random_events(rng), random_rows(rng), random_plans(rng)
     before = point_in_time(rows, plan, time="t", events={"clicks": events}, tables=[table])
     cutoffs = rows["t"] - pd.Timedelta(seconds=plan.delay)
-    traps = []
-    for user, cutoff in zip(rows["user"], cutoffs, strict=True):
-        for after in (pd.Timedelta(0), pd.Timedelta(milliseconds=1), pd.Timedelta(hours=3)):
-            traps.append({"user": user, "at": cutoff + after, "kind": "buy", "amount": 1e6})
+    last = cutoffs.groupby(rows["user"]).max()  # after every cutoff of that user's rows
+    traps = [
+        {"user": user, "at": cutoff + after, "kind": "buy", "amount": 1e6}
+        for user, cutoff in last.items()
+        for after in (pd.Timedelta(0), pd.Timedelta(milliseconds=1), pd.Timedelta(hours=3))
+    ]
     future_plans = pd.DataFrame(
-        {"user_id": rows["user"], "since": cutoffs, "tier": "leak", "limit": 999}
+        {"user_id": last.index, "since": last.to_numpy(), "tier": "leak", "limit": 999}
     )
     trapped = pd.concat([events, pd.DataFrame(traps)], ignore_index=True)
     after = point_in_time(
@@ -137,8 +139,11 @@ def test_events_after_each_cutoff_never_count(rng: np.random.Generator) -> None:
     )  # fmt: skip
     pd.testing.assert_frame_equal(before, after)
     assert (after["plan_tier"] != "leak").all()
-    # and the trap is armed: the same events one millisecond *before* the cutoff do count
-    armed = pd.DataFrame(traps).assign(at=lambda f: f["at"] - pd.Timedelta(hours=3, milliseconds=1))
+    # and the trap is armed: one millisecond before each row's cutoff, the same event counts
+    armed = pd.DataFrame(
+        {"user": rows["user"], "at": cutoffs - pd.Timedelta(milliseconds=1), "kind": "buy",
+         "amount": 1e6}
+    )  # fmt: skip
     counted = point_in_time(
         rows, plan, time="t", events={"clicks": pd.concat([events, armed])}, tables=[table]
     )
@@ -149,12 +154,13 @@ def test_delay_moves_every_cutoff_back() -> None:
     raw = {**SPEC, "delay": "1h", "joins": []}
     plan = plan_for(raw)
     rows = pd.DataFrame(
-        {"user": ["a", "a"], "t": [T0 + pd.Timedelta("2h"), T0 + pd.Timedelta("61min")]}
+        {"user": ["a"] * 3, "t": [T0 + pd.Timedelta(s, unit="s") for s in (7201, 7200, 3660)]}
     )
     events = pd.DataFrame({"user": ["a"], "at": [T0 + pd.Timedelta("1h")], "kind": ["buy"],
                            "amount": [10.0]})  # fmt: skip
     got = point_in_time(rows, plan, time="t", events={"clicks": events})
-    assert got["n_1d"].tolist() == [1, 0]  # at 1:01 the 1:00 event is not yet an hour old
+    # at 2:00:01 the 1:00 event is an hour old; at 2:00 exactly (and at 1:01) not yet
+    assert got["n_1d"].tolist() == [1, 0, 0]
 
 
 def test_windows_slide_by_hop() -> None:

@@ -50,7 +50,9 @@ app.add_typer(_tokens.app, name="tokens")
 app.add_typer(_monitor.outcomes_app, name="outcomes")
 app.add_typer(_experiments.data_app, name="data")
 app.add_typer(_experiments.features_app, name="features")
-assert _features.materialize  # registers `features materialize`, `features skew`, `data cache`
+_experiments.features_app.command("materialize")(_features.materialize)
+_experiments.features_app.command("skew")(_features.skew)
+_experiments.data_app.command("cache")(_features.cache_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,6 @@ from mlprod.cli._common import (
     settings_for,
     since_option,
 )
-from mlprod.cli._experiments import data_app, features_app
 from mlprod.errors import SpecError
 from mlprod.settings import Settings
 from mlprod.spec import SPEC_FILE, SqlSource
@@ -32,7 +31,6 @@ CacheOption = Annotated[
 ]
 
 
-@features_app.command("materialize")
 def materialize(
     spec: Annotated[Path, typer.Argument(help="The spec file.")] = Path(SPEC_FILE),
     until: Annotated[
@@ -66,7 +64,6 @@ def materialize(
     console.print(f"namespace {done.namespace} is current up to {done.until_ms} (epoch ms)")
 
 
-@features_app.command("skew")
 def skew(
     ref: Annotated[str, typer.Argument(help="Model reference, e.g. churn@production.")],
     spec: Annotated[Path, typer.Option(help="The spec with the event sources.")] = Path(SPEC_FILE),
@@ -91,7 +88,6 @@ def skew(
     console.print(table)
 
 
-@data_app.command("cache")
 def cache_command(
     source: Annotated[
         str | None, typer.Argument(help="A CSV or Parquet file (default: the spec's sources).")

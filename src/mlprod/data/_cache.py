@@ -136,7 +136,7 @@ class DataCache:
             raise DataError(f"cannot read the cache: {redis_problem(exc, self.url)}") from None
         if any(part is None for part in parts):
             return None  # a part expired or was evicted: a miss, never half a table
-        return from_ipc(b"".join(parts))
+        return from_ipc(b"".join(part for part in parts if isinstance(part, bytes)))
 
     def info(self, source: Source) -> CacheEntry | None:
         """The entry for `source` without reading its rows, or None."""

@@ -130,7 +130,7 @@ def _compare(column: pd.Series, op: str, value: Any) -> np.ndarray:
         }[op]  # fmt: skip
     except TypeError:
         return np.zeros(len(column), dtype=bool)
-    return result.fillna(False).to_numpy(dtype=bool)
+    return np.asarray(result.fillna(False).to_numpy(dtype=bool), dtype=bool)
 
 
 # --- the plan

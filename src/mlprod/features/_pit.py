@@ -135,7 +135,8 @@ def event_frame(plan: FeaturePlan, name: str, raw: pd.DataFrame) -> pd.DataFrame
         frame[f"w{index}"] = condition_mask(raw, where)
     keep = frame["t"].to_numpy() != np.iinfo("int64").min
     frame.attrs["columns"] = columns
-    return frame.loc[keep].reset_index(drop=True)
+    kept: pd.DataFrame = frame.loc[keep].reset_index(drop=True)
+    return kept
 
 
 _NUMERIC = ("sum", "n", "min", "max")
@@ -252,7 +253,8 @@ def join_frame(plan: FeaturePlan, index: int, table: pd.DataFrame) -> pd.DataFra
         frame[f"j{i}"] = table[column].to_numpy()
     frame = frame.loc[frame["t"].to_numpy() != np.iinfo("int64").min]
     frame = frame.sort_values(["k", "t", "r"], kind="stable")
-    return frame.drop_duplicates(["k", "t"], keep="last").reset_index(drop=True)
+    latest: pd.DataFrame = frame.drop_duplicates(["k", "t"], keep="last").reset_index(drop=True)
+    return latest
 
 
 def _row_text(values: Sequence[str | None]) -> str:

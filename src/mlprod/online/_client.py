@@ -120,7 +120,7 @@ class FeatureClient:
             try:
                 if len(live) == 1:
                     call = live[0]
-                    reply = await self.redis.evalsha(  # type: ignore[misc]  # redis-py's stubs
+                    reply = await self.redis.evalsha(
                         LOOKUP_SHA, len(call.keys), *call.keys, *call.args
                     )
                     return [reply]

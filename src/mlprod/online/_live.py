@@ -142,7 +142,7 @@ def _ingest(
                         t + plan.delay * 1000
                     )
                     for event, t in zip(
-                        [events[i] for i in np.flatnonzero(later)], times[later], strict=True
+                        [events[int(i)] for i in np.flatnonzero(later)], times[later], strict=True
                     )
                 }
                 pipe.zadd(online.key(plan, "pending"), pending)
@@ -173,11 +173,12 @@ def _apply_plan(online: OnlineStore, plan: FeaturePlan, now_ms: int) -> int:
     for _ in range(10):
         try:
             with online.client.pipeline(transaction=True) as pipe:
-                pipe.watch(key)
+                pipe.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
                 members = pipe.zrangebyscore(key, "-inf", now_ms, start=0, num=DUE_BATCH)
                 if not members:
                     return 0
-                merges, meta = _due_merges(plan, members)
+                due = [m for m in members if isinstance(m, bytes)]
+                merges, meta = _due_merges(plan, due)
                 pipe.multi()
                 online.queue(pipe, plan, merges, meta)
                 pipe.zrem(key, *members)

@@ -205,7 +205,9 @@ class OnlineStore:
             raw = self.client.hgetall(self.key(plan, "meta"))
         except redis.RedisError as exc:
             raise self._failure(exc) from exc
-        return {k.decode(): int(float(v)) for k, v in raw.items()}
+        return {
+            (k.decode() if isinstance(k, bytes) else str(k)): int(float(v)) for k, v in raw.items()
+        }
 
     def clear(self, plan: FeaturePlan) -> int:
         """Delete everything the plan's namespace holds; returns the keys deleted."""

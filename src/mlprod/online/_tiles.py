@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -75,7 +76,7 @@ def tile_merges(plan: FeaturePlan, name: str, raw: pd.DataFrame, merges: Merges)
             merges.prune[target].append(f"{index}:{int(tile) - keep}")
 
 
-def _partials(rows: pd.DataFrame, slot: Slot, column: int) -> dict[tuple[str, int], str]:
+def _partials(rows: pd.DataFrame, slot: Slot, column: int) -> dict[Any, str]:
     """One partial per (key, tile index), as the text the MERGE script reads."""
     if not len(rows):
         return {}

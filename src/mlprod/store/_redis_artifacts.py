@@ -57,6 +57,14 @@ def _files(source: Path) -> dict[str, bytes]:
     return found
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
 class RedisArtifacts:
     """An `ArtifactStore` in Redis (``MLPROD_ARTIFACTS=redis://...``), local copies per host."""
 
@@ -94,7 +102,8 @@ class RedisArtifacts:
         try:
             if not self.client.exists(key):
                 with self.client.pipeline(transaction=True) as pipe:  # all files or none
-                    pipe.hset(key, mapping={INDEX: json.dumps(index), **files})
+                    mapping: dict[str, bytes | str] = {INDEX: json.dumps(index), **files}
+                    pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # redis-py's key type
                     pipe.execute()
         except redis.RedisError as exc:
             raise self._failure(exc) from exc
@@ -128,8 +137,8 @@ class RedisArtifacts:
                 f"no artifact {artifact_id} in Redis at {self.url}: check MLPROD_ARTIFACTS "
                 "names the Redis the bundles were stored in (and that it does not evict keys)"
             )
-        files = {k.decode(): v for k, v in stored.items() if k != INDEX.encode()}
-        index = json.loads(stored[INDEX.encode()])
+        files = {_text(k): _bytes(v) for k, v in stored.items() if _text(k) != INDEX}
+        index = json.loads(next(_bytes(v) for k, v in stored.items() if _text(k) == INDEX))
         actual = {name: _digest(data) for name, data in files.items()}
         if actual != index or content_id(actual) != artifact_id:
             raise IntegrityError(
