@@ -96,6 +96,7 @@ class DataCache:
 
     def close(self) -> None:
         self.client.close()
+        self.client.connection_pool.disconnect()
 
     def key(self, source: Source) -> str:
         digest = hashlib.sha256(source_identity(source).encode()).hexdigest()

@@ -146,4 +146,6 @@ class FeatureClient:
         }
 
     async def close(self) -> None:
+        """Close every pooled connection (a pool passed in is not closed by the client)."""
         await self.redis.aclose()
+        await self.redis.connection_pool.disconnect()

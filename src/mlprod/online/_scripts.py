@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import hashlib
 
-# KEYS[1]: a hash. ARGV[1]: seconds to live (0: keep), ARGV[2]: n, then n triples
+# KEYS[1]: a hash, KEYS[2] (entities only): the namespace's known entities, a sorted set
+# of deadlines. ARGV[1]: seconds to live (0: keep), ARGV[2]: now (s), ARGV[3]: the time
+# from which this write holds every event of the entity (ms), ARGV[4]: n, then n triples
 # (field, op, value), then fields to delete. Ops: c add integers, s add floats, m keep
 # the smaller number, x the larger, l the greater text (a padded time first, so the
-# latest), d the union of \30-separated texts.
+# latest), d the union of \30-separated texts. A hash that is gone before its deadline
+# was evicted: it is marked incomplete before ARGV[3] (field p), never read as zeros.
 MERGE = r"""
-local key = KEYS[1]
-local n = tonumber(ARGV[2])
+local key, known = KEYS[1], KEYS[2]
+local ttl, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+if known and redis.call('EXISTS', key) == 0 then
+  local deadline = redis.call('ZSCORE', known, key)
+  if deadline and tonumber(deadline) > now and ARGV[3] ~= '' then
+    redis.call('HSET', key, 'p', ARGV[3])
+  end
+end
+local n = tonumber(ARGV[4])
 for i = 0, n - 1 do
-  local field, op, value = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
+  local field, op, value = ARGV[5 + 3 * i], ARGV[6 + 3 * i], ARGV[7 + 3 * i]
   local cur = redis.call('HGET', key, field)
   local new = false
   if op == 'c' then
@@ -43,15 +53,21 @@ for i = 0, n - 1 do
   end
   if new then redis.call('HSET', key, field, new) end
 end
-for j = 3 + 3 * n, #ARGV do redis.call('HDEL', key, ARGV[j]) end
-local ttl = tonumber(ARGV[1])
-if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+for j = 5 + 3 * n, #ARGV do redis.call('HDEL', key, ARGV[j]) end
+if ttl > 0 then
+  redis.call('EXPIRE', key, ttl)
+  if known then
+    redis.call('ZADD', known, now + ttl, key)
+    redis.call('ZREMRANGEBYSCORE', known, '-inf', now - 1)
+  end
+end
 return n
 """
 
 # KEYS[1]: the entity's tiles, KEYS[2..]: each join's latest row. ARGV[1]: the cutoff in
 # epoch ms; ARGV[2]: the aggregates, "function,slot,slot2,hop_ms,tiles;..." in plan order.
-# Returns {entity known (0/1), one value per aggregate, one row per join}; false = missing.
+# Returns {entity known (0/1), one value per aggregate, one row per join, the time before
+# which the entity's tiles are incomplete (after an eviction) or false}.
 LOOKUP = r"""
 local cutoff = tonumber(ARGV[1])
 local out = {redis.call('EXISTS', KEYS[1])}
@@ -104,6 +120,7 @@ for spec in string.gmatch(ARGV[2], '[^;]+') do
   out[#out + 1] = result
 end
 for j = 2, #KEYS do out[#out + 1] = redis.call('HGET', KEYS[j], 'r') end
+out[#out + 1] = redis.call('HGET', KEYS[1], 'p')
 return out
 """
 

@@ -16,6 +16,7 @@ together or not at all. A lookup is one script call per record, pipelined.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ import orjson
 import redis
 
 from mlprod.errors import OnlineStoreError
-from mlprod.features import FeaturePlan, category_string, text_value
+from mlprod.features import FeaturePlan, category_string, text_value, window_start
 from mlprod.online._scripts import LOOKUP, LOOKUP_SHA, MERGE, MERGE_SHA
 from mlprod.online._tiles import PAD, SEP, Merges, entity_hash, entity_ttl, join_hash
 from mlprod.store import redis_client, redis_problem
@@ -86,7 +87,10 @@ def decode(plan: FeaturePlan, reply: Sequence[Any], cutoff: int) -> Features | N
     values: Features = {}
     for feature, raw in zip(plan.aggregates, reply[1:], strict=False):
         values[feature.name] = _aggregate_value(feature.function, raw)
-    rows = reply[1 + len(plan.aggregates) :]
+    rows = reply[1 + len(plan.aggregates) : 1 + len(plan.aggregates) + len(plan.joins)]
+    partial = _text(reply[-1]) if len(reply) > 1 + len(plan.aggregates) + len(plan.joins) else None
+    if partial is not None and _earliest_start(plan, cutoff) < int(float(partial)):
+        return None  # evicted and rebuilt since: its windows reach back into lost tiles
     found_row = False
     for index, join in enumerate(plan.joins):
         raw = rows[index] if index < len(rows) else None
@@ -96,6 +100,11 @@ def decode(plan: FeaturePlan, reply: Sequence[Any], cutoff: int) -> Features | N
             name = f"{join.name}_{column}"
             values[name] = text_value(texts[position]) if texts is not None else None
     return values if bool(reply[0]) or found_row else None
+
+
+def _earliest_start(plan: FeaturePlan, cutoff: int) -> int:
+    """The first millisecond any of the plan's windows reads at `cutoff`."""
+    return min((window_start(cutoff, f.window, f.hop) for f in plan.aggregates), default=cutoff)
 
 
 def _text(raw: Any) -> str | None:
@@ -146,6 +155,7 @@ class OnlineStore:
 
     def close(self) -> None:
         self.client.close()
+        self.client.connection_pool.disconnect()
 
     def key(self, plan: FeaturePlan, suffix: str) -> str:
         return f"{self.prefix}:f:{plan.namespace}:{suffix}"
@@ -188,16 +198,21 @@ class OnlineStore:
         meta: Iterable[tuple[str, str, str]] = (),
     ) -> None:
         """Queue the MERGE calls of `merges` and `meta` on a pipeline (scripts loaded)."""
-        ttl = str(entity_ttl(plan))
+        ttl, now = str(entity_ttl(plan)), str(int(time.time()))
+        since = "" if merges.since_ms is None else str(merges.since_ms)
+        known = self.key(plan, "known")
         for suffix, items in merges.by_hash.items():
-            args = ["0" if suffix.startswith("j") else ttl, str(len(items))]
+            entity = suffix.startswith("e:")
+            args = [ttl if entity else "0", now, since, str(len(items))]
             args += [part for item in items for part in item]
             args += merges.prune.get(suffix, [])
-            pipe.evalsha(MERGE_SHA, 1, self.key(plan, suffix), *args)
+            keys = [self.key(plan, suffix), known] if entity else [self.key(plan, suffix)]
+            pipe.evalsha(MERGE_SHA, len(keys), *keys, *args)
         items = list(meta)
         if items:
             parts = [part for item in items for part in item]
-            pipe.evalsha(MERGE_SHA, 1, self.key(plan, "meta"), "0", str(len(items)), *parts)
+            meta_key = self.key(plan, "meta")
+            pipe.evalsha(MERGE_SHA, 1, meta_key, "0", now, "", str(len(items)), *parts)
 
     def meta(self, plan: FeaturePlan) -> dict[str, int]:
         """Watermarks (``wm:<source>``) and live starts (``live:<source>``), epoch ms."""

@@ -30,6 +30,7 @@ class Merges:
     by_hash: dict[str, list[Merge]] = field(default_factory=lambda: defaultdict(list))
     prune: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     events: int = 0
+    since_ms: int | None = None  # every event of the merged entities from here on is in
 
     def __len__(self) -> int:
         return len(self.by_hash)
@@ -60,6 +61,8 @@ def tile_merges(plan: FeaturePlan, name: str, raw: pd.DataFrame, merges: Merges)
     merges.events += len(frame)
     if not len(frame):
         return
+    first = int(frame["t"].min())
+    merges.since_ms = first if merges.since_ms is None else min(merges.since_ms, first)
     filters = filters_of(plan, name)
     columns: list[str] = frame.attrs["columns"]
     for index, slot in enumerate(plan.slots):

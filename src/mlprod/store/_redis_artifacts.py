@@ -81,6 +81,11 @@ class RedisArtifacts:
         client = redis_client(url, what="MLPROD_ARTIFACTS", timeout=30.0, max_connections=4)
         return cls(client, cache_dir, url=url, prefix=prefix)
 
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.client.close()
+        self.client.connection_pool.disconnect()
+
     def __repr__(self) -> str:
         return f"RedisArtifacts({self.url!r}, cache_dir={str(self.cache_dir)!r})"
 
