@@ -27,7 +27,7 @@ from mlprod.features import FeaturePlan, epoch_ms
 from mlprod.online._store import OnlineStore
 from mlprod.online._tiles import Merges, join_merges, tile_merges
 
-CHUNK_EVENTS = 50_000
+CHUNK_EVENTS = 10_000  # one transaction; Redis runs it whole, so keep it short
 Progress = Callable[[str], None]
 
 

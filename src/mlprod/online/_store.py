@@ -148,7 +148,7 @@ class OnlineStore:
         self._loaded = False
 
     @classmethod
-    def open(cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 5.0) -> OnlineStore:
+    def open(cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 30.0) -> OnlineStore:
         """A store over the Redis at `url` (``MLPROD_ONLINE``)."""
         client = redis_client(url, what="MLPROD_ONLINE", timeout=timeout, max_connections=8)
         return cls(client, url=url, prefix=prefix)
