@@ -15,7 +15,16 @@ import numpy as np
 import pytest
 
 from mlprod.store import Store
-from support import Project, Server, need_service, write_project
+from support import (
+    REDIS_URL,
+    PrivateRedis,
+    Project,
+    Server,
+    drop_prefix,
+    need_redis,
+    need_service,
+    write_project,
+)
 
 # Compiling a LightGBM forest costs seconds of CPU per model; servers in tests start by the
 # dozen, so they score on the booster unless a test (tests/serving/test_trees.py) opts in.
@@ -100,3 +109,28 @@ def server(trained_project: Project) -> Iterator[Server]:
         yield running
     finally:
         running.stop()
+
+
+# --- Redis: a per-test prefix on the shared instance, or a private instance to stop
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own on the shared Redis, emptied afterwards."""
+    need_redis()
+    prefix = f"mlprodtest{uuid.uuid4().hex[:10]}"
+    try:
+        yield prefix
+    finally:
+        drop_prefix(REDIS_URL, prefix)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own on a free port (outage tests stop this one)."""
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -336,3 +336,249 @@ def run_and_kill(script: str, *args: str, acked: int, tmp_path: Path) -> int:
         last = int(lines[-1])
     assert child.returncode == -signal.SIGKILL
     return last + 1
+
+
+# --- Redis: the shared instance (keys under a per-test prefix) and private ones
+
+
+REDIS_URL = os.environ.get("MLPROD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def need_redis(url: str = REDIS_URL) -> None:
+    """Skip (fail under CI=true) when the Redis at `url` does not answer."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        need_service("Redis", f"cannot reach {url}: {exc}")
+
+
+def drop_prefix(url: str, prefix: str) -> None:
+    """Delete every key under `prefix` (a test's own namespace on the shared Redis)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+    client.close()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, to stop, start, pause and resume.
+
+    Outage tests stop Redis for real; the shared one on 6379 is never touched.
+    """
+
+    def __init__(self, *args: str) -> None:
+        import shutil
+
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            need_service("redis-server", "the redis-server program is not installed")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.args = args
+        self.process: Any = None
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        import redis
+
+        command = [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--save", "", "--appendonly", "no", *self.args]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=self.port, socket_timeout=1).ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise TimeoutError(f"redis-server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        """Kill it for real: connections drop, new ones are refused."""
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: the port still accepts connections but nothing answers (a blackhole)."""
+        import signal
+
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGCONT)
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+
+# --- events for aggregate features
+
+
+AGGREGATE_SPEC = """\
+name: churn
+data:
+  source: customers.csv
+  target: churned
+  positive: true
+  time: event_time
+  entity: customer_id
+features:
+  numeric: [tenure_months, monthly_charges, support_calls]
+  categorical: [plan]
+  aggregates:
+    delay: 0s
+    on_missing: {on_missing}
+    events:
+      activity: {{source: events.csv, time: at}}
+    define:
+      - {{name: events, events: activity, function: count, windows: [1d, 7d]}}
+      - {{name: tickets, events: activity, function: count, windows: [7d], where: {{kind: ticket}}}}
+      - {{name: spend, events: activity, function: sum, column: amount, windows: [7d, 30d],
+         where: {{kind: buy}}}}
+      - {{name: basket, events: activity, function: mean, column: amount, windows: [30d]}}
+      - {{name: kinds, events: activity, function: distinct_count, column: kind, windows: [7d]}}
+      - {{name: last_kind, events: activity, function: last, column: kind, windows: [30d]}}
+split: {{method: time, test_size: 0.2}}
+candidates: [logistic_regression]
+"""
+
+
+def make_events(table: Any, seed: int = 7, per_customer: int = 12) -> Any:
+    """Activity events around each customer's event time: churners file more tickets.
+
+    Some events fall after each customer's time: a leak if they ever counted.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for customer, when, churned in zip(
+        table["customer_id"], pd.to_datetime(table["event_time"]), table["churned"], strict=True
+    ):
+        count = int(rng.poisson(per_customer))
+        offsets = rng.uniform(-40 * 86400, 5 * 86400, size=count)  # days before (and after)
+        for offset in offsets:
+            ticket_p = 0.5 if churned and -7 * 86400 < offset < 0 else 0.1
+            kind = "ticket" if rng.random() < ticket_p else rng.choice(["view", "buy"])
+            amount = round(float(rng.gamma(2.0, 20.0)), 2) if kind == "buy" else None
+            at = when + pd.Timedelta(milliseconds=int(offset * 1000))
+            rows.append({"customer_id": customer, "at": at, "kind": kind, "amount": amount})
+    return pd.DataFrame(rows).sort_values("at").reset_index(drop=True)
+
+
+def write_aggregate_project(
+    root: Path, rows: int = 1500, on_missing: str = "defaults", store: str | None = None
+) -> Project:
+    """A churn project whose spec adds aggregates over an activity table (events.csv)."""
+    from mlprod.data import make_churn_table
+
+    root.mkdir(parents=True, exist_ok=True)
+    table = make_churn_table(rows, seed=3)
+    table.to_csv(root / "customers.csv", index=False)
+    make_events(table).to_csv(root / "events.csv", index=False)
+    spec = AGGREGATE_SPEC.format(on_missing=on_missing)
+    (root / "mlprod.yaml").write_text(spec, encoding="utf-8")
+    return Project(root, store)
+
+
+# --- random events, rows and a join table for the aggregate tests
+
+T0 = "2026-03-01T00:00:00"
+
+AGGREGATES: dict[str, Any] = {
+    "delay": "90s",
+    "events": {"clicks": {"source": "-", "time": "at", "entity": "user"}},
+    "define": [
+        {"name": "n", "events": "clicks", "function": "count", "windows": ["1h", "1d"]},
+        {"name": "buys", "events": "clicks", "function": "count", "windows": ["1d"],
+         "where": {"kind": "buy"}},
+        {"name": "spend", "events": "clicks", "function": "sum", "column": "amount",
+         "windows": ["6h"], "where": [{"column": "amount", "op": ">", "value": 5}]},
+        {"name": "avg", "events": "clicks", "function": "mean", "column": "amount",
+         "windows": ["1d"]},
+        {"name": "lo", "events": "clicks", "function": "min", "column": "amount",
+         "windows": ["1d"]},
+        {"name": "hi", "events": "clicks", "function": "max", "column": "amount",
+         "windows": ["7d"], "hop": "1d"},
+        {"name": "kinds", "events": "clicks", "function": "distinct_count", "column": "kind",
+         "windows": ["1d"], "where": {"kind": ["buy", "view"]}},
+        {"name": "last", "events": "clicks", "function": "last", "column": "kind",
+         "windows": ["1h"]},
+    ],
+    "joins": [{"name": "plan", "source": "-", "time": "since", "key": "user_id",
+               "on": "user", "columns": ["tier", "limit"]}],
+}  # fmt: skip
+
+
+def plan_for(raw: dict[str, Any] | None = None) -> Any:
+    """The test plan (or `raw`) compiled with the key ``user``."""
+    from mlprod.features import compile_plan
+    from mlprod.spec import AggregatesSpec
+
+    return compile_plan(AggregatesSpec.model_validate(raw or AGGREGATES), key="user")
+
+
+def random_events(rng: Any, n: int = 3000, users: int = 40) -> Any:
+    """Clicks of `users` users over eight days, amounts sometimes missing."""
+    import numpy as np
+    import pandas as pd
+
+    seconds = rng.integers(0, 8 * 86400, size=n)
+    ms = rng.integers(0, 1000, size=n)
+    amount = np.round(rng.gamma(2.0, 5.0, size=n), 2)
+    amount[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame(
+        {
+            "user": rng.integers(0, users, size=n).astype(str),
+            "at": pd.Timestamp(T0)
+            + pd.to_timedelta(seconds, unit="s")
+            + pd.to_timedelta(ms, unit="ms"),
+            "kind": rng.choice(["buy", "view", "ticket"], size=n),
+            "amount": amount,
+        }
+    )
+
+
+def random_rows(rng: Any, n: int = 200, users: int = 45) -> Any:
+    """Rows to compute features for; users 40-44 never click."""
+    import pandas as pd
+
+    seconds = rng.integers(3600, 9 * 86400, size=n)
+    return pd.DataFrame(
+        {"user": rng.integers(0, users, size=n).astype(str),
+         "t": pd.Timestamp(T0) + pd.to_timedelta(seconds, unit="s")}
+    )  # fmt: skip
+
+
+def random_plans(rng: Any, users: int = 40) -> Any:
+    """A plan table for the as-of join: tier and limit per user, changing over time."""
+    import pandas as pd
+
+    n = 300
+    return pd.DataFrame(
+        {
+            "user_id": rng.integers(0, users, size=n).astype(str),
+            "since": pd.Timestamp(T0)
+            + pd.to_timedelta(rng.integers(0, 9 * 86, size=n) * 1000, unit="s"),
+            "tier": rng.choice(["gold", "silver", "bronze"], size=n),
+            "limit": rng.integers(1, 4, size=n) * 100,
+        }
+    )

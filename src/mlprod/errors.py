@@ -15,6 +15,7 @@ the HTTP status it maps to, so one handler in the server answers them all::
     ├── IntegrityError               500  a bundle file does not match its recorded hash
     ├── StoreError                   503  the metadata store is unreachable or not migrated
     ├── UnavailableError             503  a server cannot be reached (client side)
+    ├── OnlineStoreError             503  the online feature store did not answer in time
     ├── SpoolFullError               503  the prediction log's local spool is at its size cap
     └── TrainingError                500  no candidate could be trained
 """
@@ -131,6 +132,18 @@ class TrainingError(MlprodError):
 
     status = 500
     code = "training_failed"
+
+
+class OnlineStoreError(MlprodError):
+    """The online feature store (Redis) could not answer within the lookup budget.
+
+    The server answers 503 only when the model's spec says so (``on_error: fail``) or
+    rejects missing entities; otherwise it follows the missing-entity policy and flags it.
+    """
+
+    status = 503
+    code = "features_unavailable"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
 
 
 class UnavailableError(MlprodError, ConnectionError):

@@ -41,8 +41,12 @@ class Settings(BaseSettings):
     )
     artifacts: str | None = Field(
         default=None,
-        description="Folder for bundles; defaults to <store folder>/artifacts, "
-        "or .mlprod/artifacts when the store is a database URL.",
+        description="Folder for bundles, or a redis:// URL to keep them in Redis; defaults "
+        "to <store folder>/artifacts, or .mlprod/artifacts when the store is a database URL.",
+    )
+    artifacts_cache: str | None = Field(
+        default=None,
+        description="Local folder for bundles fetched from Redis (default <store>/bundles).",
     )
     user: str = Field(
         default_factory=login_name,
@@ -105,6 +109,23 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         default=False, description="Let webhooks reach loopback and private addresses."
     )
+    # features: the online store (Redis) and the datamart cache
+    online: str | None = Field(
+        default=None, description="Redis URL of the online feature store (aggregates)."
+    )
+    online_timeout: float = Field(
+        default=0.02, gt=0, description="Seconds a feature lookup may take before it fails."
+    )
+    online_connections: int = Field(
+        default=16, ge=1, description="Redis connections per server process for lookups."
+    )
+    redis_prefix: str = Field(
+        default="mlprod", min_length=1, description="Prefix of every key mlprod keeps in Redis."
+    )
+    cache: str | None = Field(
+        default=None, description="Redis URL of the datamart: cached sources train reads."
+    )
+    cache_ttl: int = Field(default=3600, gt=0, description="Seconds a cached source stays.")
     # tuning: workers beat every `tune_heartbeat` seconds; silent for 3 beats means dead
     tune_heartbeat: int = Field(
         default=10, ge=1, le=600, description="Seconds between tuning workers' heartbeats."
@@ -132,7 +153,12 @@ class Settings(BaseSettings):
         return (Path(base).expanduser() / "compiled").resolve()
 
     def artifacts_dir(self) -> Path:
-        """The folder that holds model bundles."""
+        """The folder that holds model bundles (with Redis artifacts: the local copies)."""
+        if self.artifacts and "://" in self.artifacts:
+            if self.artifacts_cache:
+                return Path(self.artifacts_cache).expanduser().resolve()
+            base = DEFAULT_STORE if "://" in self.store else self.store
+            return (Path(base).expanduser() / "bundles").resolve()
         if self.artifacts:
             return Path(self.artifacts).expanduser().resolve()
         base = DEFAULT_STORE if "://" in self.store else self.store

@@ -12,6 +12,7 @@ import typer
 from mlprod.cli import (
     _deploy,
     _experiments,
+    _features,
     _models,
     _monitor,
     _predictions,
@@ -49,6 +50,9 @@ app.add_typer(_tokens.app, name="tokens")
 app.add_typer(_monitor.outcomes_app, name="outcomes")
 app.add_typer(_experiments.data_app, name="data")
 app.add_typer(_experiments.features_app, name="features")
+_experiments.features_app.command("materialize")(_features.materialize)
+_experiments.features_app.command("skew")(_features.skew)
+_experiments.data_app.command("cache")(_features.cache_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -54,7 +54,7 @@ from mlprod.registry import (
 )
 from mlprod.serving import Authenticator
 from mlprod.settings import Settings
-from mlprod.store import ArtifactStore, LocalArtifacts, Store
+from mlprod.store import ArtifactStore, Store, open_artifacts
 
 POLL_SECONDS = 0.5  # how often an open page's stream looks for changes
 KEEPALIVE_SECONDS = 15.0
@@ -382,7 +382,7 @@ def create_dashboard(
     """The dashboard as an app of its own (``mlprod dashboard``); / redirects to /ui/."""
     settings = settings or Settings()
     store = store or Store.open(settings.store_url())
-    artifacts = artifacts or LocalArtifacts(settings.artifacts_dir())
+    artifacts = artifacts or open_artifacts(settings)
     app = FastAPI(title="mlprod dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(dashboard_router(Dashboard(settings, store, artifacts)))
 

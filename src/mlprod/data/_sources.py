@@ -17,7 +17,9 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from mlprod.errors import DataError
-from mlprod.spec import SqlSource
+from mlprod.spec import EventQuery, SqlSource, SqlTable
+
+Source = str | Path | SqlSource | SqlTable | EventQuery
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -26,16 +28,29 @@ _SHOWN_COLUMNS = 30
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
-def load_frame(source: str | Path | SqlSource) -> pd.DataFrame:
+def as_sql(source: SqlSource | SqlTable | EventQuery) -> SqlSource:
+    """Any SQL source as a query: a table becomes ``SELECT * FROM "schema"."table"``."""
+    if isinstance(source, SqlSource):
+        return source
+    if isinstance(source, SqlTable):
+        quoted = ".".join('"' + part.replace('"', '""') + '"' for part in source.table.split("."))
+        return SqlSource(url=source.url, query=f"SELECT * FROM {quoted}")
+    return SqlSource(url=source.url, query=source.query)
+
+
+def load_frame(source: Source, *, allow_empty: bool = False) -> pd.DataFrame:
     """All rows of `source` as a DataFrame; a `DataError` for anything a user got wrong.
 
     Paths are taken as given: the spec loader resolves them against the spec's folder.
+    An empty result is an error unless `allow_empty` (an event table may have no news).
 
     Example::
 
         df = load_frame("customers.csv")
         df = load_frame(SqlSource(url="sqlite:///shop.db", query="SELECT * FROM customers"))
     """
+    if isinstance(source, SqlTable | EventQuery):
+        source = as_sql(source)
     if isinstance(source, SqlSource):
         frame = _read_sql(source)
         where = f"the query on {safe_url(source.url)}"
@@ -43,7 +58,7 @@ def load_frame(source: str | Path | SqlSource) -> pd.DataFrame:
         path = Path(source)
         frame = _read_file(path)
         where = f"file {str(path)!r}"
-    if len(frame) == 0:
+    if len(frame) == 0 and not allow_empty:
         raise DataError(
             f"the data source returned no rows: {where} has 0 rows "
             f"(columns: {_preview(frame.columns)}). Point data.source at a table with data."

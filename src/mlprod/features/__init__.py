@@ -1,9 +1,20 @@
-"""Features: one fitted transformer shared by training and serving, kind inference, coercion.
+"""Features: one fitted transformer shared by training and serving, kind inference, coercion;
+aggregates over event tables and their point-in-time computation.
 
 The coercion functions are the one definition of how a raw value becomes a number, a
 category, a boolean or a time; training, serving's fast path and monitoring all call them.
 """
 
+from mlprod.features._aggregates import (
+    AggregateFeature,
+    FeaturePlan,
+    JoinFeature,
+    Slot,
+    compile_plan,
+    text_value,
+    value_text,
+    window_start,
+)
 from mlprod.features._coerce import (
     DATETIME_PARTS,
     MISSING,
@@ -16,15 +27,31 @@ from mlprod.features._coerce import (
     datetime_parts,
 )
 from mlprod.features._infer import infer_kind, infer_kinds, resolve_features
+from mlprod.features._pit import (
+    aggregate_kinds,
+    empty_values,
+    epoch_ms,
+    event_frame,
+    filters_of,
+    join_frame,
+    key_texts,
+    point_in_time,
+)
 from mlprod.features._signature import build_signature, json_safe
+from mlprod.features._sources import read_event_sources, read_join_tables
 from mlprod.features._subset import ColumnSubset
 from mlprod.features._transformer import FeatureTransformer
 
 __all__ = [
     "DATETIME_PARTS",
     "MISSING",
+    "AggregateFeature",
     "ColumnSubset",
+    "FeaturePlan",
     "FeatureTransformer",
+    "JoinFeature",
+    "Slot",
+    "aggregate_kinds",
     "as_boolean",
     "as_category",
     "as_datetime",
@@ -32,9 +59,22 @@ __all__ = [
     "boolean_value",
     "build_signature",
     "category_string",
+    "compile_plan",
     "datetime_parts",
+    "empty_values",
+    "epoch_ms",
+    "event_frame",
+    "filters_of",
     "infer_kind",
     "infer_kinds",
+    "join_frame",
     "json_safe",
+    "key_texts",
+    "point_in_time",
+    "read_event_sources",
+    "read_join_tables",
     "resolve_features",
+    "text_value",
+    "value_text",
+    "window_start",
 ]

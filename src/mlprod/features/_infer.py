@@ -80,6 +80,6 @@ def resolve_features(spec: ProjectSpec, df: pd.DataFrame) -> dict[str, FeatureKi
     else:
         skip = {str(c) for c in reserved} | set(spec.features.exclude)
         kinds = infer_kinds(df, skip)
-    if not kinds:
+    if not kinds and spec.features.aggregates is None:
         raise DataError("no feature columns left after excluding target, time, entity and exclude")
     return kinds

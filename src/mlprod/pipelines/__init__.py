@@ -17,6 +17,7 @@ from mlprod.pipelines._experiments import (
     version_test_scores,
 )
 from mlprod.pipelines._explore import profile_data, profile_spec, rank_spec_features
+from mlprod.pipelines._features import cache_sources, feature_skew, materialize_features
 from mlprod.pipelines._lifecycle import load, promote
 from mlprod.pipelines._quickstart import run_quickstart
 from mlprod.pipelines._train import TrainedRun, train
@@ -25,10 +26,13 @@ from mlprod.pipelines._tuning import join_tuning
 __all__ = [
     "TrainedRun",
     "apply_changes",
+    "cache_sources",
     "compare_runs",
     "config_diff",
+    "feature_skew",
     "join_tuning",
     "load",
+    "materialize_features",
     "profile_data",
     "profile_spec",
     "promote",

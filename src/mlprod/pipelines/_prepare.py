@@ -14,8 +14,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlprod.data import DataFingerprint, Split, fingerprint, load_frame, make_split, require_columns
-from mlprod.features import FeatureTransformer, resolve_features
+from mlprod.data import (
+    DataCache,
+    DataFingerprint,
+    Split,
+    fingerprint,
+    make_split,
+    read_source,
+    require_columns,
+)
+from mlprod.errors import DataError
+from mlprod.features import (
+    FeaturePlan,
+    FeatureTransformer,
+    aggregate_kinds,
+    compile_plan,
+    point_in_time,
+    read_event_sources,
+    read_join_tables,
+    resolve_features,
+)
 from mlprod.pipelines._progress import Steps
 from mlprod.pipelines._target import encode_target
 from mlprod.spec import FeatureKind, ProjectSpec
@@ -42,12 +60,16 @@ class Prepared:
     X: np.ndarray
     names: list[str]
     source: Callable[[str], str]
+    plan: FeaturePlan | None = None
 
 
-def prepare(spec: ProjectSpec, steps: Steps) -> Prepared:
-    """Everything before fitting candidates, in the order the spec implies."""
+def prepare(spec: ProjectSpec, steps: Steps, *, cache: DataCache | None = None) -> Prepared:
+    """Everything before fitting candidates, in the order the spec implies.
+
+    With a `cache` (the datamart), sources with a fresh entry are read from Redis.
+    """
     steps("loading data")
-    df = load_frame(spec.data.source)
+    df = read_source(spec.data.source, cache=cache)
     require_columns(
         df,
         [c for c in (spec.data.target, spec.data.time, spec.data.entity) if c],
@@ -56,6 +78,10 @@ def prepare(spec: ProjectSpec, steps: Steps) -> Prepared:
     y, classes, labelled = encode_target(df[spec.data.target], spec.data.positive)
     df = df.loc[labelled].reset_index(drop=True)
     kinds = dict(resolve_features(spec, df))
+    plan = None
+    if spec.features.aggregates is not None:
+        df, plan, added = with_aggregates(spec, df, steps, cache)
+        kinds.update(added)
     print_ = fingerprint(df, spec.data.time)
     times = df[spec.data.time] if spec.data.time else None
     split = make_split(y, spec.split, times=times, seed=spec.seed)
@@ -74,8 +100,33 @@ def prepare(spec: ProjectSpec, steps: Steps) -> Prepared:
         names, source = selection.names, selection.source
     return Prepared(
         df, y, classes, kinds, print_, split, features,
-        with_selection(features, selection), X, names, source,
+        with_selection(features, selection), X, names, source, plan,
     )  # fmt: skip
+
+
+def with_aggregates(
+    spec: ProjectSpec, df: pd.DataFrame, steps: Steps, cache: DataCache | None = None
+) -> tuple[pd.DataFrame, FeaturePlan, dict[str, FeatureKind]]:
+    """`df` with the spec's aggregates computed point-in-time for every row, and their kinds."""
+    aggregates, key, time = spec.features.aggregates, spec.aggregate_key(), spec.data.time
+    if aggregates is None or key is None or time is None:  # the spec's validator ensures all
+        raise DataError("features.aggregates needs data.time and an entity key")
+    plan = compile_plan(aggregates, key=key)
+    clash = sorted(set(plan.names()) & {str(c) for c in df.columns})
+    if clash:
+        raise DataError(
+            f"features.aggregates makes column(s) {clash}, which the data already has; rename "
+            "the aggregates or the columns"
+        )
+    steps(f"computing {len(plan.names())} aggregate feature(s) point-in-time")
+    computed = point_in_time(
+        df,
+        plan,
+        time=time,
+        events=read_event_sources(plan, cache=cache),
+        tables=read_join_tables(plan, cache=cache),
+    )
+    return pd.concat([df, computed], axis=1), plan, aggregate_kinds(plan, computed)
 
 
 def training_folds(split: Split) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:

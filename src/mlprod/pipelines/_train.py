@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mlprod.bundle import REPORT, Manifest, write_bundle
+from mlprod.data import DataCache
 from mlprod.errors import MlprodError
 from mlprod.evaluation import (
     GateResult,
@@ -112,9 +113,10 @@ def train(
     experiment = Experiment(
         meta, run_id, store_argument(store, settings), workers, settings.tune_heartbeat
     )
+    cache = DataCache.open(settings.cache, prefix=settings.redis_prefix) if settings.cache else None
     try:
         with steps.live(f"training {spec.name}"), tempfile.TemporaryDirectory() as tmp:
-            outcome = _run(spec, experiment, Path(tmp), steps)
+            outcome = _run(spec, experiment, Path(tmp), steps, cache)
             record_trials(meta, run_id, experiment.trials)
             record_curves(meta, run_id, outcome.curves)
             steps("storing the bundle")
@@ -125,6 +127,9 @@ def train(
         finish_run(meta, run_id, status="failed", error=str(exc) or type(exc).__name__)
         meta.close()
         raise
+    finally:
+        if cache is not None:
+            cache.close()
     meta.close()
     steps(f"registered {spec.name}@{version.version}")
     return outcome.result(run_id, version, artifacts.path(bundle_id) / "report.html")
@@ -155,9 +160,11 @@ class _Outcome:
         )
 
 
-def _run(spec: ProjectSpec, experiment: Experiment, tmp: Path, steps: Steps) -> _Outcome:
+def _run(
+    spec: ProjectSpec, experiment: Experiment, tmp: Path, steps: Steps, cache: DataCache | None
+) -> _Outcome:
     run_id = experiment.run_id
-    data = prepare(spec, steps)
+    data = prepare(spec, steps, cache=cache)
     df, y, classes, kinds, print_ = data.df, data.y, data.classes, data.kinds, data.fingerprint
     split, transformer, X = data.split, data.transformer, data.X
     to_fit = spec.candidates
@@ -187,6 +194,8 @@ def _run(spec: ProjectSpec, experiment: Experiment, tmp: Path, steps: Steps) -> 
         entity=spec.data.entity,
         time=spec.data.time,
     )
+    if data.plan is not None:  # the server looks these up; the skew check recomputes them
+        signature["online"] = data.plan.document()
     test_frame = df.iloc[split.test][list(kinds)].reset_index(drop=True)
     candidates = [{**r.summary(), **experiment.summaries.get(r.name, {})} for r in results]
     context = {

@@ -22,6 +22,7 @@ from mlprod.predlog import PredictionLog, Spool
 from mlprod.serving._auth import Authenticator, admin_router, require_scope
 from mlprod.serving._guard import Guard, GuardState
 from mlprod.serving._loaded import LoadedVersion
+from mlprod.serving._lookup import FeatureLookups, add_flags
 from mlprod.serving._metrics import ServerMetrics
 from mlprod.serving._openapi import install_openapi
 from mlprod.serving._pool import ModelPool, Served
@@ -29,7 +30,7 @@ from mlprod.serving._recorder import Recorder, ShadowScorer
 from mlprod.serving._scoring import route_records
 from mlprod.serving._trees import TreeCompiler
 from mlprod.settings import Settings
-from mlprod.store import ArtifactStore, LocalArtifacts, Store
+from mlprod.store import ArtifactStore, Store, open_artifacts
 
 log = logging.getLogger("mlprod.serving")
 INLINE_RECORDS = 1000  # batches up to this score on the event loop; larger ones in a thread
@@ -50,6 +51,7 @@ class ServerState:
     pool: ModelPool
     recorder: Recorder
     counter: LiveCounter | None
+    features: FeatureLookups
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
 
 
@@ -69,7 +71,7 @@ def create_app(
     """
     settings = settings or Settings()
     store = store or Store.open(settings.store_url())
-    artifacts = artifacts or LocalArtifacts(settings.artifacts_dir())
+    artifacts = artifacts or open_artifacts(settings)
     trees = TreeCompiler(settings.compiled_dir()) if settings.compile_trees else None
     pool = ModelPool(store, artifacts, alias, trees=trees)
     predlog = PredictionLog(
@@ -86,12 +88,14 @@ def create_app(
     )
     shadows = ShadowScorer(predlog, max_records=settings.max_records, counter=counter)
     recorder = Recorder(predlog, shadows, default_rate=settings.log_sample_rate, counter=counter)
-    state = ServerState(settings, pool, recorder, counter)
+    features = FeatureLookups(settings, pool)
+    state = ServerState(settings, pool, recorder, counter, features)
     guard = GuardState()
     state.metrics.watch("pool", pool.stats)
     state.metrics.watch("guard", guard.stats)
     state.metrics.watch("predlog", predlog.stats)
     state.metrics.watch("shadows", shadows.stats)
+    state.metrics.watch("online", features.stats)
     if trees is not None:
         state.metrics.watch("trees", trees.stats)
     if counter is not None:
@@ -105,9 +109,11 @@ def create_app(
         if counter is not None:
             counter.start()
         pool.start(settings.poll_interval)
+        features.start()
         try:
             yield
         finally:
+            await features.stop()
             pool.stop()
             if trees is not None:
                 trees.stop()
@@ -183,6 +189,18 @@ def _routes(app: FastAPI, state: ServerState) -> None:
             raise SchemaError("model must be a model name", fields=[{"field": "model"}])
         return await run_in_threadpool(ingest_outcomes, pool.store, items, model=model)
 
+    @app.post("/v1/events", tags=["features"], dependencies=[Depends(require_scope("admin"))])
+    async def events(request: Request) -> dict[str, Any]:
+        """Live events for the online feature store; they count within a second."""
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise SchemaError(f"the body is not valid JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise SchemaError('the body must be {"source": ..., "events": [...]}')
+        source, items = payload.get("source"), payload.get("events")
+        return await run_in_threadpool(state.features.ingest, source, items)
+
     @app.post(
         "/v1/models/{name}/versions/{version}/predict", tags=["models"], dependencies=predict_scope
     )
@@ -199,6 +217,9 @@ async def _answer(
     except orjson.JSONDecodeError as exc:
         raise SchemaError(f"the body is not valid JSON: {exc}") from None
     records = payload.get("records") if isinstance(payload, dict) else None
+    records, flags = await state.features.merge(target, records)
+    if flags is not None:
+        body = b""  # the log keeps the records as scored, aggregates included
     small = not isinstance(records, list) or len(records) <= INLINE_RECORDS
     if small:
         content, seconds = respond(state, target, records, max_records, body)
@@ -206,6 +227,7 @@ async def _answer(
         content, seconds = await run_in_threadpool(
             respond, state, target, records, max_records, body
         )
+    add_flags(content["predictions"], flags)
     _count(state.metrics, content, seconds)
     return ORJSONResponse(content)
 
@@ -215,12 +237,13 @@ def respond(
 ) -> tuple[dict[str, Any], float]:
     """Score the records, then spool their log rows: the answer goes out once they are safe.
 
-    `body` is the request as it came: the log takes the records from it as they are.
+    `body` is the request as it came: the log takes the records from it as they are; an
+    empty one means the records changed since (aggregates merged in) and are logged as scored.
     """
     started = time.perf_counter()
     content = route_records(target, records, max_records)
     seconds = time.perf_counter() - started
-    state.recorder.record(target, records, content["predictions"], seconds * 1e3, body)
+    state.recorder.record(target, records, content["predictions"], seconds * 1e3, body or None)
     return content, seconds
 
 

@@ -1,5 +1,14 @@
 """The project spec, ``mlprod.yaml``: models, loading with clear errors, the init template."""
 
+from mlprod.spec._aggregates import (
+    AggregateSpec,
+    AggregatesSpec,
+    Condition,
+    EventQuery,
+    EventSource,
+    JoinSpec,
+    SqlTable,
+)
 from mlprod.spec._load import SPEC_FILE, load_spec, parse_spec
 from mlprod.spec._models import (
     CATALOGUE,
@@ -31,21 +40,28 @@ __all__ = [
     "GATE_METRICS",
     "NAME_PATTERN",
     "SPEC_FILE",
+    "AggregateSpec",
+    "AggregatesSpec",
     "CandidateSpec",
+    "Condition",
     "DataSpec",
     "DeployRoute",
     "DeploySpec",
     "Dimension",
     "DriftSpec",
     "EnsembleSpec",
+    "EventQuery",
+    "EventSource",
     "FeatureKind",
     "FeaturesSpec",
     "Gate",
+    "JoinSpec",
     "MonitorSpec",
     "ProjectSpec",
     "SelectionSpec",
     "SplitSpec",
     "SqlSource",
+    "SqlTable",
     "ThresholdSpec",
     "TuningSpec",
     "load_spec",

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mlprod.errors import SpecError
+from mlprod.spec._aggregates import AggregatesSpec, EventQuery, SqlTable
 from mlprod.spec._models import ProjectSpec, SqlSource
 
 SPEC_FILE = "mlprod.yaml"
@@ -62,7 +63,36 @@ def parse_spec(
                 "data": spec.data.model_copy(update={"source": _anchor_sqlite(source, base_dir)})
             }
         )
+    aggregates = spec.features.aggregates
+    if aggregates is not None and base_dir is not None:
+        features = spec.features.model_copy(
+            update={"aggregates": _anchor_aggregates(aggregates, base_dir)}
+        )
+        spec = spec.model_copy(update={"features": features})
     return spec
+
+
+Anchored = str | EventQuery | SqlTable
+
+
+def _anchor(source: Anchored, base_dir: Path) -> Anchored:
+    """A relative file path or ``sqlite:///relative.db`` made relative to the spec's folder."""
+    if isinstance(source, str):
+        return source if "://" in source else str((base_dir / source).resolve())
+    prefix = "sqlite:///"
+    if source.url.startswith(prefix) and not source.url.startswith(prefix + "/"):
+        db = (base_dir / source.url[len(prefix) :]).resolve()
+        return source.model_copy(update={"url": f"{prefix}{db}"})
+    return source
+
+
+def _anchor_aggregates(aggregates: AggregatesSpec, base_dir: Path) -> AggregatesSpec:
+    events = {
+        name: item.model_copy(update={"source": _anchor(item.source, base_dir)})
+        for name, item in aggregates.events.items()
+    }
+    joins = [j.model_copy(update={"source": _anchor(j.source, base_dir)}) for j in aggregates.joins]
+    return aggregates.model_copy(update={"events": events, "joins": joins})
 
 
 def _anchor_sqlite(source: SqlSource, base_dir: Path) -> SqlSource:

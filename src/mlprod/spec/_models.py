@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlprod._time import parse_duration
+from mlprod.spec._aggregates import AggregatesSpec
 
 CATALOGUE = ("logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost")
 CandidateType = Literal["logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost"]
@@ -64,6 +65,9 @@ class FeaturesSpec(_Strict):
     boolean: list[str] = Field(default_factory=list)
     datetime: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
+    aggregates: AggregatesSpec | None = Field(
+        default=None, description="Aggregates over event tables and as-of joins."
+    )
 
     def declared(self) -> dict[str, FeatureKind]:
         """Columns the user typed explicitly, mapped to their kind."""
@@ -373,7 +377,24 @@ class ProjectSpec(_Strict):
             raise ValueError("split.method 'time' needs data.time, the column with event times")
         if self.split.gap and self.split.method != "time":
             raise ValueError("split.gap only applies to split.method 'time'")
+        aggregates = self.features.aggregates
+        if aggregates is not None:
+            if not self.data.time:
+                raise ValueError(
+                    "features.aggregates needs data.time: each row's time is its cutoff"
+                )
+            if not (aggregates.entity or self.data.entity):
+                raise ValueError(
+                    "features.aggregates needs a key: set data.entity or aggregates.entity"
+                )
         return self
+
+    def aggregate_key(self) -> str | None:
+        """The row column holding the entity key of `features.aggregates`, if any."""
+        aggregates = self.features.aggregates
+        if aggregates is None:
+            return None
+        return aggregates.entity or self.data.entity
 
     def resolved(self) -> dict[str, Any]:
         """The spec as plain JSON-able data, defaults included (what a run records)."""

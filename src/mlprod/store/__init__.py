@@ -14,18 +14,25 @@ Example::
 from mlprod.store import schema
 from mlprod.store._artifacts import ArtifactStore, LocalArtifacts, open_artifacts, safe_join
 from mlprod.store._engine import hide_password, json_dumps, plain_json
+from mlprod.store._redis import check_redis_url, redis_client, redis_problem, shown_url
+from mlprod.store._redis_artifacts import RedisArtifacts
 from mlprod.store._store import MetadataStore, Store, row_exists
 
 __all__ = [
     "ArtifactStore",
     "LocalArtifacts",
     "MetadataStore",
+    "RedisArtifacts",
     "Store",
+    "check_redis_url",
     "hide_password",
     "json_dumps",
     "open_artifacts",
     "plain_json",
+    "redis_client",
+    "redis_problem",
     "row_exists",
     "safe_join",
     "schema",
+    "shown_url",
 ]

@@ -169,5 +169,15 @@ def _sync_dir(folder: Path) -> None:
 
 
 def open_artifacts(settings: Settings) -> ArtifactStore:
-    """The artifact store `settings` name (``MLPROD_ARTIFACTS``, else beside the store)."""
+    """The artifact store `settings` name (``MLPROD_ARTIFACTS``, else beside the store).
+
+    A ``redis://`` URL keeps bundles in Redis by content hash, with this host's verified
+    copies in ``MLPROD_ARTIFACTS_CACHE`` (default ``<store>/bundles``).
+    """
+    if settings.artifacts and "://" in settings.artifacts:
+        from mlprod.store._redis_artifacts import RedisArtifacts  # redis only when asked for
+
+        return RedisArtifacts.open(
+            settings.artifacts, cache_dir=settings.artifacts_dir(), prefix=settings.redis_prefix
+        )
     return LocalArtifacts(settings.artifacts_dir())

@@ -1,0 +1,134 @@
+"""The two Lua scripts the online store runs inside Redis: merge partials, look features up.
+
+Why Lua: a tile's min, max, last value and distinct set need read-modify-write, which a
+script does atomically in one round trip; and a lookup combines a few hundred tiles into
+twenty numbers inside Redis, so the server receives twenty values instead of every tile.
+Numbers cross as text: ``%.17g`` and Python's ``repr`` round-trip a double exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# KEYS[1]: a hash, KEYS[2] (entities only): the namespace's known entities, a sorted set
+# of deadlines. ARGV[1]: seconds to live (0: keep), ARGV[2]: now (s), ARGV[3]: the time
+# from which this write holds every event of the entity (ms), ARGV[4]: n, then n triples
+# (field, op, value), then fields to delete. Ops: c add integers, s add floats, m keep
+# the smaller number, x the larger, l the greater text (a padded time first, so the
+# latest), d the union of \30-separated texts. A hash that is gone before its deadline
+# was evicted: it is marked incomplete before ARGV[3] (field p), never read as zeros.
+MERGE = r"""
+local key, known = KEYS[1], KEYS[2]
+local ttl, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+if known and redis.call('EXISTS', key) == 0 then
+  local deadline = redis.call('ZSCORE', known, key)
+  if deadline and tonumber(deadline) > now and ARGV[3] ~= '' then
+    redis.call('HSET', key, 'p', ARGV[3])
+  end
+end
+local n = tonumber(ARGV[4])
+for i = 0, n - 1 do
+  local field, op, value = ARGV[5 + 3 * i], ARGV[6 + 3 * i], ARGV[7 + 3 * i]
+  local cur = redis.call('HGET', key, field)
+  local new = false
+  if op == 'c' then
+    new = string.format('%d', (tonumber(cur) or 0) + tonumber(value))
+  elseif op == 's' then
+    new = string.format('%.17g', (tonumber(cur) or 0) + tonumber(value))
+  elseif op == 'm' then
+    if not cur or tonumber(value) < tonumber(cur) then new = value end
+  elseif op == 'x' then
+    if not cur or tonumber(value) > tonumber(cur) then new = value end
+  elseif op == 'l' then
+    if not cur or value > cur then new = value end
+  elseif op == 'd' then
+    local seen, list = {}, {}
+    for part in string.gmatch((cur or '') .. '\30' .. value, '[^\30]+') do
+      if not seen[part] then seen[part] = true; list[#list + 1] = part end
+    end
+    table.sort(list)
+    new = table.concat(list, '\30')
+  else
+    return redis.error_reply('unknown merge op ' .. tostring(op))
+  end
+  if new then redis.call('HSET', key, field, new) end
+end
+for j = 5 + 3 * n, #ARGV do redis.call('HDEL', key, ARGV[j]) end
+if ttl > 0 then
+  redis.call('EXPIRE', key, ttl)
+  if known then
+    redis.call('ZADD', known, now + ttl, key)
+    redis.call('ZREMRANGEBYSCORE', known, '-inf', now - 1)
+  end
+end
+return n
+"""
+
+# KEYS[1]: the entity's tiles, KEYS[2..]: each join's latest row. ARGV[1]: the cutoff in
+# epoch ms; ARGV[2]: the aggregates, "function,slot,slot2,hop_ms,tiles;..." in plan order.
+# Returns {entity known (0/1), one value per aggregate, one row per join, the time before
+# which the entity's tiles are incomplete (after an eviction) or false}.
+LOOKUP = r"""
+local cutoff = tonumber(ARGV[1])
+local out = {redis.call('EXISTS', KEYS[1])}
+local function tiles(slot, hop, n)
+  local k1 = math.floor(cutoff / hop)
+  local fields = {}
+  for k = k1 - n + 1, k1 do fields[#fields + 1] = slot .. ':' .. string.format('%d', k) end
+  return redis.call('HMGET', KEYS[1], unpack(fields))
+end
+local function total(values)
+  local sum = 0
+  for _, v in ipairs(values) do if v then sum = sum + tonumber(v) end end
+  return sum
+end
+for spec in string.gmatch(ARGV[2], '[^;]+') do
+  local fn, a, b, hop, n = string.match(spec, '^([%a_]+),(%d+),(%d*),(%d+),(%d+)$')
+  hop = tonumber(hop); n = tonumber(n)
+  local values = tiles(a, hop, n)
+  local result = false
+  if fn == 'count' then
+    result = string.format('%d', total(values))
+  elseif fn == 'sum' then
+    result = string.format('%.17g', total(values))
+  elseif fn == 'mean' then
+    local count = total(tiles(b, hop, n))
+    if count > 0 then result = string.format('%.17g', total(values) / count) end
+  elseif fn == 'min' or fn == 'max' then
+    for _, v in ipairs(values) do
+      if v then
+        local x = tonumber(v)
+        if not result or (fn == 'min' and x < result) or (fn == 'max' and x > result) then
+          result = x
+        end
+      end
+    end
+    if result then result = string.format('%.17g', result) end
+  elseif fn == 'last' then
+    for _, v in ipairs(values) do if v and (not result or v > result) then result = v end end
+  elseif fn == 'distinct_count' then
+    local seen, count = {}, 0
+    for _, v in ipairs(values) do
+      if v then
+        for part in string.gmatch(v, '[^\30]+') do
+          if not seen[part] then seen[part] = true; count = count + 1 end
+        end
+      end
+    end
+    result = string.format('%d', count)
+  end
+  out[#out + 1] = result
+end
+for j = 2, #KEYS do out[#out + 1] = redis.call('HGET', KEYS[j], 'r') end
+out[#out + 1] = redis.call('HGET', KEYS[1], 'p')
+return out
+"""
+
+
+def sha1(script: str) -> str:
+    """The digest Redis knows a script by (EVALSHA)."""
+    return hashlib.sha1(script.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+MERGE_SHA = sha1(MERGE)
+LOOKUP_SHA = sha1(LOOKUP)
