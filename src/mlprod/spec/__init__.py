@@ -24,13 +24,24 @@ from mlprod.spec._models import (
     TuningSpec,
     parse_dimension,
 )
+from mlprod.spec._schedule import (
+    JOB_KINDS,
+    CanarySpec,
+    JobKind,
+    JobSpec,
+    RetrainSpec,
+    ScheduleSpec,
+    check_cron,
+)
 from mlprod.spec._template import render_spec
 
 __all__ = [
     "CATALOGUE",
     "GATE_METRICS",
+    "JOB_KINDS",
     "NAME_PATTERN",
     "SPEC_FILE",
+    "CanarySpec",
     "CandidateSpec",
     "DataSpec",
     "DeployRoute",
@@ -41,13 +52,18 @@ __all__ = [
     "FeatureKind",
     "FeaturesSpec",
     "Gate",
+    "JobKind",
+    "JobSpec",
     "MonitorSpec",
     "ProjectSpec",
+    "RetrainSpec",
+    "ScheduleSpec",
     "SelectionSpec",
     "SplitSpec",
     "SqlSource",
     "ThresholdSpec",
     "TuningSpec",
+    "check_cron",
     "load_spec",
     "parse_dimension",
     "parse_spec",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from mlprod.errors import SpecError
 from mlprod.spec._models import ProjectSpec, SqlSource
+from mlprod.spec._schedule import ScheduleSpec
 
 SPEC_FILE = "mlprod.yaml"
 
@@ -62,7 +63,21 @@ def parse_spec(
                 "data": spec.data.model_copy(update={"source": _anchor_sqlite(source, base_dir)})
             }
         )
+    if base_dir is not None and spec.schedule is not None and "score" in spec.schedule.jobs:
+        spec = spec.model_copy(update={"schedule": _anchor_score(spec.schedule, base_dir)})
     return spec
+
+
+def _anchor_score(schedule: ScheduleSpec, base_dir: Path) -> ScheduleSpec:
+    """The score job's files are relative to the spec's folder, like the data source."""
+    job = schedule.jobs["score"]
+    paths = {
+        key: str((base_dir / value).resolve())
+        for key, value in (("input", job.input), ("output", job.output))
+        if value and "://" not in value
+    }
+    jobs = {**schedule.jobs, "score": job.model_copy(update=paths)}
+    return schedule.model_copy(update={"jobs": jobs})
 
 
 def _anchor_sqlite(source: SqlSource, base_dir: Path) -> SqlSource:
