@@ -14,7 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlprod.data import DataFingerprint, Split, fingerprint, load_frame, make_split, require_columns
+from mlprod.data import (
+    DataFingerprint,
+    Split,
+    fingerprint,
+    load_frame,
+    make_split,
+    parse_times,
+    require_columns,
+)
+from mlprod.errors import DataError
 from mlprod.features import FeatureTransformer, resolve_features
 from mlprod.pipelines._progress import Steps
 from mlprod.pipelines._target import encode_target
@@ -53,6 +62,7 @@ def prepare(spec: ProjectSpec, steps: Steps) -> Prepared:
         [c for c in (spec.data.target, spec.data.time, spec.data.entity) if c],
         "data in mlprod.yaml",
     )
+    df = within_window(df, spec)
     y, classes, labelled = encode_target(df[spec.data.target], spec.data.positive)
     df = df.loc[labelled].reset_index(drop=True)
     kinds = dict(resolve_features(spec, df))
@@ -76,6 +86,27 @@ def prepare(spec: ProjectSpec, steps: Steps) -> Prepared:
         df, y, classes, kinds, print_, split, features,
         with_selection(features, selection), X, names, source,
     )  # fmt: skip
+
+
+def within_window(df: pd.DataFrame, spec: ProjectSpec) -> pd.DataFrame:
+    """The rows with ``data.since <= time < data.until`` (retraining's window), if set."""
+    since, until = spec.data.since, spec.data.until
+    if spec.data.time is None or (since is None and until is None):
+        return df
+    times = parse_times(df[spec.data.time], spec.data.time)
+    if times.dt.tz is None:
+        times = times.dt.tz_localize("UTC")
+    keep = pd.Series(True, index=df.index)
+    if since is not None:
+        keep &= times >= pd.Timestamp(since)
+    if until is not None:
+        keep &= times < pd.Timestamp(until)
+    if not keep.any():
+        raise DataError(
+            f"no rows of {spec.data.source} have {spec.data.time} in "
+            f"[{since or 'the start'}, {until or 'the end'}); check data.since and data.until"
+        )
+    return df.loc[keep].reset_index(drop=True)
 
 
 def training_folds(split: Split) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
