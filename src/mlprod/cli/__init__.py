@@ -17,6 +17,7 @@ from mlprod.cli import (
     _predictions,
     _project,
     _runs,
+    _schedule,
     _serve,
     _tokens,
 )
@@ -42,6 +43,8 @@ app.command()(_serve.serve)
 app.command()(_serve.predict)
 app.command()(_monitor.monitor)
 app.command()(_serve.dashboard)
+app.command()(_schedule.scheduler)
+app.command()(_schedule.retrain)
 app.add_typer(_models.app, name="models")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_predictions.app, name="predictions")
@@ -49,6 +52,8 @@ app.add_typer(_tokens.app, name="tokens")
 app.add_typer(_monitor.outcomes_app, name="outcomes")
 app.add_typer(_experiments.data_app, name="data")
 app.add_typer(_experiments.features_app, name="features")
+app.add_typer(_schedule.jobs_app, name="jobs")
+app.add_typer(_schedule.schedule_app, name="schedule")
 
 
 def main(argv: list[str] | None = None) -> None:
