@@ -242,14 +242,22 @@ def cli_json(project: Project, *args: str) -> Any:
     return json.loads(run_cli(project, *args, "--json").stdout)
 
 
-def trained(root: Path, *, versions: int = 1, rows: int = 1500, production: int = 1) -> Project:
-    """A project with `versions` trained versions and `production` promoted."""
+def trained(
+    root: Path,
+    *,
+    versions: int = 1,
+    rows: int = 1500,
+    production: int = 1,
+    store: str | None = None,
+) -> Project:
+    """A project with `versions` trained versions and `production` promoted (`store`: a URL)."""
     from mlprod.pipelines import promote, train
 
-    project = write_project(root, rows=rows)
+    project = write_project(root, rows=rows, store=store)
+    settings = project.settings()  # with a database URL, the bundles go beside the project
     for _ in range(versions):
-        train(project.spec, store=project.store)
-    promote("churn", production, "production", store=project.store, actor="test")
+        train(project.spec, settings=settings)
+    promote("churn", production, "production", settings=settings, actor="test")
     return project
 
 

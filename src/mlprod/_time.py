@@ -97,3 +97,25 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(seconds, 0.0))
+
+
+class ManualClock:
+    """A clock that moves only when told: a loop driven over simulated days, in seconds.
+
+    Example::
+
+        clock = ManualClock(utc_now())
+        clock.advance(timedelta(minutes=10))
+    """
+
+    def __init__(self, start: datetime) -> None:
+        self._now = as_utc(start)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(timedelta(seconds=seconds))
+
+    def advance(self, span: timedelta) -> None:
+        self._now += span

@@ -126,6 +126,16 @@ class Settings(BaseSettings):
         default=None, description="Redis URL of the datamart: cached sources train reads."
     )
     cache_ttl: int = Field(default=3600, gt=0, description="Seconds a cached source stays.")
+    # the closed loop: `mlprod scheduler`
+    scheduler_tick: float = Field(
+        default=30.0, gt=0, description="Seconds between the scheduler's looks at what is due."
+    )
+    scheduler_lease: float = Field(
+        default=60.0, gt=0, description="Seconds a dead scheduler holds its runs before takeover."
+    )
+    scheduler_workers: int = Field(
+        default=2, ge=0, description="Jobs run at once per scheduler (0: one at a time, inline)."
+    )
     # tuning: workers beat every `tune_heartbeat` seconds; silent for 3 beats means dead
     tune_heartbeat: int = Field(
         default=10, ge=1, le=600, description="Seconds between tuning workers' heartbeats."

@@ -18,6 +18,7 @@ from mlprod.cli import (
     _predictions,
     _project,
     _runs,
+    _schedule,
     _serve,
     _tokens,
 )
@@ -43,6 +44,8 @@ app.command()(_serve.serve)
 app.command()(_serve.predict)
 app.command()(_monitor.monitor)
 app.command()(_serve.dashboard)
+app.command()(_schedule.scheduler)
+app.command()(_schedule.retrain)
 app.add_typer(_models.app, name="models")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_predictions.app, name="predictions")
@@ -53,6 +56,8 @@ app.add_typer(_experiments.features_app, name="features")
 _experiments.features_app.command("materialize")(_features.materialize)
 _experiments.features_app.command("skew")(_features.skew)
 _experiments.data_app.command("cache")(_features.cache_command)
+app.add_typer(_schedule.jobs_app, name="jobs")
+app.add_typer(_schedule.schedule_app, name="schedule")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -52,6 +52,7 @@ from mlprod.registry import (
     rollback,
     set_deployment,
 )
+from mlprod.scheduling import loop_marker
 from mlprod.serving import Authenticator
 from mlprod.settings import Settings
 from mlprod.store import ArtifactStore, Store, open_artifacts
@@ -108,7 +109,7 @@ class Dashboard:
 
     def marker(self) -> tuple[Any, ...]:
         recent = datetime.now(UTC) - timedelta(hours=1)
-        return activity_marker(self.store, recent=recent)
+        return (*activity_marker(self.store, recent=recent), *loop_marker(self.store))
 
 
 def charts(detail: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mlprod.dashboard._loop import loop_detail
 from mlprod.errors import NotFoundError
 from mlprod.evaluation import overlaid_curves
 from mlprod.monitoring import (
@@ -205,6 +206,7 @@ def model_detail(store: Store, artifacts: ArtifactStore, name: str, span: Period
         "production": production.version if production else None,
         "deployment": deployment.model_dump(mode="json") if deployment else None,
         "audit": [entry.model_dump(mode="json") for entry in audit_log(store, name, limit=50)],
+        "loop": loop_detail(store, name),
     }
 
 

@@ -5,7 +5,7 @@ from mlprod.data._fingerprint import ColumnInfo, DataFingerprint, fingerprint
 from mlprod.data._profile import profile_frame
 from mlprod.data._sources import as_sql, load_frame, parse_times, require_columns, safe_url
 from mlprod.data._split import Split, make_split
-from mlprod.data._synthetic import make_churn_table
+from mlprod.data._synthetic import make_churn_table, make_regime_table
 
 __all__ = [
     "CacheEntry",
@@ -17,6 +17,7 @@ __all__ = [
     "fingerprint",
     "load_frame",
     "make_churn_table",
+    "make_regime_table",
     "make_split",
     "parse_times",
     "profile_frame",

@@ -176,3 +176,47 @@ def _payment_labels(codes: np.ndarray, missing_u: np.ndarray, drift: float) -> p
     labels = np.asarray(PAYMENT_METHODS, dtype=object)[codes]
     labels[(missing_u < 0.02) | (drift >= 1.0)] = None
     return pd.Series(labels, dtype="str")
+
+
+_REGIMES = (  # label logit weights of a, b, c and the segment effect, per regime
+    (1.6, -1.2, 0.0, (0.6, 0.0, -0.6)),
+    (-1.6, 0.0, 1.3, (-0.6, 0.0, 0.6)),
+)
+
+
+def make_regime_table(
+    n_rows: int, seed: int, *, start: str | pd.Timestamp, end: str | pd.Timestamp, regime: int
+) -> pd.DataFrame:
+    """A table whose label follows one of two relations (a concept change between them).
+
+    The inputs (numbers a, b, c, d, a segment, an account id, event_time spread evenly
+    over [start, end)) have the same distribution in both regimes; only how the label
+    ``converted`` depends on them changes, so a model of regime 0 is wrong in regime 1
+    although nothing in its inputs drifts. For closed-loop tests and benchmarks.
+
+    Example::
+
+        before = make_regime_table(4000, 1, start="2026-01-01", end="2026-03-01", regime=0)
+        after = make_regime_table(4000, 2, start="2026-03-01", end="2026-05-01", regime=1)
+    """
+    if regime not in (0, 1):
+        raise ValueError(f"regime is 0 or 1, got {regime}")
+    rng = np.random.default_rng(seed)
+    numbers = rng.normal(size=(n_rows, 4))
+    segment = rng.integers(0, 3, n_rows)
+    wa, wb, wc, effect = _REGIMES[regime]
+    logit = wa * numbers[:, 0] + wb * numbers[:, 1] + wc * numbers[:, 2] + np.take(effect, segment)
+    first, last = pd.Timestamp(start), pd.Timestamp(end)
+    offsets = np.sort(rng.random(n_rows)) * (last - first).total_seconds()
+    return pd.DataFrame(
+        {
+            "account_id": [f"A{seed:03d}-{i:06d}" for i in range(n_rows)],
+            "event_time": first + pd.to_timedelta(offsets, unit="s"),
+            "a": numbers[:, 0],
+            "b": numbers[:, 1],
+            "c": numbers[:, 2],
+            "d": numbers[:, 3],
+            "segment": np.array(["red", "green", "blue"])[segment],
+            "converted": rng.random(n_rows) < 1 / (1 + np.exp(-logit)),
+        }
+    )

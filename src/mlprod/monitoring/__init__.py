@@ -23,6 +23,7 @@ from mlprod.monitoring._document import (
     TrafficPoint,
     VersionSummary,
 )
+from mlprod.monitoring._labelled import labelled_predictions
 from mlprod.monitoring._live import (
     LiveStats,
     activity_marker,
@@ -54,6 +55,7 @@ __all__ = [
     "check_alerts",
     "check_webhook",
     "ingest_outcomes",
+    "labelled_predictions",
     "list_alerts",
     "match_outcomes",
     "merge_live_stats",

@@ -166,7 +166,7 @@ def _match_batch(conn: Connection, bucket_seconds: int, after: int) -> tuple[int
         if prediction is None:
             continue  # not logged yet, or never: stays pending and counted
         info = versions[(prediction["model"], prediction["version"])]
-        observed = _observed(outcome["label"], info)
+        observed = observed_class(outcome["label"], info)
         if prediction["labelled"] or prediction["id"] in counted:
             note = f"prediction {prediction['id']} already has an outcome; the first one counts"
             _settle(conn, outcome["id"], prediction, note, status="duplicate")
@@ -214,7 +214,7 @@ def _late_shadows(conn: Connection, bucket_seconds: int) -> int:
     rows, ids = [], []
     for shadow in late:
         info = versions[(shadow["model"], shadow["version"])]
-        observed = _observed(shadow["label"], info)
+        observed = observed_class(shadow["label"], info)
         if observed is not None:
             rows.append(_labelled(shadow, observed, info["threshold"], bucket_seconds))
         ids.append(shadow["id"])
@@ -330,7 +330,7 @@ def _versions_of(
     }
 
 
-def _observed(label: Any, info: Mapping[str, Any]) -> int | None:
+def observed_class(label: Any, info: Mapping[str, Any]) -> int | None:
     """1 for the positive class, 0 for the negative, None for anything else."""
     negative, positive = info["classes"]
     text = category_string(label).lower()

@@ -20,6 +20,7 @@ from mlprod.data import (
     Split,
     fingerprint,
     make_split,
+    parse_times,
     read_source,
     require_columns,
 )
@@ -75,6 +76,7 @@ def prepare(spec: ProjectSpec, steps: Steps, *, cache: DataCache | None = None) 
         [c for c in (spec.data.target, spec.data.time, spec.data.entity) if c],
         "data in mlprod.yaml",
     )
+    df = within_window(df, spec)
     y, classes, labelled = encode_target(df[spec.data.target], spec.data.positive)
     df = df.loc[labelled].reset_index(drop=True)
     kinds = dict(resolve_features(spec, df))
@@ -127,6 +129,27 @@ def with_aggregates(
         tables=read_join_tables(plan, cache=cache),
     )
     return pd.concat([df, computed], axis=1), plan, aggregate_kinds(plan, computed)
+
+
+def within_window(df: pd.DataFrame, spec: ProjectSpec) -> pd.DataFrame:
+    """The rows with ``data.since <= time < data.until`` (retraining's window), if set."""
+    since, until = spec.data.since, spec.data.until
+    if spec.data.time is None or (since is None and until is None):
+        return df
+    times = parse_times(df[spec.data.time], spec.data.time)
+    if times.dt.tz is None:
+        times = times.dt.tz_localize("UTC")
+    keep = pd.Series(True, index=df.index)
+    if since is not None:
+        keep &= times >= pd.Timestamp(since)
+    if until is not None:
+        keep &= times < pd.Timestamp(until)
+    if not keep.any():
+        raise DataError(
+            f"no rows of {spec.data.source} have {spec.data.time} in "
+            f"[{since or 'the start'}, {until or 'the end'}); check data.since and data.until"
+        )
+    return df.loc[keep].reset_index(drop=True)
 
 
 def training_folds(split: Split) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:

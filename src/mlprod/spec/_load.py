@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from mlprod.errors import SpecError
 from mlprod.spec._aggregates import AggregatesSpec, EventQuery, SqlTable
 from mlprod.spec._models import ProjectSpec, SqlSource
+from mlprod.spec._schedule import ScheduleSpec
 
 SPEC_FILE = "mlprod.yaml"
 
@@ -69,6 +70,8 @@ def parse_spec(
             update={"aggregates": _anchor_aggregates(aggregates, base_dir)}
         )
         spec = spec.model_copy(update={"features": features})
+    if base_dir is not None and spec.schedule is not None and "score" in spec.schedule.jobs:
+        spec = spec.model_copy(update={"schedule": _anchor_score(spec.schedule, base_dir)})
     return spec
 
 
@@ -93,6 +96,18 @@ def _anchor_aggregates(aggregates: AggregatesSpec, base_dir: Path) -> Aggregates
     }
     joins = [j.model_copy(update={"source": _anchor(j.source, base_dir)}) for j in aggregates.joins]
     return aggregates.model_copy(update={"events": events, "joins": joins})
+
+
+def _anchor_score(schedule: ScheduleSpec, base_dir: Path) -> ScheduleSpec:
+    """The score job's files are relative to the spec's folder, like the data source."""
+    job = schedule.jobs["score"]
+    paths = {
+        key: _anchor(value, base_dir)
+        for key, value in (("input", job.input), ("output", job.output))
+        if value
+    }
+    jobs = {**schedule.jobs, "score": job.model_copy(update=paths)}
+    return schedule.model_copy(update={"jobs": jobs})
 
 
 def _anchor_sqlite(source: SqlSource, base_dir: Path) -> SqlSource:

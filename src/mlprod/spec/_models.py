@@ -10,10 +10,18 @@ import re
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from mlprod._time import parse_duration
 from mlprod.spec._aggregates import AggregatesSpec
+from mlprod.spec._schedule import RetrainSpec, ScheduleSpec
 
 CATALOGUE = ("logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost")
 CandidateType = Literal["logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost"]
@@ -55,6 +63,20 @@ class DataSpec(_Strict):
     )
     time: str | None = Field(default=None, description="Event-time column.")
     entity: str | None = Field(default=None, description="Entity id column (never a feature).")
+    since: AwareDatetime | None = Field(
+        default=None, description="Only rows with time >= this (retraining sets it)."
+    )
+    until: AwareDatetime | None = Field(
+        default=None, description="Only rows with time < this (retraining sets it)."
+    )
+
+    @model_validator(mode="after")
+    def _window_needs_time(self) -> DataSpec:
+        if (self.since or self.until) and not self.time:
+            raise ValueError("data.since and data.until need data.time, the event-time column")
+        if self.since and self.until and self.since >= self.until:
+            raise ValueError(f"data.since {self.since} is not before data.until {self.until}")
+        return self
 
 
 class FeaturesSpec(_Strict):
@@ -355,6 +377,8 @@ class ProjectSpec(_Strict):
     tuning: TuningSpec | None = None
     ensemble: EnsembleSpec | None = None
     selection: SelectionSpec | None = None
+    schedule: ScheduleSpec | None = None
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     seed: int = 42
 
     @field_validator("candidates", mode="before")
@@ -387,6 +411,14 @@ class ProjectSpec(_Strict):
                 raise ValueError(
                     "features.aggregates needs a key: set data.entity or aggregates.entity"
                 )
+        if self.retrain.window and not self.data.time:
+            raise ValueError("retrain.window needs data.time, the column with event times")
+        jobs = self.schedule.jobs if self.schedule else {}
+        if "materialize" in jobs and self.features.aggregates is None:
+            raise ValueError(
+                "schedule.jobs.materialize: this model has no online features to materialize; "
+                "declare features.aggregates or remove the job"
+            )
         return self
 
     def aggregate_key(self) -> str | None:

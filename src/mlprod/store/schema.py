@@ -267,3 +267,71 @@ alerts = sa.Table(
     sa.UniqueConstraint("open_key", name="uq_alerts_open_key"),
     sa.Index("ix_alerts_model_opened", "model", "opened_at"),
 )
+
+
+# --- the closed loop (revision 0006): job runs, retraining decisions, canaries
+
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("model", NAME, nullable=False),
+    sa.Column("job", sa.String(16), nullable=False),  # retrain, score, monitor, materialize
+    sa.Column("trigger", sa.String(16), nullable=False),  # cron, drift, performance, ...
+    sa.Column("trigger_key", sa.Text(), nullable=False),  # what fired: a cron slot, an alert
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending, running, succeeded, failed
+    sa.Column("scheduled_for", UTCDateTime(), nullable=False),
+    sa.Column("not_before", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Column("owner", sa.Text(), nullable=True),  # the scheduler holding the lease
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("output", sa.JSON(), nullable=False),
+    sa.UniqueConstraint("model", "job", "trigger_key", "attempt", name="uq_job_runs_key"),
+    sa.Index("ix_job_runs_model_job", "model", "job", "scheduled_for"),
+    sa.Index("ix_job_runs_state", "state", "not_before"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("model", NAME, nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # retrain, canary
+    sa.Column("outcome", sa.String(24), nullable=False),  # canary, refused, promoted, ...
+    sa.Column("champion", sa.Integer(), nullable=True),
+    sa.Column("challenger", sa.Integer(), nullable=True),
+    sa.Column("metric", sa.String(32), nullable=True),
+    sa.Column("champion_value", sa.Float(), nullable=True),
+    sa.Column("challenger_value", sa.Float(), nullable=True),
+    sa.Column("difference", sa.Float(), nullable=True),
+    sa.Column("low", sa.Float(), nullable=True),
+    sa.Column("high", sa.Float(), nullable=True),
+    sa.Column("margin", sa.Float(), nullable=True),
+    sa.Column("rows", sa.Integer(), nullable=True),
+    sa.Column("basis", sa.String(16), nullable=True),  # live, holdout
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("details", sa.JSON(), nullable=False),
+    sa.Index("ix_decisions_model_at", "model", "at"),
+)
+
+canaries = sa.Table(
+    "canaries",
+    metadata,
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("model", NAME, nullable=False),
+    sa.Column("champion", sa.Integer(), nullable=False),
+    sa.Column("challenger", sa.Integer(), nullable=False),
+    sa.Column("weight", sa.Float(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # running, promoted, rolled_back
+    sa.Column("active_model", NAME, nullable=True),  # set while running: one canary per model
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Column("looks", sa.Integer(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.UniqueConstraint("active_model", name="uq_canaries_active_model"),
+    sa.Index("ix_canaries_model", "model", "started_at"),
+)
