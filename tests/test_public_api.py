@@ -43,15 +43,18 @@ def test_every_error_maps_to_an_http_status() -> None:
 
 # Each package's public names: cross-package use goes through these (see test_layers.py).
 EXPORTS = {
-    "batch": ["score_file", "score_frame"],
+    "batch": ["BatchResult", "JobRecord", "SqlQuery", "SqlTable", "get_job", "score"],
     "bundle": [
+        "CompiledTrees",
         "Flavor",
         "Manifest",
         "Model",
         "REPORT",
         "SavedModel",
         "Scorer",
+        "cached_trees",
         "combine_scores",
+        "compile_trees",
         "flavor_names",
         "flavor_of",
         "load_scorer",
@@ -61,6 +64,7 @@ EXPORTS = {
         "save_model",
         "save_skops",
         "seal_bundle",
+        "tree_compiler_available",
         "write_bundle",
     ],
     "dashboard": ["create_dashboard", "mount_dashboard"],
@@ -69,6 +73,7 @@ EXPORTS = {
         "DataFingerprint",
         "Split",
         "fingerprint",
+        "jdbc_options",
         "load_frame",
         "make_churn_table",
         "make_split",
@@ -76,6 +81,8 @@ EXPORTS = {
         "profile_frame",
         "require_columns",
         "safe_url",
+        "spark_available",
+        "spark_session",
     ],
     "evaluation": [
         "GateResult",

@@ -27,9 +27,10 @@ TABLES = {
     "deployments", "predictions", "tokens",  # 0002
     "window_stats", "feature_counts", "request_errors", "outcomes", "alerts",  # 0004
     "trials", "curves",  # 0005
+    "batch_jobs",  # 0007
     "alembic_version",
 }  # fmt: skip
-HEAD = "0005"
+HEAD = "0007"
 
 
 def revision_rows(url: str) -> list[str]:

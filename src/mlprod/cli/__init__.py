@@ -14,6 +14,7 @@ from mlprod.cli import (
     _experiments,
     _models,
     _monitor,
+    _predict,
     _predictions,
     _project,
     _runs,
@@ -39,7 +40,7 @@ app.command()(_models.gates)
 app.command()(_deploy.deploy)
 app.command()(_deploy.rollback)
 app.command()(_serve.serve)
-app.command()(_serve.predict)
+app.command()(_predict.predict)
 app.command()(_monitor.monitor)
 app.command()(_serve.dashboard)
 app.add_typer(_models.app, name="models")
