@@ -289,6 +289,7 @@ EXPORTS = {
         "fit_early_stopped",
         "fit_holdout",
         "fit_selection",
+        "fit_xgboost_on_spark",
         "learning_curve",
         "make_estimator",
         "pick_winner",
