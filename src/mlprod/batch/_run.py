@@ -157,10 +157,11 @@ def _score_local(
     schema = output_schema(model, reader.schema, keep)  # missing columns fail here
     key = job_key(job_id)
     sink = open_sink(destination, key)
-    sink.check(schema)
+    earlier = get_job(meta, job_id)
+    if earlier is not None and earlier.status == "done":
+        return _result(earlier, model, sink, already_done=True)
+    sink.check(schema)  # before the job is recorded: a refused output leaves no trace
     record = _job_record(meta, model, job_id, reader, sink, chunk_rows, settings, "local")
-    if record.status == "done":
-        return _result(record, model, sink, already_done=True)
     monitor = log and settings.monitor
     reference = model.reference if monitor else None
     job = _Job(

@@ -58,8 +58,12 @@ def open_source(source: str | Path | SqlQuery) -> Source:
 def _files(pattern: str) -> list[Path]:
     path = Path(pattern)
     if path.is_dir():
-        found = sorted(
-            p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(PARQUET_SUFFIXES)
+        found = sorted(  # hidden folders (a job's staging, say) are not input
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.name.lower().endswith(PARQUET_SUFFIXES)
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
         if not found:
             raise DataError(f"folder {pattern!r} holds no .parquet files to score")

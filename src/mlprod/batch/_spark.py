@@ -70,7 +70,7 @@ def score_on_spark(
     schema = output_schema(model, arrow_in, keep)
     key = job_key(job_id)
     target = _Target(destination, key, schema)
-    record = _record(store, model, job_id, described, target.describe(), settings)
+    record = _record(store, model, job_id, described, target, settings)
     if record.status == "done":
         return BatchResult(
             job_id, record.model, record.version, "spark", record.rows, target.describe(),
@@ -117,7 +117,7 @@ def _record(
     model: Model,
     job_id: str,
     source: dict[str, Any],
-    destination: dict[str, Any],
+    target: _Target,
     settings: Settings,
 ) -> JobRecord:
     expected: dict[str, Any] = {
@@ -125,9 +125,12 @@ def _record(
         "version": int(model.version or 0),
         "engine": "spark",
         "source": source,
-        "destination": destination,
+        "destination": target.describe(),
     }
     record = get_job(store, job_id)
+    if record is not None and record.status == "done":
+        return record
+    target.check()
     if record is None:
         record = JobRecord(
             id=job_id, chunk_rows=0, scored_at=datetime.now(UTC), user_name=settings.user,
@@ -221,19 +224,24 @@ class _Target:
     def __init__(self, destination: str | Path | SqlTable, key: str, schema: pa.Schema) -> None:
         self.destination = destination
         self.schema = schema
+        self.table: TableSink | None = None
         if isinstance(destination, SqlTable):
-            self.table: TableSink | None = TableSink(destination, key)
-            self.table.check(schema)
+            self.table = TableSink(destination, key)
             return
-        self.table = None
         self.path = Path(destination)
         if self.path.suffix.lower() == ".csv":
             raise DataError("the Spark engine writes Parquet (a .parquet name or a folder) or SQL")
+        self.stage = self.path.parent / f".{self.path.name}.mlprod-{key}"
+
+    def check(self) -> None:
+        """Refuse an output that cannot take the rows, before anything is written."""
+        if self.table is not None:
+            self.table.check(self.schema)
+            return
         if self.path.exists() and (self.path.is_file() or any(self.path.iterdir())):
             raise DataError(
                 f"output {str(self.path)!r} exists; the Spark engine writes a new folder of parts"
             )
-        self.stage = self.path.parent / f".{self.path.name}.mlprod-{key}"
 
     def describe(self) -> dict[str, Any]:
         if self.table is not None:
