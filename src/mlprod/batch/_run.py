@@ -158,8 +158,10 @@ def _score_local(
     key = job_key(job_id)
     sink = open_sink(destination, key)
     earlier = get_job(meta, job_id)
-    if earlier is not None and earlier.status == "done":
-        return _result(earlier, model, sink, already_done=True)
+    if earlier is not None:
+        same_job(earlier, _expected(model, reader, sink, "local"))
+        if earlier.status == "done":
+            return _result(earlier, model, sink, already_done=True)
     sink.check(schema)  # before the job is recorded: a refused output leaves no trace
     record = _job_record(meta, model, job_id, reader, sink, chunk_rows, settings, "local")
     monitor = log and settings.monitor
@@ -211,13 +213,7 @@ def _job_record(
     engine: str,
 ) -> JobRecord:
     """The job's row: created for a new job, checked against this run for an old one."""
-    expected: dict[str, Any] = {
-        "model": model.name,
-        "version": int(model.version or 0),
-        "engine": engine,
-        "source": reader.describe(),
-        "destination": sink.describe(),
-    }
+    expected = _expected(model, reader, sink, engine)
     record = get_job(meta, job_id)
     if record is None:
         record = JobRecord(
@@ -233,6 +229,17 @@ def _job_record(
     if record.status != "done":
         set_job(meta, job_id, status="running" if record.status != "publishing" else "publishing")
     return record
+
+
+def _expected(model: Model, reader: Source, sink: Sink, engine: str) -> dict[str, Any]:
+    """What a job's row must say for this run to continue it."""
+    return {
+        "model": model.name,
+        "version": int(model.version or 0),
+        "engine": engine,
+        "source": reader.describe(),
+        "destination": sink.describe(),
+    }
 
 
 def _run_chunks(

@@ -128,8 +128,10 @@ def _record(
         "destination": target.describe(),
     }
     record = get_job(store, job_id)
-    if record is not None and record.status == "done":
-        return record
+    if record is not None:
+        same_job(record, expected)
+        if record.status == "done":
+            return record
     target.check()
     if record is None:
         record = JobRecord(
@@ -137,8 +139,6 @@ def _record(
             **expected,
         )  # fmt: skip
         insert_job(store, record)
-        return record
-    same_job(record, expected)
     return record
 
 
