@@ -16,6 +16,7 @@ does nothing and says so.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -153,53 +154,61 @@ def _score_local(
     progress: bool,
 ) -> BatchResult:
     started = time.perf_counter()
-    reader = open_source(source)
-    schema = output_schema(model, reader.schema, keep)  # missing columns fail here
-    key = job_key(job_id)
-    sink = open_sink(destination, key)
-    earlier = get_job(meta, job_id)
-    if earlier is not None:
-        same_job(earlier, _expected(model, reader, sink, "local"))
-        if earlier.status == "done":
-            return _result(earlier, model, sink, already_done=True)
-    sink.check(schema)  # before the job is recorded: a refused output leaves no trace
-    record = _job_record(meta, model, job_id, reader, sink, chunk_rows, settings, "local")
-    monitor = log and settings.monitor
-    reference = model.reference if monitor else None
-    job = _Job(
-        model=model,
-        store=meta,
-        record=record,
-        source=reader,
-        sink=sink,
-        schema=schema,
-        key=key,
-        log=log,
-        stats=LiveStats(settings.monitor_bucket) if monitor else None,
-        binner=Binner(reference) if reference is not None else None,
-    )
-    try:
-        if record.status == "publishing" and not sink.staging_exists():
-            # the last run published, then died before saying so
-            resumed, notes = record.rows, list[str]()
-        else:
-            resumed = sink.staged_rows()
-            rows, notes = _run_chunks(job, resumed, threads, settings, progress)
-            _publish(job, rows)
-    except BaseException as exc:
-        set_job(meta, job_id, status="failed", error=str(exc) or type(exc).__name__)
-        raise
-    job.timings["total"] = time.perf_counter() - started
-    set_job(
-        meta, job_id, status="done", error=None, finished_at=datetime.now(UTC), timings=job.timings
-    )
-    done = get_job(meta, job_id)
-    assert done is not None
-    result = _result(done, model, sink, already_done=False)
-    result.resumed_after = resumed
-    result.timings = job.timings
-    result.notes = notes
-    return result
+    with contextlib.ExitStack() as opened:
+        reader = open_source(source)
+        opened.callback(reader.close)
+        schema = output_schema(model, reader.schema, keep)  # missing columns fail here
+        key = job_key(job_id)
+        sink = open_sink(destination, key)
+        opened.callback(sink.close)
+        earlier = get_job(meta, job_id)
+        if earlier is not None:
+            same_job(earlier, _expected(model, reader, sink, "local"))
+            if earlier.status == "done":
+                return _result(earlier, model, sink, already_done=True)
+        sink.check(schema)  # before the job is recorded: a refused output leaves no trace
+        record = _job_record(meta, model, job_id, reader, sink, chunk_rows, settings, "local")
+        monitor = log and settings.monitor
+        reference = model.reference if monitor else None
+        job = _Job(
+            model=model,
+            store=meta,
+            record=record,
+            source=reader,
+            sink=sink,
+            schema=schema,
+            key=key,
+            log=log,
+            stats=LiveStats(settings.monitor_bucket) if monitor else None,
+            binner=Binner(reference) if reference is not None else None,
+        )
+        try:
+            if record.status == "publishing" and not sink.staging_exists():
+                # the last run published, then died before saying so
+                resumed, notes = record.rows, list[str]()
+            else:
+                resumed = sink.staged_rows()
+                rows, notes = _run_chunks(job, resumed, threads, settings, progress)
+                _publish(job, rows)
+        except BaseException as exc:
+            set_job(meta, job_id, status="failed", error=str(exc) or type(exc).__name__)
+            raise
+        job.timings["total"] = time.perf_counter() - started
+        set_job(
+            meta,
+            job_id,
+            status="done",
+            error=None,
+            finished_at=datetime.now(UTC),
+            timings=job.timings,
+        )
+        done = get_job(meta, job_id)
+        assert done is not None
+        result = _result(done, model, sink, already_done=False)
+        result.resumed_after = resumed
+        result.timings = job.timings
+        result.notes = notes
+        return result
 
 
 def _job_record(

@@ -64,6 +64,10 @@ class Sink(Protocol):
         """Remove whatever is staged."""
         ...
 
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
 
 def open_sink(output: str | Path | SqlTable, job_key: str) -> Sink:
     """The sink for a file path, a folder path, or a `SqlTable`."""
@@ -165,6 +169,9 @@ class FileSink:
     def discard(self) -> None:
         shutil.rmtree(self.stage, ignore_errors=True)
 
+    def close(self) -> None:
+        """A file sink holds nothing open."""
+
     def _parts(self) -> list[tuple[Path, int]]:
         """Staged parts in chunk order; only the contiguous run from chunk 0 counts."""
         if not self.stage.is_dir():
@@ -251,6 +258,9 @@ class TableSink:
         if self.staging_exists():
             stage = self._stage_table()
             self.db.write(lambda conn: stage.drop(conn, checkfirst=True), "dropping staging")
+
+    def close(self) -> None:
+        self.db.close()
 
     def _schema(self) -> pa.Schema:
         if self.schema is None:

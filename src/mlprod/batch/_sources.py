@@ -47,6 +47,10 @@ class Source(Protocol):
         """Record batches of `chunk_rows` rows, starting after the first `skip` rows."""
         ...
 
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
 
 def open_source(source: str | Path | SqlQuery) -> Source:
     """A reader for a path, folder, glob, or `SqlQuery`; `DataError` when there is nothing."""
@@ -115,6 +119,9 @@ class FileSource:
             yield from _csv_batches(self.paths[0], skip, chunk_rows, self.schema)
             return
         yield from rechunk(self._parquet_batches(skip, chunk_rows), chunk_rows)
+
+    def close(self) -> None:
+        """Files hold nothing open between batches."""
 
     def _parquet_batches(self, skip: int, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         for path in self.paths:
@@ -234,6 +241,9 @@ class QuerySource:
     def batches(self, skip: int, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         stream = self.database.read(self.query.query, chunk_rows)
         yield from rechunk(_skipped(stream, skip, self.schema), chunk_rows)
+
+    def close(self) -> None:
+        self.database.close()
 
 
 def _skipped(

@@ -72,6 +72,7 @@ def score_on_spark(
     target = _Target(destination, key, schema)
     record = _record(store, model, job_id, described, target, settings)
     if record.status == "done":
+        target.close()
         return BatchResult(
             job_id, record.model, record.version, "spark", record.rows, target.describe(),
             already_done=True, timings=dict(record.timings),
@@ -85,6 +86,8 @@ def score_on_spark(
     except BaseException as exc:
         set_job(store, job_id, status="failed", error=str(exc) or type(exc).__name__)
         raise
+    finally:
+        target.close()
     timings = {"total": time.perf_counter() - started}
     set_job(store, job_id, status="done", finished_at=datetime.now(UTC), timings=timings)
     partitions = frame.rdd.getNumPartitions()
@@ -242,6 +245,10 @@ class _Target:
             raise DataError(
                 f"output {str(self.path)!r} exists; the Spark engine writes a new folder of parts"
             )
+
+    def close(self) -> None:
+        if self.table is not None:
+            self.table.close()
 
     def describe(self) -> dict[str, Any]:
         if self.table is not None:
