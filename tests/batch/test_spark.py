@@ -30,6 +30,8 @@ def spark() -> Iterator[Any]:
     if missing is not None:
         need_service("Spark", missing)
     session = spark_session("local[2]")
+    session.conf.set("spark.sql.files.maxPartitionBytes", "8k")  # many partitions, two workers
+    session.conf.set("spark.sql.files.openCostInBytes", "8k")
     try:
         yield session
     finally:
