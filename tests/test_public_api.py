@@ -169,6 +169,7 @@ EXPORTS = {
         "entry_size",
         "insert_entries",
         "insert_predictions",
+        "insert_scored",
         "line_rows",
         "prediction_entry",
         "read_predictions",

@@ -52,7 +52,7 @@ from mlprod.batch._sql import SqlQuery, SqlTable
 from mlprod.bundle import Model
 from mlprod.errors import DataError
 from mlprod.monitoring import Binner, LiveStats, merge_live_stats
-from mlprod.predlog import insert_predictions
+from mlprod.predlog import insert_scored
 from mlprod.settings import Settings
 from mlprod.store import MetadataStore, Store
 
@@ -266,16 +266,20 @@ def _run_chunks(
         compile_now=bool(expect_rows and expect_rows - resumed >= 1_000_000),
     )
     title = f"{job.model.name}@{job.model.version}"
+    counter = ThreadPoolExecutor(1, thread_name_prefix="mlprod-batch-log")
     writer = ThreadPoolExecutor(1, thread_name_prefix="mlprod-batch-write")
     pending: Future[None] | None = None
     index, rows = resumed // chunk_rows, resumed
     try:
         with JobProgress(title, total=expect_rows, done=resumed, enabled=progress) as bar:
             for batch in _prefetched(job, resumed, chunk_rows):
-                table = _score_chunk(job, scorer, batch, index, rows)
+                table, scores = _score_chunk(job, scorer, batch, rows)
+                counted = None
+                if index >= job.record.counted_chunks:  # a resumed chunk is counted once
+                    counted = counter.submit(_count, job, batch, table, scores, index)
                 if pending is not None:
                     pending.result()  # one chunk in flight: memory stays flat
-                pending = writer.submit(_stage, job, index, table)
+                pending = writer.submit(_stage, job, index, table, counted)
                 rows += batch.num_rows
                 index += 1
                 bar.advance(batch.num_rows)
@@ -283,6 +287,7 @@ def _run_chunks(
                 pending.result()
     finally:
         writer.shutdown(wait=True)
+        counter.shutdown(wait=True)
         scorer.close()
     if rows == 0:
         job.sink.discard()
@@ -328,8 +333,8 @@ def _prefetched(job: _Job, skip: int, chunk_rows: int) -> Iterator[pa.RecordBatc
 
 
 def _score_chunk(
-    job: _Job, scorer: BatchScorer, batch: pa.RecordBatch, index: int, start: int
-) -> pa.Table:
+    job: _Job, scorer: BatchScorer, batch: pa.RecordBatch, start: int
+) -> tuple[pa.Table, np.ndarray]:
     started = time.perf_counter()
     scores = scorer.score(batch)
     job.clock("score", started)
@@ -339,66 +344,54 @@ def _score_chunk(
         scored_at=job.record.scored_at,
     )  # fmt: skip
     job.clock("output", started)
-    if index >= job.record.counted_chunks:
-        started = time.perf_counter()
-        _count(job, batch, table, scores, index)
-        job.clock("log", started)
-    return table
+    return table, scores
 
 
 def _count(
     job: _Job, batch: pa.RecordBatch, table: pa.Table, scores: np.ndarray, index: int
 ) -> None:
-    """The chunk's log rows, monitoring counts and the job's progress, in one transaction."""
-    rows = _log_rows(job, table) if job.log else []
+    """The chunk's log rows, monitoring counts and the job's progress, in one transaction.
+
+    Runs on a thread of its own, beside the scoring of the next chunk; the chunk is staged
+    only after this commits, so a staged chunk is always a counted one.
+    """
+    started = time.perf_counter()
     if job.stats is not None:
-        version = int(job.model.version or 0)
         frame = batch.to_pandas() if job.binner is not None else None
         job.stats.add(
-            job.model.name, version, job.record.scored_at, scores,
+            job.model.name, int(job.model.version or 0), job.record.scored_at, scores,
             threshold=job.model.threshold, binner=job.binner, frame=frame,
         )  # fmt: skip
     windows = job.stats.drain() if job.stats is not None else {}
+    entity = job.model.signature.get("entity")
+    keys = table.column(entity) if entity and entity in table.column_names else None
 
     def work(conn: Any) -> None:
         inside = InTransaction(job.store, conn)
-        if rows:
-            insert_predictions(inside, rows)
+        if job.log:
+            insert_scored(
+                inside,
+                ids=table.column(ID).to_pylist(),
+                model=job.model.name,
+                version=int(job.model.version or 0),
+                at=job.record.scored_at,
+                scores=table.column("score").to_pylist(),
+                labels=table.column("label").to_pylist(),
+                entities=[None] * table.num_rows
+                if keys is None
+                else keys.cast(pa.string()).to_pylist(),
+            )
         if windows:
             merge_live_stats(inside.as_store(), windows)
         update_job(conn, job.record.id, counted_chunks=index + 1)
 
     job.store.write(work, conflicts=True)
+    job.clock("log", started)
 
 
-def _log_rows(job: _Job, table: pa.Table) -> list[dict[str, Any]]:
-    entity = job.model.signature.get("entity")
-    ids = table.column(ID).to_pylist()
-    scores = table.column("score").to_pylist()
-    labels = table.column("label").to_pylist()
-    keys = (
-        table.column(entity).to_pylist()
-        if entity and entity in table.column_names
-        else [None] * len(ids)
-    )
-    name, version, at = job.model.name, int(job.model.version or 0), job.record.scored_at
-    return [
-        {
-            "id": i,
-            "model": name,
-            "version": version,
-            "at": at,
-            "record": {},
-            "score": s,
-            "label": label,
-            "latency_ms": 0.0,
-            "entity": None if k is None else str(k),
-        }
-        for i, s, label, k in zip(ids, scores, labels, keys, strict=True)
-    ]
-
-
-def _stage(job: _Job, index: int, table: pa.Table) -> None:
+def _stage(job: _Job, index: int, table: pa.Table, counted: Future[None] | None) -> None:
+    if counted is not None:
+        counted.result()  # logged and counted first: a resumed job never counts it again
     started = time.perf_counter()
     job.sink.write(index, table)
     job.clock("write", started)
