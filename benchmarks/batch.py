@@ -190,8 +190,8 @@ def _postgres(root: Path, url: str) -> None:
         engine = sa.create_engine(db)
         source = pq.ParquetFile(_data(root, 1_000_000))
         for batch in source.iter_batches(200_000):
-            pd.DataFrame(batch.to_pandas()).to_sql("customers", engine, index=False,
-                                                   if_exists="append", chunksize=50_000)  # fmt: skip
+            frame = pd.DataFrame(batch.to_pandas())
+            frame.to_sql("customers", engine, index=False, if_exists="append", chunksize=50_000)
         engine.dispose()
         command = [sys.executable, "-m", "mlprod", "predict", "bench", "--input-sql",
                    "SELECT * FROM customers ORDER BY customer_id", "--url", db,

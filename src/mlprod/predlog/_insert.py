@@ -59,8 +59,8 @@ def insert_scored(
     already stored; returns how many were new.
 
     Why not `insert_predictions`: a batch chunk is 100,000 rows that share everything but
-    id, score, label and entity, so they go to the driver as tuples built in one pass
-    (a tenth of the per-row checks' cost); the inserts are the same idempotent ones.
+    id, score, label and entity, so they go to the driver as tuples built in one pass,
+    without per-row checks; the inserts are the same idempotent ones.
     """
     label_json = {label: json_dumps(label) for label in set(labels) if label is not None}
     when = as_utc(at)
