@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 
 from mlprod._time import utc_now
@@ -101,3 +102,18 @@ def test_retrain_prints_the_decision_with_its_figures(project: Project) -> None:
             clear_deployment(store, "churn", actor="test")
         else:
             assert deployment is None and canary is None
+
+
+def test_the_score_job_scores_a_file_as_a_resumable_batch_job(project: Project) -> None:
+    rows = (project.root / "customers.csv").read_text().splitlines()[:201]
+    (project.root / "new.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    _with(
+        project,
+        "schedule: {jobs: {score: {cron: '@daily', input: new.csv, output: out.parquet}}}\n",
+    )
+    run = cli_json(project, "jobs", "run", "score")
+    assert run["state"] == "succeeded" and run["output"]["rows"] == 200
+    assert run["output"]["job_id"].startswith("churn-score-") and run["output"]["version"] == 1
+    scored = pd.read_parquet(project.root / "out.parquet")
+    assert len(scored) == 200 and scored["prediction_id"].is_unique
+    assert set(scored["model"]) == {"churn"} and scored["score"].between(0, 1).all()

@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 
 import mlprod
-from mlprod.bundle import Model
+from mlprod.bundle import CompiledTrees, Model, compile_trees, tree_compiler_available
 from mlprod.serving import records_to_frame
 from mlprod.serving._fastpath import (
     _MismatchError,
     client_records,
 )
 from mlprod.serving._loaded import LoadedVersion
-from mlprod.serving._trees import CompiledTrees, compile_trees, tree_compiler_available
 from support import SMALL_SPEC, Project, Server, records_from, write_project
 
 pytestmark = pytest.mark.skipif(

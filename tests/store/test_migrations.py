@@ -28,9 +28,10 @@ TABLES = {
     "window_stats", "feature_counts", "request_errors", "outcomes", "alerts",  # 0004
     "trials", "curves",  # 0005
     "job_runs", "decisions", "canaries",  # 0006
+    "batch_jobs",  # 0007
     "alembic_version",
 }  # fmt: skip
-HEAD = "0006"
+HEAD = "0007"
 
 
 def revision_rows(url: str) -> list[str]:

@@ -12,6 +12,12 @@ Example::
     Model.open(folder).predict_proba(frame)
 """
 
+from mlprod.bundle._compiled import (
+    CompiledTrees,
+    cached_trees,
+    compile_trees,
+    tree_compiler_available,
+)
 from mlprod.bundle._manifest import (
     REPORT,
     Manifest,
@@ -36,12 +42,15 @@ from mlprod.bundle.flavors import (
 
 __all__ = [
     "REPORT",
+    "CompiledTrees",
     "Flavor",
     "Manifest",
     "Model",
     "SavedModel",
     "Scorer",
+    "cached_trees",
     "combine_scores",
+    "compile_trees",
     "flavor_names",
     "flavor_of",
     "load_scorer",
@@ -51,5 +60,6 @@ __all__ = [
     "save_model",
     "save_skops",
     "seal_bundle",
+    "tree_compiler_available",
     "write_bundle",
 ]

@@ -15,6 +15,7 @@ from mlprod.cli import (
     _features,
     _models,
     _monitor,
+    _predict,
     _predictions,
     _project,
     _runs,
@@ -41,7 +42,7 @@ app.command()(_models.gates)
 app.command()(_deploy.deploy)
 app.command()(_deploy.rollback)
 app.command()(_serve.serve)
-app.command()(_serve.predict)
+app.command()(_predict.predict)
 app.command()(_monitor.monitor)
 app.command()(_serve.dashboard)
 app.command()(_schedule.scheduler)

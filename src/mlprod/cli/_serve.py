@@ -1,20 +1,16 @@
-"""``mlprod serve`` and ``mlprod predict``: online and batch scoring."""
+"""``mlprod serve`` and ``mlprod dashboard``: online scoring and the web dashboard."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlprod.cli._common import (
-    JsonOption,
     StoreOption,
-    console,
     err_console,
-    print_json,
     settings_for,
 )
 from mlprod.settings import Settings
@@ -98,36 +94,6 @@ def _serve_one(settings: Settings, alias: str, host: str, port: int) -> None:
     )
     # SIGTERM: /readyz turns 503, in-flight requests drain, exit within the grace period
     run_server(app, host=host, port=port, grace_period=settings.grace_period, state=app.state.guard)
-
-
-def predict(
-    ref: Annotated[str, typer.Argument(help="churn, churn@production or churn@3")],
-    input: Annotated[Path, typer.Option("--input", help="CSV or Parquet file to score.")],
-    output: Annotated[Path, typer.Option("--output", help="Parquet (or .csv) file to write.")],
-    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk; bounds memory.")] = 100_000,
-    store: StoreOption = None,
-    json: JsonOption = False,
-) -> None:
-    """Score a file in chunks; each row gets score, label, model, version and scored_at."""
-    from mlprod.batch import score_file
-    from mlprod.cli._common import open_stores
-    from mlprod.monitoring import LiveStats, merge_live_stats
-    from mlprod.pipelines import load
-
-    settings = settings_for(store)
-    model = load(ref, settings=settings)
-    stats = LiveStats(settings.monitor_bucket) if settings.monitor else None
-    rows = score_file(model, input, output, chunk_rows=chunk_rows, stats=stats)
-    if stats is not None:  # batch traffic counts in monitoring like served traffic
-        meta, _ = open_stores(settings)
-        with meta:
-            merge_live_stats(meta, stats.drain())
-    if json:
-        print_json(
-            {"model": model.name, "version": model.version, "rows": rows, "output": str(output)}
-        )
-        return
-    console.print(f"scored {rows:,} rows with {model.name}@{model.version} into {output}")
 
 
 def dashboard(

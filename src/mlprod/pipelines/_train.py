@@ -277,6 +277,7 @@ def _select(
         steps(f"refitting {winner.name} on all {len(train_idx):,} training rows")
         winner.estimator.fit(X[train_idx], y[train_idx])
         return winner, results, y[train_idx], winner.validation_scores
+    training = spec.training
     results = fit_holdout(
         candidates,
         X[split.train],
@@ -286,6 +287,7 @@ def _select(
         metric=metric,
         seed=spec.seed,
         progress=steps,
+        spark=(training.master, training.workers) if training.engine == "spark" else None,
     )
     results = add_ensemble(spec, results, X, y, split)
     winner = pick_winner(results)

@@ -19,7 +19,7 @@ from mlprod.predlog._entries import (
     line_rows,
     prediction_entry,
 )
-from mlprod.predlog._insert import insert_entries, insert_predictions
+from mlprod.predlog._insert import insert_entries, insert_predictions, insert_scored
 from mlprod.predlog._log import PredictionLog
 from mlprod.predlog._read import count_predictions, read_predictions
 from mlprod.predlog._spool import Spool, SpoolPosition
@@ -34,6 +34,7 @@ __all__ = [
     "entry_size",
     "insert_entries",
     "insert_predictions",
+    "insert_scored",
     "line_rows",
     "prediction_entry",
     "read_predictions",

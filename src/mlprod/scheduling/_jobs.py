@@ -11,11 +11,12 @@ Each runner returns what it produced, as plain data, for the job run's row.
 Example::
 
     project = Project.load("mlprod.yaml")
-    output = run_job(project, "monitor", context, trigger="manual")
+    output = run_job(project, run, context)    # run: a claimed JobRun of the monitor job
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from mlprod._time import parse_duration
-from mlprod.batch import score_file
+from mlprod.batch import SqlQuery, SqlTable, score
 from mlprod.errors import SpecError
-from mlprod.monitoring import LiveStats, merge_live_stats, monitor_model
+from mlprod.monitoring import monitor_model
 from mlprod.pipelines import materialize_features
 from mlprod.registry import open_version, resolve
 from mlprod.scheduling._canary import check_canary
 from mlprod.scheduling._context import LoopContext
 from mlprod.scheduling._decisions import active_canary
+from mlprod.scheduling._records import JobRun
 from mlprod.scheduling._retrain import retrain
 from mlprod.spec import JobKind, JobSpec, ProjectSpec, load_spec
 
@@ -93,16 +95,16 @@ def jobs_of(spec: ProjectSpec) -> list[Job]:
     ]
 
 
-def run_job(project: Project, kind: str, ctx: LoopContext, *, trigger: str) -> dict[str, Any]:
-    """Run one job of `project` now; returns what it produced (raises on failure)."""
-    runner = RUNNERS.get(kind)
+def run_job(project: Project, run: JobRun, ctx: LoopContext) -> dict[str, Any]:
+    """Run `run` (one job of `project`) now; returns what it produced (raises on failure)."""
+    runner = RUNNERS.get(run.job)
     if runner is None:
-        raise SpecError(f"no job {kind!r}; jobs are {', '.join(RUNNERS)}")
-    return runner(project, ctx, trigger)
+        raise SpecError(f"no job {run.job!r}; jobs are {', '.join(RUNNERS)}")
+    return runner(project, ctx, run)
 
 
-def _retrain(project: Project, ctx: LoopContext, trigger: str) -> dict[str, Any]:
-    decision = retrain(project.spec, ctx, trigger=trigger)
+def _retrain(project: Project, ctx: LoopContext, run: JobRun) -> dict[str, Any]:
+    decision = retrain(project.spec, ctx, trigger=run.trigger)
     return {
         "decision": decision.id,
         "outcome": decision.outcome,
@@ -111,20 +113,27 @@ def _retrain(project: Project, ctx: LoopContext, trigger: str) -> dict[str, Any]
     }
 
 
-def _score(project: Project, ctx: LoopContext, trigger: str) -> dict[str, Any]:
+def _score(project: Project, ctx: LoopContext, run: JobRun) -> dict[str, Any]:
+    """Batch scoring; a retried run reuses its batch job id, so it resumes, never repeats."""
     job = _job_spec(project, "score")
-    ref = job.model or f"{project.spec.name}@production"
-    record = resolve(ctx.store, ref)
-    model = open_version(ctx.artifacts, record)
-    stats = LiveStats(ctx.settings.monitor_bucket) if ctx.settings.monitor else None
-    source, output = str(job.input), str(job.output)  # the spec requires both
-    rows = score_file(model, source, output, stats=stats)
-    if stats is not None:
-        merge_live_stats(ctx.store, stats.drain())
-    return {"model": record.ref, "rows": rows, "output": job.output}
+    record = resolve(ctx.store, job.model or f"{project.spec.name}@production")
+    source: str | SqlQuery = job.input or SqlQuery(str(job.url), str(job.input_sql))
+    destination: str | SqlTable = job.output or SqlTable(str(job.url), str(job.output_table))
+    key = hashlib.sha256(run.trigger_key.encode()).hexdigest()[:16]
+    result = score(
+        open_version(ctx.artifacts, record),
+        source,
+        destination,
+        settings=ctx.settings,
+        store=ctx.store,
+        engine=job.engine,
+        master=job.master,
+        job_id=f"{project.spec.name}-score-{key}",
+    )
+    return {"model": record.ref, **result.document()}
 
 
-def _monitor(project: Project, ctx: LoopContext, trigger: str) -> dict[str, Any]:
+def _monitor(project: Project, ctx: LoopContext, run: JobRun) -> dict[str, Any]:
     name = project.spec.name
     report = monitor_model(ctx.store, ctx.artifacts, name, settings=ctx.settings)
     output: dict[str, Any] = {
@@ -138,7 +147,7 @@ def _monitor(project: Project, ctx: LoopContext, trigger: str) -> dict[str, Any]
     return output
 
 
-def _materialize(project: Project, ctx: LoopContext, trigger: str) -> dict[str, Any]:
+def _materialize(project: Project, ctx: LoopContext, run: JobRun) -> dict[str, Any]:
     done = materialize_features(project.spec, settings=ctx.settings)
     return {"namespace": done.namespace, "events": done.events, "until_ms": done.until_ms}
 
@@ -151,7 +160,7 @@ def _job_spec(project: Project, kind: str) -> JobSpec:
     return job
 
 
-RUNNERS: dict[str, Callable[[Project, LoopContext, str], dict[str, Any]]] = {
+RUNNERS: dict[str, Callable[[Project, LoopContext, JobRun], dict[str, Any]]] = {
     "retrain": _retrain,
     "score": _score,
     "monitor": _monitor,

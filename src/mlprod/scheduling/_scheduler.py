@@ -172,7 +172,7 @@ class Scheduler:
         try:
             if run.job == "retrain" and "new_data" in _triggers_of(project, run.job):
                 extra["source"] = self._signature(run.model, self.ctx.clock.now())
-            output = run_job(project, run.job, self.ctx, trigger=run.trigger)
+            output = run_job(project, run, self.ctx)
         except Exception as exc:  # any failure is the run's outcome, not the scheduler's
             log.warning("%s/%s run %d failed: %s", run.model, run.job, run.id, exc)
             done = finish(
@@ -265,7 +265,7 @@ def run_now(project: Project, job: str, ctx: LoopContext) -> JobRun:
     run = claim(ctx.store, queued.id, owner=owner, lease=timedelta(hours=6), now=now)
     assert run is not None  # nobody else knows the key
     try:
-        output = run_job(project, job, ctx, trigger="manual")
+        output = run_job(project, run, ctx)
     except Exception as exc:  # any failure is the run's outcome
         done = finish(
             ctx.store, run.id, owner=owner, state="failed", now=ctx.clock.now(), error=_message(exc)

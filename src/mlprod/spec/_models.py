@@ -242,6 +242,19 @@ class ThresholdSpec(_Strict):
         return self
 
 
+class TrainingSpec(_Strict):
+    """Where candidates are fitted: here, or XGBoost candidates on a Spark cluster.
+
+    With ``engine: spark`` each ``xgboost`` candidate is fitted by XGBoost's Spark
+    estimator (`workers` tasks on `master`); the result is an ordinary XGBoost model in
+    the bundle. Other candidates still fit locally.
+    """
+
+    engine: Literal["local", "spark"] = "local"
+    master: str | None = Field(default=None, description="Spark master URL (default local[*]).")
+    workers: int = Field(default=2, ge=1, le=1024, description="Spark tasks fitting XGBoost.")
+
+
 class Gate(_Strict):
     """An acceptance criterion: ``op value`` on the point estimate or an interval end."""
 
@@ -375,6 +388,7 @@ class ProjectSpec(_Strict):
     deploy: DeploySpec = Field(default_factory=DeploySpec)
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     tuning: TuningSpec | None = None
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
     ensemble: EnsembleSpec | None = None
     selection: SelectionSpec | None = None
     schedule: ScheduleSpec | None = None

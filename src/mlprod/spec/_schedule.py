@@ -80,10 +80,15 @@ class JobSpec(_Strict):
     )
     retries: int | None = Field(default=None, ge=0, le=10)
     retry_delay: str | None = None
-    # score: batch scoring of a source into a destination
+    # score: batch scoring of a source into a destination (the options of `mlprod predict`)
     model: str | None = Field(default=None, description="score: the reference scored with.")
     input: str | None = Field(default=None, description="score: a file, folder or glob.")
-    output: str | None = Field(default=None, description="score: the file written.")
+    input_sql: str | None = Field(default=None, description="score: a query to score.")
+    output: str | None = Field(default=None, description="score: the file or folder written.")
+    output_table: str | None = Field(default=None, description="score: a SQL table.")
+    url: str | None = Field(default=None, description="score: the database of the SQL parts.")
+    engine: Literal["local", "spark"] = Field(default="local", description="score: where.")
+    master: str | None = Field(default=None, description="score: the Spark master URL.")
 
     _cron = field_validator("cron")(check_cron)
     _timezone = field_validator("timezone")(_check_timezone)
@@ -108,8 +113,13 @@ class ScheduleSpec(_Strict):
     @model_validator(mode="after")
     def _score_has_its_files(self) -> ScheduleSpec:
         score = self.jobs.get("score")
-        if score is not None and not (score.input and score.output):
-            raise ValueError("schedule.jobs.score needs input (what to score) and output")
+        if score is not None:
+            if (score.input is None) == (score.input_sql is None):
+                raise ValueError("schedule.jobs.score needs input (a file) or input_sql (a query)")
+            if (score.output is None) == (score.output_table is None):
+                raise ValueError("schedule.jobs.score needs output (a file) or output_table")
+            if (score.input_sql or score.output_table) and not score.url:
+                raise ValueError("schedule.jobs.score needs url for input_sql or output_table")
         for kind, job in self.jobs.items():
             if job.triggers and kind != "retrain":
                 raise ValueError(

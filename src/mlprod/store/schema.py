@@ -335,3 +335,29 @@ canaries = sa.Table(
     sa.UniqueConstraint("active_model", name="uq_canaries_active_model"),
     sa.Index("ix_canaries_model", "model", "started_at"),
 )
+
+
+# --- batch scoring (revision 0007): one row per job, so a job run again resumes or no-ops
+
+batch_jobs = sa.Table(
+    "batch_jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("model", NAME, nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("engine", sa.String(16), nullable=False),  # local, spark
+    sa.Column("source", sa.JSON(), nullable=False),  # what was read, and its fingerprint
+    sa.Column("destination", sa.JSON(), nullable=False),
+    sa.Column("chunk_rows", sa.Integer(), nullable=False),  # fixed at start: resume lines up
+    sa.Column("status", sa.String(16), nullable=False),  # running, publishing, done, failed
+    sa.Column("rows", COUNT, nullable=False),
+    sa.Column("counted_chunks", sa.Integer(), nullable=False),  # logged and counted in monitoring
+    sa.Column("scored_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("user_name", sa.Text(), nullable=False),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("timings", sa.JSON(), nullable=False),
+    sa.Index("ix_batch_jobs_model_started", "model", "started_at"),
+)

@@ -15,6 +15,7 @@ from mlprod.training._fit import (
 from mlprod.training._rank import rank_features
 from mlprod.training._selection import Selection, fit_selection, with_selection
 from mlprod.training._space import DEFAULT_SPACES, describe_space, search_space
+from mlprod.training._spark import fit_xgboost_on_spark
 from mlprod.training._studies import study_name, study_storage
 from mlprod.training._tune import (
     TuneTask,
@@ -43,6 +44,7 @@ __all__ = [
     "fit_early_stopped",
     "fit_holdout",
     "fit_selection",
+    "fit_xgboost_on_spark",
     "learning_curve",
     "make_estimator",
     "pick_winner",

@@ -79,8 +79,13 @@ def fit_holdout(
     metric: str,
     seed: int,
     progress: Progress = lambda _: None,
+    spark: tuple[str | None, int] | None = None,
 ) -> list[CandidateResult]:
-    """Fit every candidate on the training rows, score each on the validation rows."""
+    """Fit every candidate on the training rows, score each on the validation rows.
+
+    With `spark` (master, workers), XGBoost candidates are fitted by XGBoost's Spark
+    estimator instead (see `fit_xgboost_on_spark`).
+    """
     results = []
     for name, candidate in zip(candidate_names(candidates), candidates, strict=True):
         progress(f"fitting {name}")
@@ -88,7 +93,15 @@ def fit_holdout(
         started = time.perf_counter()
         estimator = make_estimator(candidate.type, candidate.params, seed)
         try:
-            estimator.fit(X_train, y_train)
+            if spark is not None and candidate.type == "xgboost":
+                from mlprod.training._spark import fit_xgboost_on_spark
+
+                progress(f"fitting {name} on Spark")
+                estimator, _ = fit_xgboost_on_spark(
+                    estimator, X_train, y_train, master=spark[0], workers=spark[1]
+                )
+            else:
+                estimator.fit(X_train, y_train)
             scores = np.asarray(estimator.predict_proba(X_val)[:, 1], dtype=float)
             result.validation_score = selection_score(metric, y_val, scores)
         except (ValueError, ArithmeticError, MemoryError) as exc:
