@@ -101,3 +101,25 @@ def test_kind_inference() -> None:
         "cat": "categorical",
     }
     assert infer_kind(df["id"]) is None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series([1.0, 2.5, np.nan, 3.0, 1.0]),
+        pd.Series(["a", None, "b", "a"], dtype="str"),
+        pd.Series([1, None, 0, 1], dtype="Int64"),
+        pd.Series([True, False, None], dtype="boolean"),
+        pd.Series(["yes", "no", None, "maybe"]).astype("category"),
+        pd.Series(["yes", "N", "", None], dtype="string"),
+        pd.Series(np.arange(4)),
+    ],
+)
+def test_typed_columns_convert_once_per_value_with_the_same_labels(values: pd.Series) -> None:
+    """Converting each distinct value once gives what converting every row gives."""
+    from mlprod.features._coerce import as_boolean, as_category, boolean_value, category_string
+
+    every_row = [category_string(value) for value in values.tolist()]
+    assert as_category(values).tolist() == every_row
+    booleans = np.array([boolean_value(value) for value in values.tolist()], dtype=float)
+    assert np.array_equal(as_boolean(values), booleans, equal_nan=True)

@@ -7,6 +7,9 @@ boolean, and an ISO string the same instant as a parsed timestamp.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -23,8 +26,31 @@ def as_numeric(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
+def _per_distinct(values: pd.Series, convert: Callable[[object], Any], missing: Any) -> np.ndarray:
+    """`convert` applied once per distinct value of a typed column, spread by code.
+
+    Not for object columns: there ``True`` and ``1`` are equal keys but different labels.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    labels = [convert(value) for value in uniques.tolist()]
+    table = np.array([*labels, missing], dtype=object if isinstance(missing, str) else float)
+    return np.asarray(table[codes])  # code -1 (missing) takes the last entry
+
+
+def _typed(values: pd.Series) -> bool:
+    """Numbers, booleans, strings or categories: columns whose equal values mean the same."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype | pd.StringDtype):
+        return True
+    return not pd.api.types.is_object_dtype(dtype) and (
+        pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+    )
+
+
 def as_category(values: pd.Series) -> np.ndarray:
     """Strings, with integral floats written as integers and missing as `MISSING`."""
+    if _typed(values):
+        return _per_distinct(values, category_string, MISSING)
     out = np.empty(len(values), dtype=object)
     for i, value in enumerate(values.tolist()):
         out[i] = category_string(value)
@@ -46,6 +72,8 @@ def as_boolean(values: pd.Series) -> np.ndarray:
     """1.0 / 0.0 for true / false spellings, NaN for missing or anything else."""
     if values.dtype == bool:
         return values.to_numpy(dtype=float)
+    if _typed(values):
+        return _per_distinct(values, boolean_value, np.nan)
     out = np.full(len(values), np.nan)
     for i, value in enumerate(values.tolist()):
         out[i] = boolean_value(value)
