@@ -9,12 +9,15 @@ from typing import Annotated
 import typer
 
 from mlprod.cli._common import (
+    EXIT_GATES_FAILED,
     JsonOption,
     StoreOption,
     console,
+    err_console,
     metric_text,
     print_json,
     settings_for,
+    styled,
 )
 from mlprod.data import load_frame
 from mlprod.errors import SpecError
@@ -74,7 +77,11 @@ def train(
 
 
 def print_run(run: TrainedRun, json: bool) -> None:
-    """What train, tune and rerun print: one JSON document, or a short summary."""
+    """What train, tune and rerun print: one JSON document, or a short summary.
+
+    A version whose gates failed is registered all the same, but the command exits with
+    `EXIT_GATES_FAILED`, so a pipeline can tell it from a version it may promote.
+    """
     if json:
         print_json(
             {
@@ -83,6 +90,8 @@ def print_run(run: TrainedRun, json: bool) -> None:
                 "version": run.version,
                 "winner": run.winner,
                 "threshold": run.threshold,
+                "target": run.target,
+                "positive": run.positive,
                 "gates_passed": run.gates_passed,
                 "metrics": {k: v.model_dump() for k, v in run.metrics.items()},
                 "gates": [g.model_dump() for g in run.gates],
@@ -90,16 +99,41 @@ def print_run(run: TrainedRun, json: bool) -> None:
                 "report": str(run.report),
             }
         )
-        return
+    else:
+        _print_summary(run)
+    if not run.gates_passed:
+        if not json:
+            err_console.print(
+                styled(
+                    "red",
+                    "gates failed:",
+                    f"{run.model}@{run.version} is registered but cannot be promoted or "
+                    "deployed (exit code 4)",
+                ),
+                highlight=False,
+            )
+        raise typer.Exit(EXIT_GATES_FAILED)
+
+
+def _print_summary(run: TrainedRun) -> None:
     console.print(
         f"[bold]{run.model}@{run.version}[/] from run {run.id[:12]}: "
-        f"winner {run.winner}, threshold {run.threshold:.4f}"
+        f"winner {run.winner}, threshold {run.threshold:.4f}",
+        highlight=False,
     )
+    if run.target is not None:
+        console.print(
+            f"  positive class: {run.target} = {run.positive!r} (scores are P({run.target} = "
+            f"{run.positive!r}); precision and recall count this class)",
+            markup=False,
+            highlight=False,
+        )
     for name, value in run.metrics.items():
-        console.print(f"  {name:<18} {metric_text(value.model_dump())}")
+        console.print(f"  {name:<18} {metric_text(value.model_dump())}", highlight=False)
     for gate in run.gates:
-        console.print(("  [green]✓[/] " if gate.passed else "  [red]✗[/] ") + gate.message)
-    console.print(f"report: {run.report}")
+        style, mark = ("green", "  ✓") if gate.passed else ("red", "  ✗")
+        console.print(styled(style, mark, gate.message), highlight=False)
+    console.print(f"report: {run.report}", markup=False, highlight=False)
 
 
 def quickstart(
