@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from mlprod.cli._common import (
@@ -20,9 +21,9 @@ from mlprod.cli._common import (
     styled,
 )
 from mlprod.data import load_frame
-from mlprod.errors import SpecError
-from mlprod.features import infer_kinds
-from mlprod.pipelines import TrainedRun
+from mlprod.errors import MlprodError, SpecError
+from mlprod.features import id_columns, infer_kinds
+from mlprod.pipelines import TrainedRun, encode_target
 from mlprod.pipelines import train as train_model
 from mlprod.spec import SPEC_FILE, render_spec
 
@@ -50,7 +51,10 @@ def init(
         (c for c in frame.columns if c != target and str(frame[c].dtype).startswith("datetime")),
         None,
     )
-    kinds = infer_kinds(frame, {target} | ({time} if time else set()))
+    reserved = {target} | ({time} if time else set())
+    kinds = infer_kinds(frame, reserved)
+    left_out = id_columns(frame, reserved)
+    positive, positive_note = _guess_positive(frame[target])
     model_name = name or re.sub(r"[^a-z0-9_-]+", "_", data.stem.lower()).strip("_-") or "model"
     if not model_name[0].isalpha():
         model_name = f"m_{model_name}"
@@ -59,10 +63,33 @@ def init(
         relative = str(source.relative_to(output.resolve().parent))
     except ValueError:
         relative = str(source)
-    output.write_text(render_spec(model_name, relative, target, kinds, time=time), encoding="utf-8")
+    output.write_text(
+        render_spec(model_name, relative, target, kinds, positive=positive, time=time),
+        encoding="utf-8",
+    )
     console.print(
         f"wrote {output} for model {model_name!r} with {len(kinds)} feature column(s); "
-        "next: mlprod train"
+        "next: mlprod train",
+        highlight=False,
+    )
+    console.print(f"  {positive_note}", highlight=False)
+    if left_out:
+        console.print(
+            f"  left out as row identifiers, not features: {', '.join(left_out)} (one value "
+            "per row; add one under features: in the spec if it really is a feature)",
+            highlight=False,
+        )
+
+
+def _guess_positive(values: pd.Series) -> tuple[object, str]:
+    """The target value training would take as positive, written into the spec, and a note."""
+    try:
+        _, classes, _ = encode_target(values, None)
+    except MlprodError as exc:
+        return None, f"positive class: not chosen ({exc.message})"
+    return classes[1], (
+        f"positive class: {values.name} = {classes[1]!r} (data.positive in the spec; scores "
+        f"are P({values.name} = {classes[1]!r}), change it there if it is the other value)"
     )
 
 
