@@ -1,6 +1,7 @@
 """The ``mlprod`` command line: thin commands that call a stage and print with rich.
 
-User mistakes print one clear message and exit 1; they never show a traceback.
+User mistakes print one clear message and exit 1; they never show a traceback. Every
+exit code is listed in `mlprod.cli._common` (and the README's "Exit codes").
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mlprod.cli import (
     _serve,
     _tokens,
 )
-from mlprod.cli._common import err_console
+from mlprod.cli._common import EXIT_INTERRUPTED, EXIT_USER_ERROR, err_console, styled
 from mlprod.errors import MlprodError
 
 app = typer.Typer(
@@ -66,11 +67,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except MlprodError as exc:
-        err_console.print(f"[red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        # The message is user text (file names, keys, [bracketed] values): never markup.
+        err_console.print(styled("red", "error:", exc.message), highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
-        sys.exit(130)
+        err_console.print(styled("yellow", "interrupted"))
+        sys.exit(EXIT_INTERRUPTED)
 
 
 __all__ = ["app", "main"]

@@ -1,4 +1,15 @@
-"""What every command shares: the --store option, output helpers, error printing."""
+"""What every command shares: the --store option, exit codes, output helpers.
+
+Exit codes, the same for every command (the README's "Exit codes" table lists them):
+
+    0    done
+    1    a mistake in what was asked (an MlprodError: bad spec, unknown model, no store...)
+    2    the command line itself is wrong (unknown option, missing argument)
+    3    a job ran and failed (``mlprod jobs run``, ``mlprod retrain``); recorded with its error
+    4    a version's acceptance gates failed (``mlprod train``, ``tune``, ``runs rerun``,
+         ``gates``): the version is registered but cannot be promoted or deployed
+    130  interrupted (Ctrl-C)
+"""
 
 from __future__ import annotations
 
@@ -9,10 +20,18 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from mlprod._time import parse_since
 from mlprod.settings import Settings
 from mlprod.store import ArtifactStore, Store, open_artifacts
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2  # click's own code for a malformed command line
+EXIT_JOB_FAILED = 3
+EXIT_GATES_FAILED = 4
+EXIT_INTERRUPTED = 130
 
 StoreOption = Annotated[
     str | None,
@@ -24,8 +43,10 @@ StoreOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
 
-console = Console()
-err_console = Console(stderr=True)
+# No markup by default: user text (messages, values, file names) may hold [brackets] that
+# rich would otherwise take for styles and drop. Styled output is built with `styled`/`Text`.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 
 def settings_for(store: str | None) -> Settings:
@@ -34,9 +55,19 @@ def settings_for(store: str | None) -> Settings:
     return settings.model_copy(update={"store": store}) if store else settings
 
 
-def open_stores(settings: Settings) -> tuple[Store, ArtifactStore]:
-    """The metadata store and the artifact store `settings` name."""
-    return Store.from_settings(settings), open_artifacts(settings)
+def open_stores(settings: Settings, *, create: bool = False) -> tuple[Store, ArtifactStore]:
+    """The metadata store and the artifact store `settings` name.
+
+    A folder store must already exist unless `create`: a command that only reads (or
+    acts on models that must already be there) run outside a project says so instead
+    of leaving an empty ``.mlprod/`` behind.
+    """
+    return Store.from_settings(settings, create=create), open_artifacts(settings)
+
+
+def styled(style: str, label: str, text: str = "") -> Text:
+    """`label` in `style`, then `text` verbatim: user text with ``[brackets]`` is not markup."""
+    return Text.assemble((label, style), " " if text else "", text)
 
 
 def print_json(document: Any) -> None:

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mlprod.cli._common import JsonOption, StoreOption, console, print_json, settings_for
+from mlprod.cli._common import (
+    JsonOption,
+    StoreOption,
+    console,
+    print_json,
+    settings_for,
+    styled,
+)
 from mlprod.cli._project import print_run
 from mlprod.errors import SpecError
 from mlprod.spec import SPEC_FILE, TuningSpec, load_spec
@@ -76,7 +83,9 @@ def profile(
         f"{found['rows']:,} rows, {len(found['columns'])} columns; profile: {found['report']}"
     )
     for suspect in found["suspects"]:
-        console.print(f"  [yellow]![/] {suspect['column']}: {', '.join(suspect['flags'])}")
+        console.print(
+            styled("yellow", "  !", f"{suspect['column']}: {', '.join(suspect['flags'])}")
+        )
 
 
 @features_app.command("rank")

@@ -7,9 +7,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mlprod import registry
 from mlprod.cli._common import (
+    EXIT_GATES_FAILED,
+    EXIT_OK,
     JsonOption,
     StoreOption,
     console,
@@ -17,6 +20,7 @@ from mlprod.cli._common import (
     open_stores,
     print_json,
     settings_for,
+    styled,
     when,
 )
 from mlprod.errors import MlprodError
@@ -35,9 +39,18 @@ app = typer.Typer(help="Registered models and their versions.", no_args_is_help=
 
 def version_summary(record: VersionRecord) -> dict[str, Any]:
     """The JSON shape of one version, as ``models show --json`` prints it."""
+    target, positive = positive_class(record)
     return record.model_dump(mode="json", exclude={"signature"}) | {
-        "fields": [{"name": f["name"], "kind": f["kind"]} for f in record.signature["fields"]]
+        "fields": [{"name": f["name"], "kind": f["kind"]} for f in record.signature["fields"]],
+        "target": target,
+        "positive": positive,
     }
+
+
+def positive_class(record: VersionRecord) -> tuple[str | None, Any]:
+    """The target column and the value of it the version's scores are the probability of."""
+    classes = record.signature.get("classes") or [None, None]
+    return record.signature.get("target"), classes[-1]
 
 
 def serving_path(artifacts: ArtifactStore, record: VersionRecord) -> tuple[str, str]:
@@ -117,7 +130,7 @@ def show(name: str, store: StoreOption = None, json: JsonOption = False) -> None
         title=name,
     )
     for v in versions:
-        gates = "[green]passed[/]" if v.gates_passed else "[red]failed[/]"
+        gates = Text("passed", "green") if v.gates_passed else Text("failed", "red")
         table.add_row(
             str(v.version),
             when(v.created_at),
@@ -134,9 +147,14 @@ def show(name: str, store: StoreOption = None, json: JsonOption = False) -> None
         if path != "fast":
             console.print(f"  v{version} serves on the {path} path: {reason}", soft_wrap=True)
     latest = versions[-1]
+    target, positive = positive_class(latest)
+    console.print(
+        f"  positive class: {target} = {positive!r} (scores are P({target} = {positive!r}))",
+        highlight=False,
+    )
     for gate in latest.gates:
-        mark = "[green]✓[/]" if gate["passed"] else "[red]✗[/]"
-        console.print(f"  {mark} v{latest.version}: {gate['message']}")
+        style, mark = ("green", "  ✓") if gate["passed"] else ("red", "  ✗")
+        console.print(styled(style, mark, f"v{latest.version}: {gate['message']}"))
 
 
 def promote(
@@ -165,10 +183,10 @@ def gates(
     store: StoreOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Re-run a version's gates as a pytest suite on its test set; exit 1 if any fails."""
+    """Re-check a version's gates on its test set (JUnit XML with --junit); exit 4 if any fails."""
     from mlprod.testing import run_gate_suite
 
     result = run_gate_suite(ref, settings=settings_for(store), junit=junit, quiet=json)
     if json:
         print_json(result)
-    raise typer.Exit(0 if result["passed"] else 1)
+    raise typer.Exit(EXIT_OK if result["passed"] else EXIT_GATES_FAILED)

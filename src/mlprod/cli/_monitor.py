@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import pandas as pd
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mlprod.cli._common import (
     JsonOption,
@@ -17,6 +18,7 @@ from mlprod.cli._common import (
     print_json,
     settings_for,
     since_option,
+    styled,
 )
 from mlprod.errors import DataError, SpecError
 
@@ -75,7 +77,9 @@ def _rate(row: Performance | None, metric: str) -> str:
 
 
 def _print(report: MonitoringReport) -> None:
-    console.print(f"[bold]{report.model}[/]  windows of {report.window} since {report.since[:16]}")
+    console.print(
+        styled("bold", report.model, f" windows of {report.window} since {report.since[:16]}")
+    )
     live = {row.version: row for row in report.live}
     table = Table(
         "version",
@@ -94,15 +98,15 @@ def _print(report: MonitoringReport) -> None:
         row = live.get(version.version)
         if row is None and not version.aliases:
             continue
-        mark = " [yellow](estimated)[/]" if row is not None and row.estimated else ""
+        mark = (" (estimated)", "yellow") if row is not None and row.estimated else ""
         test = version.test
         table.add_row(
             str(version.version),
             ", ".join(version.aliases) or "-",
             f"{row.predictions if row else 0:,}",
             f"{row.n_labelled if row else 0:,}",
-            _rate(row, "precision") + mark,
-            _rate(row, "recall") + mark,
+            Text.assemble(_rate(row, "precision"), mark),
+            Text.assemble(_rate(row, "recall"), mark),
             _rate(row, "roc_auc"),
             *(
                 f"{test[m]:.3f}" if test.get(m) is not None else "-"
@@ -147,7 +151,7 @@ def _print_drift(report: MonitoringReport) -> None:
         title=f"drift, window {newest[:16]} (largest first)",
     )
     for r in rows[:SHOWN_FEATURES]:
-        flag = "[red]drifted[/]" if r.flagged else "[green]ok[/]"
+        flag = Text("drifted", "red") if r.flagged else Text("ok", "green")
         table.add_row(
             r.feature,
             str(r.version),
@@ -169,11 +173,14 @@ def _print_alerts(report: MonitoringReport) -> None:
         f"{outcomes['invalid']:,} invalid, {outcomes['duplicate']:,} duplicate"
     )
     if not report.alerts:
-        console.print("[green]no open alerts[/]")
+        console.print(styled("green", "no open alerts"))
     for alert in report.alerts:
         console.print(
-            f"[red]alert[/] {alert.kind}: {alert.message} "
-            f"(since {alert.opened_at.isoformat()[:16]})"
+            styled(
+                "red",
+                "alert",
+                f"{alert.kind}: {alert.message} (since {alert.opened_at.isoformat()[:16]})",
+            )
         )
 
 

@@ -50,8 +50,9 @@ def export(
 ) -> None:
     """Export a model's logged predictions: inputs, scores, labels, latency, versions.
 
-    The file has one ``input.<field>`` column per input field; ``record`` and ``label``
-    hold the original JSON as text, so every file has the same schema whatever the inputs.
+    The file has one ``input.<field>`` column per input field and ``record``, the original
+    JSON as text. ``label`` and the inputs keep their values ("Yes", true, 3); a column
+    whose values mix types or nest is written as JSON text instead.
     """
     start = since_option(since) if since else None
     settings = settings_for(store)
@@ -72,12 +73,11 @@ def export(
 
 
 def _write(frame: pd.DataFrame, output: Path) -> None:
-    """Parquet or CSV; JSON-valued columns as JSON text so the schema never depends on data."""
+    """Parquet or CSV; mixed or nested columns as JSON text, so any log writes to Parquet."""
     flat = frame.copy()
-    for column in ("record", "label"):
-        flat[column] = [_json_text(value) for value in flat[column]]
+    flat["record"] = [_json_text(value) for value in flat["record"]]
     for column in flat.columns:
-        if column.startswith("input.") and flat[column].dtype == object:
+        if (column == "label" or column.startswith("input.")) and flat[column].dtype == object:
             values = flat[column].dropna()
             if (
                 values.map(type).nunique() > 1

@@ -6,20 +6,24 @@ import re
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from mlprod.cli._common import (
+    EXIT_GATES_FAILED,
     JsonOption,
     StoreOption,
     console,
+    err_console,
     metric_text,
     print_json,
     settings_for,
+    styled,
 )
 from mlprod.data import load_frame
-from mlprod.errors import SpecError
-from mlprod.features import infer_kinds
-from mlprod.pipelines import TrainedRun
+from mlprod.errors import MlprodError, SpecError
+from mlprod.features import id_columns, infer_kinds
+from mlprod.pipelines import TrainedRun, encode_target
 from mlprod.pipelines import train as train_model
 from mlprod.spec import SPEC_FILE, render_spec
 
@@ -47,7 +51,10 @@ def init(
         (c for c in frame.columns if c != target and str(frame[c].dtype).startswith("datetime")),
         None,
     )
-    kinds = infer_kinds(frame, {target} | ({time} if time else set()))
+    reserved = {target} | ({time} if time else set())
+    kinds = infer_kinds(frame, reserved)
+    left_out = id_columns(frame, reserved)
+    positive, positive_note = _guess_positive(frame[target])
     model_name = name or re.sub(r"[^a-z0-9_-]+", "_", data.stem.lower()).strip("_-") or "model"
     if not model_name[0].isalpha():
         model_name = f"m_{model_name}"
@@ -56,10 +63,33 @@ def init(
         relative = str(source.relative_to(output.resolve().parent))
     except ValueError:
         relative = str(source)
-    output.write_text(render_spec(model_name, relative, target, kinds, time=time), encoding="utf-8")
+    output.write_text(
+        render_spec(model_name, relative, target, kinds, positive=positive, time=time),
+        encoding="utf-8",
+    )
     console.print(
         f"wrote {output} for model {model_name!r} with {len(kinds)} feature column(s); "
-        "next: mlprod train"
+        "next: mlprod train",
+        highlight=False,
+    )
+    console.print(f"  {positive_note}", highlight=False)
+    if left_out:
+        console.print(
+            f"  left out as row identifiers, not features: {', '.join(left_out)} (one value "
+            "per row; add one under features: in the spec if it really is a feature)",
+            highlight=False,
+        )
+
+
+def _guess_positive(values: pd.Series) -> tuple[object, str]:
+    """The target value training would take as positive, written into the spec, and a note."""
+    try:
+        _, classes, _ = encode_target(values, None)
+    except MlprodError as exc:
+        return None, f"positive class: not chosen ({exc.message})"
+    return classes[1], (
+        f"positive class: {values.name} = {classes[1]!r} (data.positive in the spec; scores "
+        f"are P({values.name} = {classes[1]!r}), change it there if it is the other value)"
     )
 
 
@@ -74,7 +104,11 @@ def train(
 
 
 def print_run(run: TrainedRun, json: bool) -> None:
-    """What train, tune and rerun print: one JSON document, or a short summary."""
+    """What train, tune and rerun print: one JSON document, or a short summary.
+
+    A version whose gates failed is registered all the same, but the command exits with
+    `EXIT_GATES_FAILED`, so a pipeline can tell it from a version it may promote.
+    """
     if json:
         print_json(
             {
@@ -83,6 +117,8 @@ def print_run(run: TrainedRun, json: bool) -> None:
                 "version": run.version,
                 "winner": run.winner,
                 "threshold": run.threshold,
+                "target": run.target,
+                "positive": run.positive,
                 "gates_passed": run.gates_passed,
                 "metrics": {k: v.model_dump() for k, v in run.metrics.items()},
                 "gates": [g.model_dump() for g in run.gates],
@@ -90,16 +126,41 @@ def print_run(run: TrainedRun, json: bool) -> None:
                 "report": str(run.report),
             }
         )
-        return
+    else:
+        _print_summary(run)
+    if not run.gates_passed:
+        if not json:
+            err_console.print(
+                styled(
+                    "red",
+                    "gates failed:",
+                    f"{run.model}@{run.version} is registered but cannot be promoted or "
+                    "deployed (exit code 4)",
+                ),
+                highlight=False,
+            )
+        raise typer.Exit(EXIT_GATES_FAILED)
+
+
+def _print_summary(run: TrainedRun) -> None:
     console.print(
         f"[bold]{run.model}@{run.version}[/] from run {run.id[:12]}: "
-        f"winner {run.winner}, threshold {run.threshold:.4f}"
+        f"winner {run.winner}, threshold {run.threshold:.4f}",
+        highlight=False,
     )
+    if run.target is not None:
+        console.print(
+            f"  positive class: {run.target} = {run.positive!r} (scores are P({run.target} = "
+            f"{run.positive!r}); precision and recall count this class)",
+            markup=False,
+            highlight=False,
+        )
     for name, value in run.metrics.items():
-        console.print(f"  {name:<18} {metric_text(value.model_dump())}")
+        console.print(f"  {name:<18} {metric_text(value.model_dump())}", highlight=False)
     for gate in run.gates:
-        console.print(("  [green]✓[/] " if gate.passed else "  [red]✗[/] ") + gate.message)
-    console.print(f"report: {run.report}")
+        style, mark = ("green", "  ✓") if gate.passed else ("red", "  ✗")
+        console.print(styled(style, mark, gate.message), highlight=False)
+    console.print(f"report: {run.report}", markup=False, highlight=False)
 
 
 def quickstart(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mlprod.cli._common import (
     JsonOption,
@@ -16,6 +17,7 @@ from mlprod.cli._common import (
     open_stores,
     print_json,
     settings_for,
+    styled,
     when,
 )
 from mlprod.registry import get_run, list_trials, search_runs
@@ -61,7 +63,7 @@ def list_runs(
         table.add_row(
             r.id[:12],
             r.model,
-            f"[{colour}]{r.status}[/]",
+            Text(r.status, colour),
             r.user,
             when(r.started_at),
             str(r.version or "-"),
@@ -88,13 +90,13 @@ def show(
         shown["trials"] = [trial.model_dump(mode="json") for trial in trials]
         print_json(shown)
         return
-    console.print(f"[bold]run {run.id}[/] ({run.model}, {run.status})")
+    console.print(styled("bold", f"run {run.id}", f"({run.model}, {run.status})"))
     console.print(
         f"  by {run.user} from {when(run.started_at)} to {when(run.ended_at)}; "
         f"git {run.git_commit or '-'}"
     )
     if run.error:
-        console.print(f"  [red]error:[/] {run.error}")
+        console.print(styled("red", "  error:", str(run.error)))
     fp = run.fingerprint
     if fp:
         window = f"{fp.get('time_min') or '-'} .. {fp.get('time_max') or '-'}"

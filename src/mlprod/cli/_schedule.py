@@ -12,6 +12,7 @@ from rich.table import Table
 
 from mlprod._time import utc_now
 from mlprod.cli._common import (
+    EXIT_JOB_FAILED,
     JsonOption,
     StoreOption,
     console,
@@ -19,6 +20,7 @@ from mlprod.cli._common import (
     open_stores,
     print_json,
     settings_for,
+    styled,
     when,
 )
 from mlprod.errors import MlprodError, NotFoundError, SpecError
@@ -34,7 +36,6 @@ SpecsOption = Annotated[
     list[Path] | None,
     typer.Option("--spec", help="A spec file (repeatable; default ./mlprod.yaml)."),
 ]
-JOB_FAILED = 3  # exit code of `jobs run` and `retrain` when the job itself failed
 
 
 def _projects(specs: list[Path] | None) -> list[Project]:
@@ -47,7 +48,7 @@ def _projects(specs: list[Path] | None) -> list[Project]:
 def _context(settings: Settings) -> LoopContext:
     from mlprod.scheduling import LoopContext
 
-    store, artifacts = open_stores(settings)
+    store, artifacts = open_stores(settings, create=True)
     return LoopContext(store, artifacts, settings, actor=settings.user)
 
 
@@ -157,7 +158,7 @@ def show_job(run_id: int, store: StoreOption = None, json: JsonOption = False) -
         print_json(run.model_dump(mode="json"))
         return
     for key, value in run.model_dump(mode="json").items():
-        console.print(f"[bold]{key}[/]: {value}", highlight=False, markup=True)
+        console.print(styled("bold", f"{key}:", str(value)), highlight=False)
 
 
 @jobs_app.command("run")
@@ -205,7 +206,9 @@ def retrain(
         if json:
             print_json({"run": run.model_dump(mode="json"), **decision.model_dump(mode="json")})
             return
-        console.print(f"[bold]{name}[/]: {decision.outcome}: {decision.reason}", highlight=False)
+        console.print(
+            styled("bold", f"{name}:", f"{decision.outcome}: {decision.reason}"), highlight=False
+        )
         return
     _print_run(run, json)
 
@@ -218,9 +221,10 @@ def _print_run(run: JobRun, json: bool) -> None:
     if run.state != "succeeded":
         if not json:
             err_console.print(
-                f"[red]error:[/] {run.name} run {run.id} failed: {run.error}", highlight=False
+                styled("red", "error:", f"{run.name} run {run.id} failed: {run.error}"),
+                highlight=False,
             )
-        raise typer.Exit(JOB_FAILED)
+        raise typer.Exit(EXIT_JOB_FAILED)
 
 
 @schedule_app.command("show")

@@ -11,7 +11,9 @@ import typer
 from mlprod.cli._common import (
     StoreOption,
     err_console,
+    open_stores,
     settings_for,
+    styled,
 )
 from mlprod.settings import Settings
 
@@ -55,10 +57,9 @@ def _alert_checks(settings: Settings) -> Iterator[None]:
     if not settings.monitor:
         yield
         return
-    from mlprod.cli._common import open_stores
     from mlprod.monitoring import Watcher
 
-    meta, artifacts = open_stores(settings)
+    meta, artifacts = open_stores(settings, create=True)
     watcher = Watcher(meta, artifacts, settings)
     watcher.start()
     try:
@@ -87,7 +88,9 @@ def _serve_one(settings: Settings, alias: str, host: str, port: int) -> None:
     served = app.state.pool.status()["models"]
     if not served:
         err_console.print(
-            f"[yellow]no model has alias {alias!r} yet; /readyz answers 503 until one does[/]"
+            styled(
+                "yellow", f"no model has alias {alias!r} yet; /readyz answers 503 until one does"
+            )
         )
     err_console.print(
         f"serving {', '.join(f'{n}@{v}' for n, v in served.items()) or 'nothing'} on http://{host}:{port}"
@@ -106,6 +109,7 @@ def dashboard(
     from mlprod.serving import GuardState, run_server
 
     settings = settings_for(store)
+    open_stores(settings)[0].close()  # only reads: outside a project, say so and stop
     app = create_dashboard(settings)
     app.state.guard = GuardState()  # SIGTERM ends the event streams, then the server
     host = host or settings.host

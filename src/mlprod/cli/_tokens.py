@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mlprod.cli._common import (
     JsonOption,
@@ -19,6 +20,7 @@ from mlprod.cli._common import (
     open_stores,
     print_json,
     settings_for,
+    styled,
     when,
 )
 from mlprod.serving import create_token, list_tokens, revoke_token
@@ -42,7 +44,7 @@ def create(
 ) -> None:
     """Create a token and print its secret, once."""
     settings = settings_for(store)
-    meta, _ = open_stores(settings)
+    meta, _ = open_stores(settings, create=True)
     with meta:
         record, secret = create_token(meta, name, scope or ["predict"], actor=settings.user)
     if json:
@@ -53,8 +55,11 @@ def create(
     )
     console.print(secret, highlight=False, soft_wrap=True)
     err_console.print(
-        "[yellow]copy the secret now: it is not stored and will not be shown again.[/] "
-        "Send it as `Authorization: Bearer <secret>`."
+        styled(
+            "yellow",
+            "copy the secret now: it is not stored and will not be shown again.",
+            "Send it as `Authorization: Bearer <secret>`.",
+        )
     )
 
 
@@ -73,7 +78,7 @@ def list_(
         return
     table = Table("id", "name", "scopes", "created", "by", "revoked", title="tokens")
     for t in tokens:
-        revoked = f"[red]{when(t.revoked_at)}[/]" if t.revoked_at else "-"
+        revoked = Text(when(t.revoked_at), "red") if t.revoked_at else Text("-")
         table.add_row(t.id, t.name, ", ".join(t.scopes), when(t.created_at), t.created_by, revoked)
     console.print(table)
 

@@ -25,6 +25,12 @@ METRIC_NAMES = (
     "recall",
     "f1",
 )
+# One seed and enough resamples for every caller that checks gates (training, `mlprod
+# gates`, the pytest plugin): the same test set then gets the same interval everywhere, so
+# a lower-bound gate cannot pass in CI and fail at promotion. 1,000 resamples keep the
+# percentile ends' own Monte Carlo wobble a few times smaller than 200 did.
+BOOTSTRAP_RESAMPLES = 1_000
+BOOTSTRAP_SEED = 0
 _CELLS_PER_BATCH = 250_000  # resamples x rows per batch: 2 MB arrays stay in cache
 _EPS = float(np.finfo(np.float64).eps)  # sklearn's log_loss clips to this
 
@@ -175,14 +181,16 @@ def evaluate(
     scores: np.ndarray,
     threshold: float,
     *,
-    n_boot: int = 200,
-    seed: int = 0,
+    n_boot: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> dict[str, MetricValue]:
     """Score a binary classifier on held-out data, each metric with a 95% bootstrap interval.
 
     `scores` are P(positive); precision, recall and f1 count a row as positive when its
     score is >= `threshold`. Intervals are percentile intervals over `n_boot` resamples
-    drawn with a generator seeded by `seed`, so a run is reproducible; resamples holding
+    drawn with a generator seeded by `seed`, so a run is reproducible. Keep the defaults
+    wherever a gate is checked: training, ``mlprod gates`` and the pytest plugin all do, so
+    a gate's verdict on a version is the same wherever it is checked. Resamples holding
     one class are skipped for roc_auc and average_precision. Point values equal sklearn's
     (precision/recall/f1 with ``zero_division=0``).
 
@@ -192,7 +200,9 @@ def evaluate(
     (0.75, 0.5)
     """
     if n_boot < 1:
-        raise TrainingError(f"n_boot must be at least 1, got {n_boot}; the default is 200")
+        raise TrainingError(
+            f"n_boot must be at least 1, got {n_boot}; the default is {BOOTSTRAP_RESAMPLES}"
+        )
     y, s = check_binary_inputs(y_true, scores, "evaluation")
     check_evaluable(y, s)
     rows = _prepare(y, s, float(threshold))

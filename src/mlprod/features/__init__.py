@@ -26,7 +26,7 @@ from mlprod.features._coerce import (
     category_string,
     datetime_parts,
 )
-from mlprod.features._infer import infer_kind, infer_kinds, resolve_features
+from mlprod.features._infer import id_columns, infer_kind, infer_kinds, resolve_features
 from mlprod.features._pit import (
     aggregate_kinds,
     empty_values,
@@ -65,6 +65,7 @@ __all__ = [
     "epoch_ms",
     "event_frame",
     "filters_of",
+    "id_columns",
     "infer_kind",
     "infer_kinds",
     "join_frame",

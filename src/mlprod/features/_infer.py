@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from mlprod.errors import DataError
@@ -11,6 +12,8 @@ from mlprod.spec import FeatureKind, ProjectSpec
 
 _BOOL_WORDS = {"true", "false", "yes", "no", "t", "f", "y", "n"}
 ID_UNIQUE_RATIO = 0.95
+_MIN_ROWS_FOR_NUMBERING = 20  # fewer rows numbered 1..n may well be a real count
+_ID_NAMES = {"id", "rownames", "row_names", "row.names", "rowid", "index", "unnamed: 0"}
 
 
 def infer_kind(values: pd.Series) -> FeatureKind | None:
@@ -44,11 +47,39 @@ def _looks_like_dates(text: pd.Series) -> bool:
     return bool(parsed.notna().mean() > 0.95)
 
 
+def is_id_like(values: pd.Series) -> bool:
+    """A row identifier rather than a feature: one distinct value per row, and either named
+    like an id (``id``, ``rownames``, ``customer_id``, ``index``) or the integers 1..n (0..n-1),
+    the row numbers R and pandas write into CSV files.
+
+    A model fitted on one learns nothing that carries to new rows, and drifts by design.
+    """
+    present = values.dropna()
+    if len(present) < 2 or len(present) != len(values) or present.nunique() != len(present):
+        return False
+    name = str(values.name).strip().lower()
+    if name in _ID_NAMES or name.endswith(("_id", " id")):
+        return True
+    if len(present) < _MIN_ROWS_FOR_NUMBERING or not pd.api.types.is_integer_dtype(values):
+        return False
+    ordered = np.sort(present.to_numpy())
+    return int(ordered[0]) in (0, 1) and bool(np.all(np.diff(ordered) == 1))
+
+
+def id_columns(df: pd.DataFrame, skip: set[str]) -> list[str]:
+    """The columns `infer_kinds` leaves out as row identifiers (see `is_id_like`)."""
+    return [
+        str(c)
+        for c in df.columns
+        if c not in skip and (is_id_like(df[c]) or infer_kind(df[c]) is None)
+    ]
+
+
 def infer_kinds(df: pd.DataFrame, skip: set[str]) -> dict[str, FeatureKind]:
     """Kinds of every column not in `skip`; id-like columns are left out."""
     kinds: dict[str, FeatureKind] = {}
     for column in df.columns:
-        if column in skip:
+        if column in skip or is_id_like(df[column]):
             continue
         kind = infer_kind(df[column])
         if kind is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.text import Text
 
 from mlprod.data import make_churn_table
 from mlprod.errors import MlprodError
@@ -71,7 +72,7 @@ def run_quickstart(
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / "mlprod.yaml").exists():
         raise MlprodError(f"{directory} already holds an mlprod.yaml; pick an empty folder")
-    console.print(f"[bold]1/4[/] writing {rows:,} customer rows and mlprod.yaml to {directory}")
+    console.print(_step(1, f"writing {rows:,} customer rows and mlprod.yaml to {directory}"))
     table = make_churn_table(rows, seed=7)
     table.to_csv(directory / "customers.csv", index=False)
     fresh = make_churn_table(1_000, seed=8).drop(columns=["churned"])
@@ -79,15 +80,17 @@ def run_quickstart(
     (directory / "mlprod.yaml").write_text(SPEC, encoding="utf-8")
 
     settings = Settings(store=str(directory / ".mlprod"))
-    console.print("[bold]2/4[/] training the candidates, evaluating and gating the winner")
+    console.print(_step(2, "training the candidates, evaluating and gating the winner"))
     run = train(directory / "mlprod.yaml", settings=settings, quiet=False)
     auc = run.metrics["roc_auc"]
     console.print(
         f"      churn@{run.version}: {run.winner}, "
         f"ROC AUC {auc.value:.3f} ({auc.low:.3f}-{auc.high:.3f}), "
-        f"gates {'passed' if run.gates_passed else 'FAILED'}"
+        f"gates {'passed' if run.gates_passed else 'FAILED'}; positive class "
+        f"{run.target} = {run.positive!r}",
+        markup=False,
     )
-    console.print("[bold]3/4[/] promoting it to churn@production")
+    console.print(_step(3, "promoting it to churn@production"))
     promote(
         "churn",
         run.version,
@@ -97,12 +100,17 @@ def run_quickstart(
         reason=None if run.gates_passed else "quickstart demo",
         actor="quickstart",
     )
-    console.print("[bold]4/4[/] starting the server and asking for one prediction")
+    console.print(_step(4, "starting the server and asking for one prediction"))
     record = {str(k): json_safe(v) for k, v in fresh.iloc[0].to_dict().items()}
     answer = _one_prediction(directory, settings, record)
     console.print_json(json.dumps(answer))
     _next_steps(console, directory, run.report)
     return {"version": run.version, "report": str(run.report), "answer": answer}
+
+
+def _step(number: int, text: str) -> Text:
+    """``1/4 text`` with the step in bold; the text is printed as it is, never as markup."""
+    return Text.assemble((f"{number}/4", "bold"), " ", text)
 
 
 def _free_port() -> int:
@@ -155,7 +163,10 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60.
 
 
 def _next_steps(console: Console, directory: Path, report: Path | None) -> None:
-    console.print(f"\n[bold green]done.[/] The training report is at {report}", soft_wrap=True)
+    console.print(
+        Text.assemble("\n", ("done.", "bold green"), f" The training report is at {report}"),
+        soft_wrap=True,
+    )
     console.print(
         f"Try next, from {directory}:\n"
         "  mlprod models show churn\n"
@@ -169,6 +180,7 @@ def _next_steps(console: Console, directory: Path, report: Path | None) -> None:
         "  mlprod monitor churn                  # traffic, live vs test, drift, alerts\n"
         "  mlprod tune --trials 20               # tune the candidates with Optuna",
         soft_wrap=True,
+        markup=False,
     )
 
 

@@ -68,6 +68,8 @@ class TrainedRun:
     winner: str
     candidates: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
+    target: str | None = None  # the predicted column
+    positive: Any = None  # the target's value that counts as positive (what scores estimate)
 
     @property
     def gates_passed(self) -> bool:
@@ -157,6 +159,8 @@ class _Outcome:
             winner=self.winner,
             candidates=self.candidates,
             report=report,
+            target=version.signature.get("target"),
+            positive=(version.signature.get("classes") or [None, None])[-1],
         )
 
 
@@ -178,7 +182,7 @@ def _run(
     steps(f"evaluating {winner.name} on {len(split.test):,} test rows")
     y_test = y[split.test]
     test_scores = np.asarray(winner.estimator.predict_proba(X[split.test])[:, 1], dtype=float)
-    metrics = evaluate(y_test, test_scores, threshold, seed=spec.seed)
+    metrics = evaluate(y_test, test_scores, threshold)  # the defaults every gate check uses
     gates = check_gates(metrics, spec.gates)
     held_out = split.validation if len(split.validation) else split.train  # cv: no holdout left
     importance = feature_importance(

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from mlprod.errors import ConflictError, StoreError
+from mlprod.errors import ConflictError, NotFoundError, StoreError
 from mlprod.store import _migrate
 from mlprod.store._engine import HINT, create_engine, hide_password, scrub
 
@@ -87,9 +88,24 @@ class Store:
         return store
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Store:
-        """The store `settings` name (``MLPROD_STORE``, or ``.mlprod/`` by default)."""
-        return cls.open(settings.store_url(), migrate=migrate)
+    def from_settings(
+        cls, settings: Settings, *, migrate: bool = True, create: bool = True
+    ) -> Store:
+        """The store `settings` name (``MLPROD_STORE``, or ``.mlprod/`` by default).
+
+        With `create` False a folder store must exist already: a command that only reads
+        must not leave an empty ``.mlprod/`` in a folder that holds no project.
+        """
+        url = settings.store_url()
+        if not create and "://" not in settings.store:
+            database = Path(url.removeprefix("sqlite:///"))
+            if not database.is_file():
+                raise NotFoundError(
+                    f"no mlprod store at {database.parent} (store {settings.store!r}, no "
+                    f"{database.name} in it): run the command in the project's folder, pass "
+                    "--store FOLDER_OR_URL or set MLPROD_STORE, or create one with mlprod train"
+                )
+        return cls.open(url, migrate=migrate)
 
     @property
     def dialect(self) -> str:
