@@ -42,6 +42,7 @@ from mlprod.features._signature import (
     check_contract,
     contract_differences,
     contract_signature,
+    draft_interface,
     json_safe,
 )
 from mlprod.features._sources import read_event_sources, read_join_tables
@@ -70,6 +71,7 @@ __all__ = [
     "contract_differences",
     "contract_signature",
     "datetime_parts",
+    "draft_interface",
     "empty_values",
     "epoch_ms",
     "event_frame",

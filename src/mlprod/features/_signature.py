@@ -152,3 +152,40 @@ def check_contract(
             f"difference(s)):\n{lines}\nThe interface is what consumers build against: make "
             "the features and the interface agree, then train again."
         )
+
+
+DRAFT_VALUES = 12  # a string column with at most this many distinct values lists them
+
+
+def draft_interface(df: pd.DataFrame, kinds: Mapping[str, str], *, target: str) -> InterfaceSpec:
+    """A first contract read off the data, for ``mlprod init`` to write (then a person edits).
+
+    Numbers that are all whole become integers, never-negative ones get ``minimum: 0``;
+    short lists of strings become allowed values; columns with no missing values are not
+    nullable. The label's two values are the target's.
+    """
+    request = {str(name): _draft_field(df[name], kind) for name, kind in kinds.items()}
+    classes = sorted((json_safe(c) for c in df[target].dropna().unique()), key=repr)
+    response = {"label": {"values": classes}} if len(classes) == 2 else {}
+    return InterfaceSpec.model_validate({"request": request, "response": response})
+
+
+def _draft_field(values: pd.Series, kind: str) -> dict[str, Any]:
+    present = values.dropna()
+    field: dict[str, Any] = {"type": kind, "nullable": bool(len(present) < len(values))}
+    if kind == "numeric":
+        numbers = pd.to_numeric(present, errors="coerce").dropna()
+        whole = bool(len(numbers)) and bool((numbers == numbers.round()).all())
+        field["type"] = "integer" if whole else "number"
+        if len(numbers) and numbers.min() >= 0:
+            field["minimum"] = 0
+    elif kind == "categorical":
+        field["type"] = "string"
+        texts = present.astype(str)
+        distinct = sorted(texts.unique().tolist())
+        if 0 < len(distinct) <= DRAFT_VALUES:
+            field["values"] = distinct
+        else:
+            longest = int(texts.str.len().max()) if len(texts) else 0
+            field["max_length"] = max(64, 2 * longest)
+    return field
