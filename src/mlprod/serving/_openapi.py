@@ -80,7 +80,7 @@ def _interface_schema(interface: dict[str, Any], signature: dict[str, Any]) -> d
     return {
         "type": "object",
         "properties": properties,
-        "required": [n for n, f in interface["request"].items() if f.get("required", True)],
+        "required": sorted(n for n, f in interface["request"].items() if f.get("required", True)),
         "additionalProperties": not reject,
     }
 
