@@ -103,20 +103,20 @@ def test_values_are_never_guessed_at_under_an_interface(
     assert problem["got"] == repr(value)
 
 
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        ({"tenure_months": -1}, "a number >= 0"),
-        ({"tenure_months": 601}, "a number <= 600"),
-        ({"tenure_months": 1.5}, "an integer"),
-        ({"plan": "gold"}, "one of ['basic', 'family', 'premium', 'standard']"),
-        ({"plan": 5}, "a string (got int)"),
-        ({"region": None}, "null is not allowed"),
-        ({"region": "r" * 13}, "a string of at most 12 characters (got 13)"),
-        ({"customer_id": "C" * 17}, "a string of at most 16 characters"),
-        ({"monthly_charges": None}, "null is not allowed"),
-    ],
-)
+BOUNDS = [
+    ({"tenure_months": -1}, "a number >= 0"),
+    ({"tenure_months": 601}, "a number <= 600"),
+    ({"tenure_months": 1.5}, "an integer"),
+    ({"plan": "gold"}, "one of ['basic', 'family', 'premium', 'standard']"),
+    ({"plan": 5}, "a string (got int)"),
+    ({"region": None}, "null is not allowed"),
+    ({"region": "r" * 13}, "a string of at most 12 characters (got 13)"),
+    ({"customer_id": "C" * 17}, "a string of at most 16 characters"),
+    ({"monthly_charges": None}, "null is not allowed"),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), BOUNDS)
 def test_the_interfaces_bounds_are_422s_naming_field_expected_and_got(
     strict: tuple[Project, Server], change: dict[str, Any], expected: str
 ) -> None:
@@ -127,6 +127,30 @@ def test_the_interfaces_bounds_are_422s_naming_field_expected_and_got(
     (field,) = change
     assert problem["record"] == 2 and problem["field"] == field
     assert expected in problem["expected"] and problem["got"] == repr(change[field])
+
+
+def test_the_fast_path_serves_the_interface_and_refuses_what_the_reference_refuses(
+    strict: tuple[Project, Server],
+) -> None:
+    import mlprod
+    from mlprod.errors import SchemaError
+    from mlprod.serving import LoadedVersion, records_to_frame
+
+    project, server = strict
+    (model,) = httpx.get(server.url + "/v1/models").json()["models"]
+    assert model["routes"][0]["serving_path"] == "fast"
+    loaded = LoadedVersion.prepare(mlprod.load("churn@production", store=project.store))
+    assert loaded.fast is not None and loaded.fast.verified.startswith("matches")
+    records = records_from(project, 20)
+    expected = loaded.model.score(records_to_frame(records, loaded.contract, max_records=20))
+    assert loaded.fast.score_records(records).tolist() == pytest.approx(expected.tolist(), abs=1e-9)
+    for change, _ in [*BOUNDS, ({"notes": "x"}, "")]:
+        bad = [*records[:2], {**records[2], **change}]
+        with pytest.raises(SchemaError) as fast:
+            loaded.fast.score_records(bad)
+        with pytest.raises(SchemaError) as reference:
+            records_to_frame(bad, loaded.contract, max_records=10)
+        assert fast.value.fields == reference.value.fields and len(fast.value.fields) == 1
 
 
 def test_records_within_the_interface_score_and_optional_fields_may_be_left_out(
@@ -143,6 +167,10 @@ def test_records_within_the_interface_score_and_optional_fields_may_be_left_out(
         p["score"] for p in _post(server, nulls).json()["predictions"]
     ]  # a field left out scores as a null: missing
     assert {p["label"] for p in answer.json()["predictions"]} <= {False, True}
+    no_plan = {k: v for k, v in records[0].items() if k != "plan"}  # plan is required
+    problem = _one_problem(_post(server, [no_plan]))
+    assert problem == {"record": 0, "field": "plan", "got": "no such field",
+                       "expected": "this field (use null if unknown)"}  # fmt: skip
 
 
 def _logged_records(url: str, ids: list[str], timeout: float = 60.0) -> dict[str, Any]:

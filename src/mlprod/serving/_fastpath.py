@@ -326,7 +326,10 @@ class FastPath:
             if not contract.optional:
                 raise _InvalidError from None
             records = [{**contract.optional, **r} if isinstance(r, dict) else r for r in records]
-            return self._columns(records)
+            try:
+                columns = list(zip(*map(self._row, records), strict=True))
+            except (KeyError, TypeError):
+                raise _InvalidError from None
         except TypeError:  # a record that is not an object
             raise _InvalidError from None
         for spec in contract.context:
