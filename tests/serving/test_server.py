@@ -61,7 +61,7 @@ def test_pinned_version_and_unknown_model(server: Server, trained_project: Proje
         ({"signup_date": "yesterday-ish"}, "signup_date", "date-time"),
         ({"has_partner": "maybe"}, "has_partner", "a boolean"),
         ({"plan": {"name": "basic"}}, "plan", "string"),
-        ({"tenure_months": "NaN"}, "tenure_months", "finite"),
+        ({"tenure_months": "NaN"}, "tenure_months", "a number, not a string"),
     ],
 )
 def test_bad_values_are_422s_naming_the_field(

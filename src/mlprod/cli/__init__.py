@@ -14,6 +14,7 @@ from mlprod.cli import (
     _deploy,
     _experiments,
     _features,
+    _interface,
     _models,
     _monitor,
     _predict,
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 app.command()(_project.init)
 app.command()(_project.train)
+app.command()(_interface.interface)
 app.command()(_experiments.tune)
 app.command()(_project.quickstart)
 app.command()(_models.promote)

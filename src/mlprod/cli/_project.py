@@ -22,7 +22,7 @@ from mlprod.cli._common import (
 )
 from mlprod.data import load_frame
 from mlprod.errors import MlprodError, SpecError
-from mlprod.features import id_columns, infer_kinds
+from mlprod.features import draft_interface, id_columns, infer_kinds
 from mlprod.pipelines import TrainedRun, encode_target
 from mlprod.pipelines import train as train_model
 from mlprod.spec import SPEC_FILE, render_spec
@@ -37,7 +37,7 @@ def init(
     output: Annotated[Path, typer.Option(help="Where to write the spec.")] = Path(SPEC_FILE),
     overwrite: Annotated[bool, typer.Option(help="Replace an existing spec.")] = False,
 ) -> None:
-    """Write a commented mlprod.yaml for your table, with its columns' inferred kinds."""
+    """Write a commented mlprod.yaml for your table: its columns' kinds and its interface."""
     if output.exists() and not overwrite:
         raise SpecError(
             f"{output} already exists; pass --overwrite to replace it or --output elsewhere"
@@ -63,13 +63,14 @@ def init(
         relative = str(source.relative_to(output.resolve().parent))
     except ValueError:
         relative = str(source)
-    output.write_text(
-        render_spec(model_name, relative, target, kinds, positive=positive, time=time),
-        encoding="utf-8",
+    interface = draft_interface(frame, kinds, target=target)
+    text = render_spec(
+        model_name, relative, target, kinds, positive=positive, time=time, interface=interface
     )
+    output.write_text(text, encoding="utf-8")
     console.print(
-        f"wrote {output} for model {model_name!r} with {len(kinds)} feature column(s); "
-        "next: mlprod train",
+        f"wrote {output} for model {model_name!r} with {len(kinds)} feature column(s) and "
+        "their interface; next: mlprod interface (the contract), then mlprod train",
         highlight=False,
     )
     console.print(f"  {positive_note}", highlight=False)

@@ -37,7 +37,14 @@ from mlprod.features._pit import (
     key_texts,
     point_in_time,
 )
-from mlprod.features._signature import build_signature, json_safe
+from mlprod.features._signature import (
+    build_signature,
+    check_contract,
+    contract_differences,
+    contract_signature,
+    draft_interface,
+    json_safe,
+)
 from mlprod.features._sources import read_event_sources, read_join_tables
 from mlprod.features._subset import ColumnSubset
 from mlprod.features._transformer import FeatureTransformer
@@ -59,8 +66,12 @@ __all__ = [
     "boolean_value",
     "build_signature",
     "category_string",
+    "check_contract",
     "compile_plan",
+    "contract_differences",
+    "contract_signature",
     "datetime_parts",
+    "draft_interface",
     "empty_values",
     "epoch_ms",
     "event_frame",

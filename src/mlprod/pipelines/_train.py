@@ -29,7 +29,7 @@ from mlprod.evaluation import (
     experiment_charts,
     write_report,
 )
-from mlprod.features import build_signature
+from mlprod.features import build_signature, check_contract
 from mlprod.monitoring import build_reference
 from mlprod.pipelines._candidates import add_ensemble, candidate_curves
 from mlprod.pipelines._context import git_commit, library_versions, open_store
@@ -171,6 +171,10 @@ def _run(
     data = prepare(spec, steps, cache=cache)
     df, y, classes, kinds, print_ = data.df, data.y, data.classes, data.kinds, data.fingerprint
     split, transformer, X = data.split, data.transformer, data.X
+    if spec.interface is not None:  # refuse before any fitting: the contract comes first
+        around = [c for c in (spec.data.entity, spec.data.time, spec.aggregate_key()) if c]
+        computed = data.plan.names() if data.plan is not None else ()
+        check_contract(spec.interface, kinds, classes, context=around, computed=computed)
     to_fit = spec.candidates
     if spec.tuning is not None:
         to_fit = tune_candidates(spec, data, experiment, steps)
@@ -200,6 +204,8 @@ def _run(
     )
     if data.plan is not None:  # the server looks these up; the skew check recomputes them
         signature["online"] = data.plan.document()
+    if spec.interface is not None:  # the server enforces it, the OpenAPI document shows it
+        signature["interface"] = spec.interface.model_dump(mode="json")
     test_frame = df.iloc[split.test][list(kinds)].reset_index(drop=True)
     candidates = [{**r.summary(), **experiment.summaries.get(r.name, {})} for r in results]
     context = {

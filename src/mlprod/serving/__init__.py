@@ -11,6 +11,7 @@ from mlprod.serving._auth import Authenticator
 from mlprod.serving._fastpath import FastPathCheck, check_fast_path
 from mlprod.serving._guard import GuardState, run_server
 from mlprod.serving._loaded import LoadedVersion
+from mlprod.serving._openapi import interface_document
 from mlprod.serving._pool import ModelPool
 from mlprod.serving._scoring import score_records
 from mlprod.serving._tokens import (
@@ -33,6 +34,7 @@ __all__ = [
     "check_fast_path",
     "create_app",
     "create_token",
+    "interface_document",
     "list_tokens",
     "records_to_frame",
     "revoke_token",

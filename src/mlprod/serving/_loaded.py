@@ -7,6 +7,7 @@ with it. Nothing is kept in module-level tables keyed by models.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from mlprod.bundle import Model
 from mlprod.monitoring import Binner
 from mlprod.serving._fastpath import FastPath, compile_fast_path, upgrade_scorer
-from mlprod.serving._validate import records_to_frame
+from mlprod.serving._validate import Contract, records_to_frame
 
 
 @dataclass(eq=False)
@@ -71,6 +72,11 @@ class LoadedVersion:
     def classes(self) -> list[Any]:
         return self.model.classes
 
+    @functools.cached_property
+    def contract(self) -> Contract:
+        """What this version accepts: its signature, and its interface when it has one."""
+        return self.fast.contract if self.fast is not None else Contract.of(self.signature)
+
     @property
     def path(self) -> str:
         """``fast`` or ``reference``: how requests reach the model."""
@@ -86,8 +92,8 @@ class LoadedVersion:
         if self.fast is not None:  # verified at load to reproduce the reference to 1e-9
             scores = self.fast.score_records(records, max_records=max_records)
         else:
-            fields = self.model.signature["fields"]
-            scores = self.model.score(records_to_frame(records, fields, max_records=max_records))
+            frame = records_to_frame(records, self.contract, max_records=max_records)
+            scores = self.model.score(frame)
         self.scored += len(scores)
         return scores
 

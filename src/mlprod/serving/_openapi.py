@@ -6,6 +6,7 @@ record schema built from its signature.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
@@ -32,8 +33,24 @@ PREDICTION_SCHEMA: dict[str, Any] = {
 }
 
 
+_TYPE_SCHEMA: dict[str, dict[str, Any]] = {
+    "number": {"type": "number"},
+    "integer": {"type": "integer"},
+    "string": {"type": "string"},
+    "boolean": {"type": "boolean"},
+    "datetime": {"type": "string", "format": "date-time"},
+}
+
+
 def record_schema(signature: dict[str, Any]) -> dict[str, Any]:
-    """JSON Schema of one request record: every signature field, required, nullable."""
+    """JSON Schema of one request record: the interface's fields, or the learned ones.
+
+    A version trained with an ``interface:`` section is documented by it alone, so the
+    document `mlprod interface` prints before any model exists is the one it serves.
+    """
+    interface = signature.get("interface")
+    if interface:
+        return _interface_schema(interface, signature)
     properties = {}
     for field in signature["fields"]:
         schema = dict(_KIND_SCHEMA[field["kind"]])
@@ -50,6 +67,78 @@ def record_schema(signature: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _interface_schema(interface: dict[str, Any], signature: dict[str, Any]) -> dict[str, Any]:
+    properties = {name: _field_schema(field) for name, field in interface["request"].items()}
+    reject = interface.get("extra") == "reject"
+    if reject:  # accepted beside the contract: the entity and time columns
+        for role in ("entity", "time"):
+            name = signature.get(role)
+            if name and name not in properties:
+                properties[name] = {
+                    "description": f"The {role} column: kept in the log, not scored."
+                }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": sorted(n for n, f in interface["request"].items() if f.get("required", True)),
+        "additionalProperties": not reject,
+    }
+
+
+def _field_schema(field: dict[str, Any]) -> dict[str, Any]:
+    schema = dict(_TYPE_SCHEMA[field["type"]])
+    nullable = field.get("nullable", True)
+    if nullable:
+        schema["type"] = [schema["type"], "null"]
+    for key, name in (("minimum", "minimum"), ("maximum", "maximum"), ("max_length", "maxLength")):
+        if field.get(key) is not None:
+            schema[name] = field[key]
+    if field.get("values") is not None:
+        schema["enum"] = [*field["values"], *([None] if nullable else [])]
+    if field.get("description"):
+        schema["description"] = field["description"]
+    return schema
+
+
+def prediction_schema(signature: dict[str, Any]) -> dict[str, Any]:
+    """One prediction's schema, its label restricted to the model's two classes."""
+    interface = signature.get("interface") or {}
+    label = (interface.get("response") or {}).get("label") if interface else None
+    classes = label["values"] if label else None if interface else signature.get("classes")
+    schema = copy.deepcopy(PREDICTION_SCHEMA)
+    if classes:
+        schema["properties"]["label"]["enum"] = [*classes, None]
+    return schema
+
+
+def add_model(document: dict[str, Any], name: str, signature: dict[str, Any]) -> None:
+    """Add a model's predict path and its record and prediction schemas to `document`."""
+    key = "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas[f"{key}Record"] = record_schema(signature)
+    schemas[f"{key}Prediction"] = prediction_schema(signature)
+    document.setdefault("paths", {})[f"/v1/models/{name}/predict"] = _predict_path(name, key)
+
+
+def interface_document(
+    name: str, signature: dict[str, Any], description: str = ""
+) -> dict[str, Any]:
+    """The OpenAPI document of one model from its contract alone (``mlprod interface``).
+
+    Example::
+
+        document = interface_document("churn", contract_signature(spec))
+    """
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": f"mlprod: {name}", "version": "1", "description": description},
+        "paths": {},
+        "components": {"schemas": {"Prediction": PREDICTION_SCHEMA}},
+    }
+    add_model(document, name, signature)
+    return document
+
+
 def install_openapi(app: FastAPI, pool: ModelPool) -> None:
     """Replace the app's OpenAPI generator with one that adds a path per served model."""
 
@@ -58,9 +147,7 @@ def install_openapi(app: FastAPI, pool: ModelPool) -> None:
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         schemas["Prediction"] = PREDICTION_SCHEMA
         for name, served in sorted(pool.table().items()):
-            key = "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
-            schemas[f"{key}Record"] = record_schema(served.routes[0].signature)
-            document["paths"][f"/v1/models/{name}/predict"] = _predict_path(name, key)
+            add_model(document, name, served.routes[0].signature)
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
@@ -78,7 +165,10 @@ def _predict_path(name: str, key: str) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "model": {"type": "string"},
-            "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}},
+            "predictions": {
+                "type": "array",
+                "items": {"$ref": f"#/components/schemas/{key}Prediction"},
+            },
         },
     }
     return {
@@ -92,7 +182,10 @@ def _predict_path(name: str, key: str) -> dict[str, Any]:
                     "description": "Scores",
                     "content": {"application/json": {"schema": answer}},
                 },
-                "422": {"description": "A record does not match the signature"},
+                "422": {
+                    "description": "A record does not match the contract: each problem names "
+                    "its record, field, what was expected and what came"
+                },
             },
         }
     }

@@ -25,6 +25,7 @@ from mlprod.predlog import PredictionLog, prediction_entry
 from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._pool import Served
 from mlprod.serving._scoring import score_records
+from mlprod.serving._validate import without_extras
 
 log = logging.getLogger("mlprod.serving")
 
@@ -130,6 +131,15 @@ class ShadowScorer:
         self._count("scored", len(job.records))
 
 
+def _kept(target: LoadedVersion | Served) -> frozenset[str]:
+    """The fields the log keeps: every routed version's inputs and context."""
+    if isinstance(target, LoadedVersion):
+        return target.contract.kept
+    if len(target.routes) == 1:
+        return target.routes[0].contract.kept
+    return frozenset().union(*(model.contract.kept for model in target.routes))
+
+
 class Recorder:
     """Logs each answered request's sampled predictions and hands its records to the shadows.
 
@@ -161,10 +171,13 @@ class Recorder:
         """Count every record, spool the sampled rows; `SpoolFullError` when the spool sheds.
 
         `body` is the request's JSON body, which holds `records`: logged as it came when
-        every record is kept.
+        every record is kept and none carries a field the contract does not name.
         """
         if self.counter is not None:
             self._count(target, records, predictions)
+        stripped = without_extras(records, _kept(target))
+        if stripped is not None:
+            records, body = stripped, None
         served = target if isinstance(target, Served) else None
         model = target.routes[0] if isinstance(target, Served) else target
         rate = served.log_sample_rate if served is not None else None

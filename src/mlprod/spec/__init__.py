@@ -9,6 +9,14 @@ from mlprod.spec._aggregates import (
     JoinSpec,
     SqlTable,
 )
+from mlprod.spec._interface import (
+    INTERFACE_TYPES,
+    KIND_OF_TYPE,
+    FieldContract,
+    InterfaceSpec,
+    LabelContract,
+    ResponseContract,
+)
 from mlprod.spec._load import SPEC_FILE, load_spec, parse_spec
 from mlprod.spec._models import (
     CATALOGUE,
@@ -47,7 +55,9 @@ from mlprod.spec._template import render_spec
 __all__ = [
     "CATALOGUE",
     "GATE_METRICS",
+    "INTERFACE_TYPES",
     "JOB_KINDS",
+    "KIND_OF_TYPE",
     "NAME_PATTERN",
     "SPEC_FILE",
     "AggregateSpec",
@@ -65,12 +75,16 @@ __all__ = [
     "EventSource",
     "FeatureKind",
     "FeaturesSpec",
+    "FieldContract",
     "Gate",
+    "InterfaceSpec",
     "JobKind",
     "JobSpec",
     "JoinSpec",
+    "LabelContract",
     "MonitorSpec",
     "ProjectSpec",
+    "ResponseContract",
     "RetrainSpec",
     "ScheduleSpec",
     "SelectionSpec",

@@ -21,6 +21,7 @@ from pydantic import (
 
 from mlprod._time import parse_duration
 from mlprod.spec._aggregates import AggregatesSpec
+from mlprod.spec._interface import InterfaceSpec
 from mlprod.spec._schedule import RetrainSpec, ScheduleSpec
 
 CATALOGUE = ("logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost")
@@ -393,6 +394,9 @@ class ProjectSpec(_Strict):
     selection: SelectionSpec | None = None
     schedule: ScheduleSpec | None = None
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    interface: InterfaceSpec | None = Field(
+        default=None, description="The request and response contract every version keeps."
+    )
     seed: int = 42
 
     @field_validator("candidates", mode="before")
@@ -425,6 +429,11 @@ class ProjectSpec(_Strict):
                 raise ValueError(
                     "features.aggregates needs a key: set data.entity or aggregates.entity"
                 )
+        if self.interface is not None and self.data.target in self.interface.request:
+            raise ValueError(
+                f"interface.request.{self.data.target} is the target column: a request never "
+                "carries it; remove it there (the response's label stands for it)"
+            )
         if self.retrain.window and not self.data.time:
             raise ValueError("retrain.window needs data.time, the column with event times")
         jobs = self.schedule.jobs if self.schedule else {}

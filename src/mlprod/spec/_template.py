@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import yaml
 
+from mlprod.spec._interface import InterfaceSpec
 from mlprod.spec._models import CATALOGUE, GATE_METRICS, FeatureKind
 
 
@@ -18,8 +19,11 @@ def render_spec(
     positive: object = None,
     time: str | None = None,
     entity: str | None = None,
+    interface: InterfaceSpec | None = None,
 ) -> str:
     """A complete, commented spec with every feature column listed under its kind.
+
+    With `interface` (a draft read off the data), the contract section is written too.
 
     Example::
 
@@ -92,4 +96,36 @@ def render_spec(
         "#   webhook: https://hooks.example.com/mlprod",
         "",
     ]
+    if interface is not None:
+        lines += _interface_lines(interface, scalar)
     return "\n".join(lines)
+
+
+def _interface_lines(interface: InterfaceSpec, scalar: Callable[[object], str]) -> list[str]:
+    """The ``interface:`` section, one field a line, in the order of the features."""
+    lines = [
+        "# The contract consumers build against: `mlprod interface` prints it as OpenAPI,",
+        "# training refuses a model that differs, the server enforces it value by value.",
+        "# Drafted from the data: widen ranges, drop `values` to accept new categories.",
+        "interface:",
+        f"  extra: {interface.extra}        # ignore | reject fields not named here",
+        "  request:",
+    ]
+    for name, field in interface.request.items():
+        bounds = {k: _whole(v) for k, v in field.model_dump(exclude_defaults=True).items()}
+        lines.append(f"    {scalar(name)}: {_flow({'type': field.type, **bounds})}")
+    label = interface.response.label
+    if label is not None:
+        lines += ["  response:", f"    label: {_flow({'values': list(label.values)})}"]
+    return [*lines, ""]
+
+
+def _flow(value: object) -> str:
+    """A mapping on one line, keys in the order given."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1000)
+    return text.strip().removesuffix("...").strip()
+
+
+def _whole(value: object) -> object:
+    """0 rather than 0.0 for a bound that is a whole number."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
