@@ -296,6 +296,7 @@ EXPORTS = {
         "Authenticator",
         "FastPathCheck",
         "GuardState",
+        "HostCheck",
         "LoadedVersion",
         "ModelPool",
         "TokenRecord",

@@ -38,6 +38,8 @@ def serve(
     if ui is not None:
         settings = settings.model_copy(update={"ui": ui})
     host, port = host or settings.host, port or settings.port
+    # the app decides open routes and allowed Host names from the address it is bound to
+    settings = settings.model_copy(update={"host": host, "port": port})
     with _alert_checks(settings):
         if (workers or settings.workers) > 1:
             from mlprod.serving import run_workers
@@ -106,9 +108,10 @@ def dashboard(
     from mlprod.serving import GuardState, run_server
 
     settings = settings_for(store)
+    host = host or settings.host
+    settings = settings.model_copy(update={"host": host, "port": port})  # allowed Host names
     app = create_dashboard(settings)
     app.state.guard = GuardState()  # SIGTERM ends the event streams, then the server
-    host = host or settings.host
     err_console.print(f"dashboard on http://{host}:{port}/ui/")
     with _alert_checks(settings):
         run_server(
