@@ -302,6 +302,7 @@ EXPORTS = {
         "Authenticator",
         "FastPathCheck",
         "GuardState",
+        "HostCheck",
         "LoadedVersion",
         "ModelPool",
         "TokenRecord",

@@ -7,6 +7,7 @@ environment variable; the environment beats the default.
 from __future__ import annotations
 
 import getpass
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,19 @@ def login_name() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps a server reachable from this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -58,8 +72,19 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, description="Server processes sharing the port.")
 
     # serving: limits that keep a busy server answering instead of falling over
-    predict_open: bool = Field(
-        default=True, description="Allow predictions without a token (admin always needs one)."
+    predict_open: bool | None = Field(
+        default=None,
+        description="Allow predictions without a token; unset: only on a loopback bind "
+        "(admin always needs one).",
+    )
+    outcomes_open: bool | None = Field(
+        default=None,
+        description="Allow posting outcomes without a token; unset: only on a loopback bind.",
+    )
+    allowed_hosts: str | None = Field(
+        default=None,
+        description="Comma-separated names the server answers to in the Host header "
+        "(*.example.com for subdomains, * for any); unset: the bind address and localhost.",
     )
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0, description="Larger bodies get 413.")
     max_records: int = Field(default=10_000, gt=0, description="Records per request.")
@@ -140,6 +165,27 @@ class Settings(BaseSettings):
     tune_heartbeat: int = Field(
         default=10, ge=1, le=600, description="Seconds between tuning workers' heartbeats."
     )
+
+    def opens(self, scope: Literal["predict", "outcomes"]) -> bool:
+        """Whether `scope`'s routes answer without a token: as set, else only on loopback.
+
+        A server bound to a loopback address is reachable from this host only, so open
+        routes there are a convenience; on any other address they are an exposure.
+        """
+        if scope == "predict":
+            return is_loopback(self.host) if self.predict_open is None else self.predict_open
+        if self.outcomes_open is not None:
+            return self.outcomes_open
+        # outcomes used to share predict's scope: closing predictions still closes them
+        return is_loopback(self.host) and self.predict_open is not False
+
+    def host_names(self) -> frozenset[str] | None:
+        """Names a request's Host header may carry (lower case, no port); None: any."""
+        if self.allowed_hosts:
+            names = {name.strip().lower() for name in self.allowed_hosts.split(",")}
+            names.discard("")
+            return None if "*" in names else frozenset(names)
+        return frozenset({self.host.strip("[]").lower(), *LOCAL_NAMES})
 
     def store_url(self) -> str:
         """The SQLAlchemy URL of the metadata store."""

@@ -19,6 +19,7 @@ from mlprod.store import Store
 from support import Project, Server
 
 PREDICT = "/v1/models/churn/predict"
+OUTCOMES = "/v1/outcomes"
 WHOAMI = "/v1/admin/tokens/whoami"
 
 
@@ -92,11 +93,40 @@ def test_admin_needs_the_admin_scope(
     assert predict.id in message and "'admin'" in message
     allowed = httpx.get(url, headers=_bearer(admin_secret))
     assert allowed.status_code == 200
-    assert allowed.json() == {"id": admin.id, "name": "ops", "scopes": ["admin", "predict"]}
+    assert allowed.json() == {
+        "id": admin.id,
+        "name": "ops",
+        "scopes": ["admin", "outcomes", "predict"],
+    }
     body = _body(trained_project)  # admin includes predict
     assert httpx.post(
         closed_server.url + PREDICT, json=body, headers=_bearer(admin_secret)
     ).is_success
+
+
+def test_outcomes_need_their_own_scope(
+    closed_server: Server, trained_project: Project, store: Store
+) -> None:
+    """A client that may score cannot move live metrics and alerts by posting labels."""
+    predict, predict_secret = create_token(store, "scorer", ["predict"], actor="test")
+    scored = httpx.post(
+        closed_server.url + PREDICT, json=_body(trained_project), headers=_bearer(predict_secret)
+    )
+    assert scored.status_code == 200
+    prediction = scored.json()["predictions"][0]["id"]
+    body = {"outcomes": [{"prediction_id": prediction, "label": True}]}
+    _assert_error(httpx.post(closed_server.url + OUTCOMES, json=body), 401, "unauthorized")
+    refused = httpx.post(closed_server.url + OUTCOMES, json=body, headers=_bearer(predict_secret))
+    message = _assert_error(refused, 403, "forbidden", predict_secret)
+    assert predict.id in message and "'outcomes'" in message and "--scope outcomes" in message
+    _, labels_secret = create_token(store, "labeller", ["outcomes"], actor="test")
+    posted = httpx.post(closed_server.url + OUTCOMES, json=body, headers=_bearer(labels_secret))
+    assert posted.status_code == 200 and posted.json() == {"received": 1, "duplicates": 0}
+    scoring = httpx.post(closed_server.url + PREDICT, json={}, headers=_bearer(labels_secret))
+    _assert_error(scoring, 403, "forbidden", labels_secret)
+    _, admin_secret = create_token(store, "ops2", ["admin"], actor="test")
+    again = httpx.post(closed_server.url + OUTCOMES, json=body, headers=_bearer(admin_secret))
+    assert again.status_code == 200 and again.json() == {"received": 0, "duplicates": 1}
 
 
 def test_open_predict_never_opens_admin(server: Server, trained_project: Project) -> None:

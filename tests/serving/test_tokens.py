@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -52,22 +53,51 @@ def test_two_tokens_never_share_an_id_or_secret(store: Store) -> None:
     assert len({r.id for r, _ in made}) == 5 and len({s for _, s in made}) == 5
 
 
-def test_scopes_are_validated_and_admin_implies_predict(store: Store) -> None:
+def test_scopes_are_validated_and_admin_implies_the_others(store: Store) -> None:
     admin, _ = create_token(store, "ops", ["admin"], actor="ana")
-    assert admin.scopes == ["admin", "predict"]
-    assert admin.allows("admin") and admin.allows("predict")
+    assert admin.scopes == ["admin", "outcomes", "predict"]
+    assert admin.allows("admin") and admin.allows("predict") and admin.allows("outcomes")
     predict, _ = create_token(store, "app", ["predict", "predict"], actor="ana")
     assert predict.scopes == ["predict"]
     assert predict.allows("predict") and not predict.allows("admin")
+    assert not predict.allows("outcomes")  # scoring does not let a client move live metrics
+    labels, _ = create_token(store, "labels", ["outcomes"], actor="ana")
+    assert labels.scopes == ["outcomes"]
+    assert labels.allows("outcomes") and not labels.allows("predict")
     with pytest.raises(
-        SpecError, match=r"unknown scope\(s\) 'root'.*allowed scopes: predict, admin"
+        SpecError, match=r"unknown scope\(s\) 'root'.*allowed scopes: predict, outcomes, admin"
     ):
         create_token(store, "bad", ["predict", "root"], actor="ana")
     with pytest.raises(SpecError, match="at least one scope"):
         create_token(store, "none", [], actor="ana")
     with pytest.raises(SpecError, match="needs a name"):
         create_token(store, "  ", ["predict"], actor="ana")
-    assert [t.name for t in list_tokens(store)] == ["ops", "app"]  # nothing stored for refusals
+    assert [t.name for t in list_tokens(store)] == ["ops", "app", "labels"]  # no refusal stored
+
+
+def test_tokens_made_before_the_outcomes_scope_keep_their_meaning(store: Store) -> None:
+    """Rows as earlier releases wrote them: admin stored with predict only."""
+    from mlprod.serving._tokens import hash_secret
+    from mlprod.store import schema as t
+
+    made = datetime(2026, 1, 1, tzinfo=UTC)
+    for token_id, scopes in (("0123456789ab", ["admin", "predict"]), ("ba9876543210", ["predict"])):
+        secret = f"mlp_{token_id}_{'x' * 43}"
+        row = {
+            "id": token_id,
+            "name": token_id,
+            "secret_hash": hash_secret(secret),
+            "scopes": scopes,
+            "created_at": made,
+            "created_by": "old",
+            "revoked_at": None,
+        }
+        store.write(lambda conn, row=row: conn.execute(sa.insert(t.tokens).values(row)))
+    old_admin = verify_token(store, f"mlp_0123456789ab_{'x' * 43}")
+    old_predict = verify_token(store, f"mlp_ba9876543210_{'x' * 43}")
+    assert old_admin is not None and old_predict is not None
+    assert old_admin.allows("admin") and old_admin.allows("outcomes")
+    assert old_predict.allows("predict") and not old_predict.allows("outcomes")
 
 
 def test_verify_accepts_only_the_exact_secret(store: Store) -> None:

@@ -40,6 +40,8 @@ def serve(
     if ui is not None:
         settings = settings.model_copy(update={"ui": ui})
     host, port = host or settings.host, port or settings.port
+    # the app decides open routes and allowed Host names from the address it is bound to
+    settings = settings.model_copy(update={"host": host, "port": port})
     with _alert_checks(settings):
         if (workers or settings.workers) > 1:
             from mlprod.serving import run_workers
@@ -110,9 +112,10 @@ def dashboard(
 
     settings = settings_for(store)
     open_stores(settings)[0].close()  # only reads: outside a project, say so and stop
+    host = host or settings.host
+    settings = settings.model_copy(update={"host": host, "port": port})  # allowed Host names
     app = create_dashboard(settings)
     app.state.guard = GuardState()  # SIGTERM ends the event streams, then the server
-    host = host or settings.host
     err_console.print(f"dashboard on http://{host}:{port}/ui/")
     with _alert_checks(settings):
         run_server(

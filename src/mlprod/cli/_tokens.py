@@ -35,7 +35,7 @@ def create(
         list[str] | None,
         typer.Option(
             "--scope",
-            help="predict or admin (admin includes predict); repeat for several.",
+            help="predict, outcomes or admin (admin includes the others); repeat for several.",
             show_default="predict",
         ),
     ] = None,

@@ -22,6 +22,10 @@ from mlprod.registry._runs import ensure_model
 from mlprod.store import MetadataStore, plain_json, row_exists
 from mlprod.store import schema as t
 
+# The versions column is a 32-bit integer on PostgreSQL; SQLite overflows past 64 bits.
+# A number outside 1..MAX_VERSION names no version and never reaches a query.
+MAX_VERSION = 2**31 - 1
+
 
 def register_version(
     store: MetadataStore,
@@ -123,7 +127,7 @@ def version_in(conn: Connection, model: str, version: int) -> VersionRecord:
     query = sa.select(t.versions).where(
         t.versions.c.model == model, t.versions.c.version == version
     )
-    found = _versions(conn, query)
+    found = _versions(conn, query) if 0 < version <= MAX_VERSION else []
     if not found:
         model_in(conn, model)
         raise NotFoundError(

@@ -10,6 +10,7 @@ from mlprod.serving._app import create_app
 from mlprod.serving._auth import Authenticator
 from mlprod.serving._fastpath import FastPathCheck, check_fast_path
 from mlprod.serving._guard import GuardState, run_server
+from mlprod.serving._hosts import HostCheck
 from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._openapi import interface_document
 from mlprod.serving._pool import ModelPool
@@ -28,6 +29,7 @@ __all__ = [
     "Authenticator",
     "FastPathCheck",
     "GuardState",
+    "HostCheck",
     "LoadedVersion",
     "ModelPool",
     "TokenRecord",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -20,7 +21,9 @@ from mlprod.errors import MlprodError, SchemaError
 from mlprod.monitoring import LiveCounter, ingest_outcomes
 from mlprod.predlog import PredictionLog, Spool
 from mlprod.serving._auth import Authenticator, admin_router, require_scope
+from mlprod.serving._crashes import CrashLog, ThrottledLog
 from mlprod.serving._guard import Guard, GuardState
+from mlprod.serving._hosts import HostCheck
 from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._lookup import FeatureLookups, add_flags
 from mlprod.serving._metrics import ServerMetrics
@@ -34,6 +37,7 @@ from mlprod.store import ArtifactStore, Store, open_artifacts
 
 log = logging.getLogger("mlprod.serving")
 INLINE_RECORDS = 1000  # batches up to this score on the event loop; larger ones in a thread
+UNKNOWN_MODEL = "(unknown)"  # the one label every name not served here shares in /metrics
 
 
 class ORJSONResponse(JSONResponse):
@@ -128,10 +132,13 @@ def create_app(
     app.state.mlprod = state
     app.state.pool = pool
     app.state.guard = guard
-    app.state.auth = Authenticator(store, predict_open=settings.predict_open)
+    app.state.auth = Authenticator(
+        store, predict_open=settings.opens("predict"), outcomes_open=settings.opens("outcomes")
+    )
     app.include_router(admin_router())
     _routes(app, state)
-    _error_handlers(app, state)
+    throttled = ThrottledLog()
+    _error_handlers(app, state, throttled)
     install_openapi(app, pool)
     app.add_middleware(  # added last, so it is the outermost: limits apply before anything
         Guard,
@@ -141,6 +148,9 @@ def create_app(
         budgets={"/v1/outcomes": (settings.write_timeout, "MLPROD_WRITE_TIMEOUT")},
         state=guard,
     )
+    crashed = partial(_count_crash, state)
+    app.add_middleware(CrashLog, log=throttled, on_crash=crashed)  # a 500, one traceback a kind
+    app.add_middleware(HostCheck, allowed=settings.host_names())  # outermost: DNS rebinding
     return app
 
 
@@ -171,7 +181,9 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         served = pool.served(name)
         return await _answer(state, served, await request.body(), max_records)
 
-    @app.post("/v1/outcomes", tags=["monitoring"], dependencies=predict_scope)
+    outcomes_scope = [Depends(require_scope("outcomes"))]
+
+    @app.post("/v1/outcomes", tags=["monitoring"], dependencies=outcomes_scope)
     async def outcomes(request: Request) -> dict[str, int]:
         """Observed labels, by prediction id or by entity and time; matched within seconds."""
         try:
@@ -254,35 +266,13 @@ def _count(metrics: ServerMetrics, content: dict[str, Any], seconds: float) -> N
     metrics.latency.labels(content["model"], next(iter(versions))).observe(seconds)
 
 
-class ThrottledLog:
-    """One log line per key every `seconds`, saying how many like it were held back.
-
-    A server shedding thousands of requests a second must not write thousands of lines.
-    """
-
-    def __init__(self, seconds: float = 10.0) -> None:
-        self.seconds = seconds
-        self._last: dict[str, float] = {}
-        self._held: Counter[str] = Counter()
-
-    def error(self, key: str, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last.get(key, -self.seconds) < self.seconds:
-            self._held[key] += 1
-            return
-        held = self._held.pop(key, 0)
-        self._last[key] = now
-        log.error("%s%s", message, f" ({held} more like it since the last line)" if held else "")
-
-
-def _error_handlers(app: FastAPI, state: ServerState) -> None:
-    throttled = ThrottledLog()
+def _error_handlers(app: FastAPI, state: ServerState, throttled: ThrottledLog) -> None:
 
     @app.exception_handler(MlprodError)
     async def mlprod_error(request: Request, exc: MlprodError) -> Response:
-        model = str(request.path_params.get("name", "-"))
+        model = _model_label(state.pool, request.path_params)
         state.metrics.errors.labels(model, exc.code).inc()
-        if state.counter is not None and model != "-":
+        if state.counter is not None and model not in ("-", UNKNOWN_MODEL):
             state.counter.error(model, exc.code)
         error: dict[str, Any] = {"code": exc.code, "message": exc.message}
         if isinstance(exc, SchemaError) and exc.fields:
@@ -293,8 +283,15 @@ def _error_handlers(app: FastAPI, state: ServerState) -> None:
         headers = getattr(exc, "headers", None)  # 401 carries WWW-Authenticate
         return ORJSONResponse({"error": error}, status_code=exc.status, headers=headers)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("%s %s crashed", request.method, request.url.path)
-        body = {"error": {"code": "internal", "message": "internal error; see the server log"}}
-        return ORJSONResponse(body, status_code=500)
+
+def _model_label(pool: ModelPool, path_params: Mapping[str, Any]) -> str:
+    """The model a failed request named, if this server knows it; else one shared label."""
+    name = path_params.get("name")
+    if name is None:
+        return "-"
+    return str(name) if pool.knows(str(name)) else UNKNOWN_MODEL
+
+
+def _count_crash(state: ServerState, scope: Mapping[str, Any]) -> None:
+    model = _model_label(state.pool, scope.get("path_params", {}))
+    state.metrics.errors.labels(model, "internal").inc()

@@ -1,8 +1,9 @@
-"""Bearer tokens on the REST routes: predict may be left open by config, admin never.
+"""Bearer tokens on the REST routes: predict and outcomes may be open, admin never.
 
-Routes declare what they need with ``Depends(require_scope("predict"))`` or
-``Depends(require_scope("admin"))``; every route on `admin_router` needs admin by
-construction, so a new management route cannot be left open by forgetting a line.
+Routes declare what they need with ``Depends(require_scope("predict"))``,
+``Depends(require_scope("outcomes"))`` or ``Depends(require_scope("admin"))``; every
+route on `admin_router` needs admin by construction, so a new management route cannot
+be left open by forgetting a line.
 Verified tokens are cached for `CACHE_SECONDS`, so a busy server does not query the
 store on every request and a revoked token still stops working within seconds.
 """
@@ -72,17 +73,25 @@ class TokenCache:
 class Authenticator:
     """What the app consults on every guarded request; lives on ``app.state.auth``."""
 
-    def __init__(self, store: Store, *, predict_open: bool, ttl: float = CACHE_SECONDS) -> None:
-        self.predict_open = predict_open
+    def __init__(
+        self,
+        store: Store,
+        *,
+        predict_open: bool,
+        outcomes_open: bool = False,
+        ttl: float = CACHE_SECONDS,
+    ) -> None:
+        opened = {"predict": predict_open, "outcomes": outcomes_open}
+        self.open_scopes = frozenset(scope for scope, is_open in opened.items() if is_open)
         self.cache = TokenCache(store, ttl=ttl)
 
     async def authorize(self, credentials: str | None, scope: str) -> TokenRecord | None:
-        """The token allowed to act with `scope`; None only for an open predict route.
+        """The token allowed to act with `scope`; None only for an open route.
 
         Raises UnauthorizedError (401) without a valid token, ForbiddenError (403) when
         the token lacks the scope. Messages never echo the secret.
         """
-        if scope == "predict" and self.predict_open:
+        if scope in self.open_scopes:
             return None
         if not credentials:
             raise UnauthorizedError(
@@ -111,7 +120,7 @@ def require_scope(
 ) -> Callable[[Request, Credentials], Awaitable[TokenRecord]]: ...
 @overload
 def require_scope(
-    scope: Literal["predict"],
+    scope: Literal["predict", "outcomes"],
 ) -> Callable[[Request, Credentials], Awaitable[TokenRecord | None]]: ...
 def require_scope(scope: str) -> Callable[[Request, Credentials], Awaitable[Any]]:
     """A FastAPI dependency that lets a request through only with a token holding `scope`.

@@ -141,8 +141,8 @@ class ModelPool:
         key = (name, version)
         if key in self._loaded:
             return self._loaded[key]
+        record = get_version(self.store, name, version)  # unknown: 404, and no trace here
         try:
-            record = get_version(self.store, name, version)
             loaded = LoadedVersion.prepare(open_version(self.artifacts, record))
         except MlprodError as exc:
             self._failed[key] = str(exc)
@@ -193,6 +193,11 @@ class ModelPool:
                 f"promote a version with `mlprod promote {name} VERSION --alias {self.alias}`"
             )
         return served
+
+    def knows(self, name: str) -> bool:
+        """Whether `name` is served or has a version loaded here: metrics label only these,
+        so a client sending random names cannot grow a label set or the store."""
+        return name in self._table or any(key[0] == name for key in list(self._loaded))
 
     def table(self) -> dict[str, Served]:
         """The current routing table (a snapshot: it is replaced, never mutated)."""

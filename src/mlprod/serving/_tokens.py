@@ -34,8 +34,10 @@ from mlprod.store import schema as t
 
 log = logging.getLogger("mlprod.registry")
 
-Scope = Literal["predict", "admin"]
-SCOPES: tuple[Scope, ...] = ("predict", "admin")
+Scope = Literal["predict", "outcomes", "admin"]
+# predict scores; outcomes posts observed labels (they move live metrics and alerts, so
+# a client that may only score cannot move them); admin may do everything.
+SCOPES: tuple[Scope, ...] = ("predict", "outcomes", "admin")
 PREFIX = "mlp"
 _SECRET = re.compile(r"mlp_([0-9a-f]{12})_[A-Za-z0-9_-]{20,}")
 
@@ -56,7 +58,11 @@ class TokenRecord(Record):
         return self.revoked_at is None
 
     def allows(self, scope: str) -> bool:
-        """Whether this token may act with `scope`; admin implies predict."""
+        """Whether this token may act with `scope`; admin implies every scope.
+
+        Tokens made before the outcomes scope existed keep their meaning: an admin token
+        may post outcomes, a predict token may only score.
+        """
         return self.active and (scope in self.scopes or "admin" in self.scopes)
 
 
@@ -70,8 +76,9 @@ def create_token(
 ) -> tuple[TokenRecord, str]:
     """A new token and its secret; the secret is returned here once and stored nowhere.
 
-    Scopes must be a non-empty subset of ``predict`` and ``admin``; ``admin`` implies
-    ``predict`` and is stored with it, so what ``list`` shows is what the token may do.
+    Scopes must be a non-empty subset of ``predict``, ``outcomes`` and ``admin``;
+    ``admin`` implies the others and is stored with them, so what ``list`` shows is what
+    the token may do.
     """
     name = name.strip()
     if not name:
@@ -99,12 +106,12 @@ def _check_scopes(scopes: Iterable[str]) -> list[str]:
     if unknown:
         raise SpecError(
             f"unknown scope(s) {', '.join(map(repr, unknown))}; allowed scopes: "
-            f"{', '.join(SCOPES)} (admin includes predict)"
+            f"{', '.join(SCOPES)} (admin includes the others)"
         )
     if not wanted:
         raise SpecError(f"a token needs at least one scope; allowed scopes: {', '.join(SCOPES)}")
     if "admin" in wanted:
-        wanted.add("predict")
+        wanted.update(SCOPES)
     return sorted(wanted)
 
 
