@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mlprod.bundle import write_bundle
+from mlprod.bundle import bundle_files, read_manifest, seal_bundle, write_bundle
 from mlprod.bundle._manifest import sha256_file
 from mlprod.features import FeatureTransformer
+from mlprod.store import LocalArtifacts
 from mlprod.training import make_estimator
 
 KINDS = {"amount": "numeric", "plan": "categorical"}
@@ -68,3 +70,32 @@ def swap_file(folder: Path, name: str, replacement: Path) -> None:
     (folder / name).write_bytes(replacement.read_bytes())
     files = json.loads((folder / "manifest.json").read_text())["files"]
     rewrite_manifest(folder, files={**files, name: sha256_file(folder / name)})
+
+
+class Shelf:
+    """Real bundles in a real `LocalArtifacts`, one per model name, for registry tests.
+
+    Promotions load, verify and warm up the version, so a registry test needs versions
+    whose bundles exist: `put` stores a copy of one small bundle renamed to `model`.
+    """
+
+    def __init__(self, root: Path, source: Path) -> None:
+        self.artifacts = LocalArtifacts(root)
+        self.source = source
+        self.stored: dict[str, tuple[str, dict[str, str]]] = {}
+
+    def put(self, model: str = "churn") -> tuple[str, dict[str, str]]:
+        """(bundle id, every file's sha256) of a stored bundle of `model`."""
+        if model not in self.stored:
+            folder = self.artifacts.root / "staging" / model
+            shutil.copytree(self.source, folder)
+            if model != "churn":
+                manifest = read_manifest(folder).model_copy(update={"name": model})
+                seal_bundle(folder, manifest)
+            bundle_id = self.artifacts.put_dir(folder)
+            self.stored[model] = (bundle_id, bundle_files(self.artifacts.path(bundle_id)))
+        return self.stored[model]
+
+    def folder(self, model: str = "churn") -> Path:
+        """The stored bundle's folder, for tests that damage it."""
+        return self.artifacts.path(self.put(model)[0])
