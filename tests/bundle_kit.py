@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -84,10 +85,13 @@ class Shelf:
         self.source = source
         self.stored: dict[str, tuple[str, dict[str, str]]] = {}
 
-    def put(self, model: str = "churn") -> tuple[str, dict[str, str]]:
-        """(bundle id, every file's sha256) of a stored bundle of `model`."""
-        if model not in self.stored:
-            folder = self.artifacts.root / "staging" / model
+    def put(self, model: str = "churn", *, fresh: bool = False) -> tuple[str, dict[str, str]]:
+        """(bundle id, every file's sha256) of a stored bundle of `model`.
+
+        `fresh`: a copy of its own, so a test can damage one version's bundle only.
+        """
+        if fresh or model not in self.stored:
+            folder = self.artifacts.root / "staging" / uuid.uuid4().hex
             shutil.copytree(self.source, folder)
             if model != "churn":
                 manifest = read_manifest(folder).model_copy(update={"name": model})
