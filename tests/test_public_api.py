@@ -52,6 +52,7 @@ EXPORTS = {
         "REPORT",
         "SavedModel",
         "Scorer",
+        "bundle_files",
         "cached_trees",
         "combine_scores",
         "compile_trees",

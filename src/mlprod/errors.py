@@ -13,6 +13,7 @@ the HTTP status it maps to, so one handler in the server answers them all::
     ├── ConflictError                409  the store changed under us (retry) or a name is taken
     ├── GateFailedError              409  a version's acceptance gates failed
     ├── IntegrityError               500  a bundle file does not match its recorded hash
+    │   └── BrokenVersionError       409  a version that cannot load and score takes no traffic
     ├── StoreError                   503  the metadata store is unreachable or not migrated
     ├── UnavailableError             503  a server cannot be reached (client side)
     ├── OnlineStoreError             503  the online feature store did not answer in time
@@ -106,6 +107,18 @@ class IntegrityError(MlprodError):
 
     status = 500
     code = "integrity"
+
+
+class BrokenVersionError(IntegrityError):
+    """A promotion or deployment refused: the version does not load, verify and score.
+
+    409, not 500: the request asked for something the version's state forbids, like a
+    failed gate. Unlike a gate, ``--force`` does not override it: a version that cannot
+    load serves nothing.
+    """
+
+    status = 409
+    code = "broken_version"
 
 
 class StoreError(MlprodError):

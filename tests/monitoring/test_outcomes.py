@@ -67,6 +67,7 @@ def add_version(
         gates_passed=True,
         signature={"fields": [], "classes": list(classes)},
         threshold=threshold,
+        files={},
     ).version
 
 

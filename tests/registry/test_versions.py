@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bundle_kit import Shelf
 from mlprod.errors import ConflictError, NotFoundError, SpecError
 from mlprod.registry import (
     alias_map,
@@ -47,10 +48,17 @@ def new_run(store: Store, model: str = "churn", **extra: Any) -> str:
 
 
 def register(
-    store: Store, model: str = "churn", run_id: str | None = None, **extra: Any
+    store: Store,
+    model: str = "churn",
+    run_id: str | None = None,
+    shelf: Shelf | None = None,
+    **extra: Any,
 ) -> VersionRecord:
+    """A version; with `shelf`, of a real stored bundle that a promotion can load."""
+    bundle_id, files = shelf.put(model) if shelf else (uuid.uuid4().hex, {})
     values: dict[str, Any] = {
-        "bundle_id": uuid.uuid4().hex,
+        "bundle_id": bundle_id,
+        "files": files,
         "flavor": "sklearn",
         "metrics": {"roc_auc": {"value": 0.81, "low": 0.78, "high": 0.84}},
         "gates": [{"metric": "roc_auc", "passed": True, "message": "roc_auc >= 0.7"}],
@@ -178,7 +186,7 @@ def test_versions_number_from_one_per_model(store: Store) -> None:
     got = get_version(store, "churn", 1)
     assert got == first
     assert got.model_dump(exclude={"created_at", "bundle_id"}) == {
-        "model": "churn", "version": 1, "run_id": run_id, "flavor": "sklearn",
+        "model": "churn", "version": 1, "run_id": run_id, "flavor": "sklearn", "files": {},
         "metrics": {"roc_auc": {"value": 0.81, "low": 0.78, "high": 0.84}},
         "gates": [{"metric": "roc_auc", "passed": True, "message": "roc_auc >= 0.7"}],
         "gates_passed": True, "threshold": 0.42, "aliases": [],
@@ -220,10 +228,10 @@ def test_unstorable_values_write_nothing(store: Store) -> None:
     assert register(store).version == 1
 
 
-def test_resolve(store: Store) -> None:
+def test_resolve(store: Store, shelf: Shelf) -> None:
     for _ in range(3):
-        register(store)
-    set_alias(store, "churn", "production", 2, actor="ana")
+        register(store, shelf=shelf)
+    set_alias(store, "churn", "production", 2, artifacts=shelf.artifacts, actor="ana")
     assert resolve(store, "churn").version == 3
     assert resolve(store, "churn@2").version == 2
     assert resolve(store, "churn@production").version == 2
@@ -231,11 +239,11 @@ def test_resolve(store: Store) -> None:
     assert resolve(store, ModelRef(name="churn", alias="production")).version == 2
 
 
-def test_resolve_errors_say_what_exists(store: Store) -> None:
+def test_resolve_errors_say_what_exists(store: Store, shelf: Shelf) -> None:
     for _ in range(3):
-        register(store)
-    register(store, "fraud")
-    set_alias(store, "churn", "production", 2, actor="ana")
+        register(store, shelf=shelf)
+    register(store, "fraud", shelf=shelf)
+    set_alias(store, "churn", "production", 2, artifacts=shelf.artifacts, actor="ana")
     with pytest.raises(NotFoundError, match=r"no model 'chrun' \(models: churn, fraud\)"):
         resolve(store, "chrun@production")
     with pytest.raises(NotFoundError, match=r"churn has no version 7 \(versions: 1-3\)"):
@@ -256,12 +264,19 @@ def test_resolve_errors_say_what_exists(store: Store) -> None:
 # --- aliases and audit
 
 
-def test_alias_moves_are_audited(store: Store) -> None:
+def test_alias_moves_are_audited(store: Store, shelf: Shelf) -> None:
     for _ in range(3):
-        register(store)
-    first = set_alias(store, "churn", "production", 1, actor="ana")
+        register(store, shelf=shelf)
+    first = set_alias(store, "churn", "production", 1, artifacts=shelf.artifacts, actor="ana")
     moved = set_alias(
-        store, "churn", "production", 3, actor="bo", reason="better recall", action="force-promote"
+        store,
+        "churn",
+        "production",
+        3,
+        artifacts=shelf.artifacts,
+        actor="bo",
+        reason="better recall",
+        action="force-promote",
     )
     assert (first.alias, first.from_version, first.to_version, first.actor) == (
         "production", None, 1, "ana",
@@ -279,12 +294,16 @@ def test_alias_moves_are_audited(store: Store) -> None:
     assert get_version(store, "churn", 3).aliases == ["production"]
 
 
-def test_many_aliases_per_version_and_across_models(store: Store) -> None:
-    register(store), register(store), register(store, "fraud")
-    set_alias(store, "churn", "staging", 2, actor="ana")
-    set_alias(store, "churn", "production", 2, actor="ana")
-    set_alias(store, "fraud", "production", 1, actor="ana")
-    set_alias(store, "churn", "canary", 1, actor="ana")
+def test_many_aliases_per_version_and_across_models(store: Store, shelf: Shelf) -> None:
+    (
+        register(store, shelf=shelf),
+        register(store, shelf=shelf),
+        register(store, "fraud", shelf=shelf),
+    )
+    set_alias(store, "churn", "staging", 2, artifacts=shelf.artifacts, actor="ana")
+    set_alias(store, "churn", "production", 2, artifacts=shelf.artifacts, actor="ana")
+    set_alias(store, "fraud", "production", 1, artifacts=shelf.artifacts, actor="ana")
+    set_alias(store, "churn", "canary", 1, artifacts=shelf.artifacts, actor="ana")
     assert alias_map(store, "churn") == {"canary": 1, "production": 2, "staging": 2}
     assert alias_map(store, "nothing") == {}
     assert [v.aliases for v in list_versions(store, "churn")] == [
@@ -296,22 +315,22 @@ def test_many_aliases_per_version_and_across_models(store: Store) -> None:
     assert versions_with_alias(store, "nothing") == []
 
 
-def test_bad_alias_moves_change_nothing(store: Store) -> None:
-    register(store)
+def test_bad_alias_moves_change_nothing(store: Store, shelf: Shelf) -> None:
+    register(store, shelf=shelf)
     with pytest.raises(SpecError, match="plain number means a version"):
-        set_alias(store, "churn", "2", 1, actor="ana")
+        set_alias(store, "churn", "2", 1, artifacts=shelf.artifacts, actor="ana")
     with pytest.raises(NotFoundError, match=r"no version 5 \(versions: 1\)"):
-        set_alias(store, "churn", "production", 5, actor="ana")
+        set_alias(store, "churn", "production", 5, artifacts=shelf.artifacts, actor="ana")
     with pytest.raises(NotFoundError, match="no model 'fraud'"):
-        set_alias(store, "fraud", "production", 1, actor="ana")
+        set_alias(store, "fraud", "production", 1, artifacts=shelf.artifacts, actor="ana")
     assert alias_map(store, "churn") == {}
     assert audit_log(store) == []
 
 
-def test_delete_alias(store: Store) -> None:
-    register(store), register(store)
-    set_alias(store, "churn", "production", 2, actor="ana")
-    set_alias(store, "churn", "staging", 1, actor="ana")
+def test_delete_alias(store: Store, shelf: Shelf) -> None:
+    register(store, shelf=shelf), register(store, shelf=shelf)
+    set_alias(store, "churn", "production", 2, artifacts=shelf.artifacts, actor="ana")
+    set_alias(store, "churn", "staging", 1, artifacts=shelf.artifacts, actor="ana")
     entry = delete_alias(store, "churn", "production", actor="bo", reason="incident 42")
     assert (entry.action, entry.from_version, entry.to_version, entry.reason) == (
         "delete-alias", 2, None, "incident 42",
@@ -331,9 +350,10 @@ WORKER = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from mlprod.registry import create_run, register_version, set_alias
-    from mlprod.store import Store
+    from mlprod.store import LocalArtifacts, Store
 
     url, go, task, count = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    artifacts = LocalArtifacts(sys.argv[5])
     deadline = time.monotonic() + 60
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -345,12 +365,14 @@ WORKER = textwrap.dedent(
                 register_version(
                     store, "churn", run_id=run, bundle_id="0" * 32, flavor="sklearn",
                     metrics={}, gates=[], gates_passed=True, signature={}, threshold=0.5,
+                    files={},
                 ).version
                 for _ in range(count)
             ]
         else:
             done = [
-                set_alias(store, "churn", "production", 1 + (i + count) % 4, actor=task).id
+                set_alias(store, "churn", "production", 1 + (i + count) % 4,
+                          artifacts=artifacts, actor=task).id
                 for i in range(count)
             ]
     print(json.dumps(done))
@@ -358,13 +380,15 @@ WORKER = textwrap.dedent(
 )
 
 
-def run_workers(url: str, tmp_path: Path, task: str, processes: int, count: int) -> list[list[int]]:
+def run_workers(
+    url: str, tmp_path: Path, task: str, processes: int, count: int, artifacts: str = ""
+) -> list[list[int]]:
     """Start `processes` workers, release them at once, and collect what each did."""
     go = tmp_path / f"go-{task}"
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, url, str(go), task if task == "register" else f"w{i}",
-             str(count + i)],
+             str(count + i), artifacts or str(tmp_path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for i in range(processes)
@@ -393,12 +417,13 @@ def test_concurrent_registrations_get_distinct_consecutive_versions(
 
 
 def test_concurrent_alias_moves_form_one_unbroken_audit_chain(
-    store_url: str, tmp_path: Path
+    store_url: str, tmp_path: Path, shelf: Shelf
 ) -> None:
     with Store.open(store_url) as store:
         for _ in range(4):
-            register(store)
-    run_workers(store_url, tmp_path, "alias", processes=4, count=5)
+            register(store, shelf=shelf)
+    root = str(shelf.artifacts.root)
+    run_workers(store_url, tmp_path, "alias", processes=4, count=5, artifacts=root)
     with Store.open(store_url) as store:
         log = list(reversed(audit_log(store, "churn")))
         final = alias_map(store, "churn")["production"]

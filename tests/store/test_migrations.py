@@ -31,7 +31,7 @@ TABLES = {
     "batch_jobs",  # 0007
     "alembic_version",
 }  # fmt: skip
-HEAD = "0007"
+HEAD = "0008"
 
 
 def revision_rows(url: str) -> list[str]:

@@ -4,7 +4,8 @@ A folder with ``manifest.json`` (a `Manifest`: name, flavour, signature, thresho
 library versions, the sha256 of every other file), the fitted feature transformer
 (skops), the model in its flavour's native format, the test set, the metrics, the
 reference distributions and the report. `write_bundle` writes and seals one; `Model.open`
-re-hashes every file and refuses a bundle that does not match its manifest.
+re-hashes every file and refuses a bundle that does not match the hashes the registry
+kept (`bundle_files`) or, without them, its manifest.
 
 Example::
 
@@ -21,6 +22,7 @@ from mlprod.bundle._compiled import (
 from mlprod.bundle._manifest import (
     REPORT,
     Manifest,
+    bundle_files,
     read_manifest,
     read_reference,
     seal_bundle,
@@ -48,6 +50,7 @@ __all__ = [
     "Model",
     "SavedModel",
     "Scorer",
+    "bundle_files",
     "cached_trees",
     "combine_scores",
     "compile_trees",

@@ -4,16 +4,23 @@
 file against it before anything is deserialized. `api_version` says which layout wrote
 the bundle, so a newer mlprod can keep reading older bundles (api_version 1 bundles were
 written with the key ``format``).
+
+A manifest checks only itself: whoever rewrites a file can rewrite its hash too. So the
+registry keeps `bundle_files` (every file's sha256, the manifest's included) when a
+version is registered, and loading a version checks against that copy (`verify_files`
+with the store's hashes). Every name a manifest gives is a plain file name inside the
+bundle (`inside`): nothing outside the folder is read because a manifest says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlprod.errors import IntegrityError, NotFoundError
 
@@ -52,9 +59,55 @@ class Manifest(BaseModel):
     trusted_types: dict[str, list[str]] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("model_file")
+    @classmethod
+    def _model_file_inside(cls, name: str) -> str:
+        check_name(name, "model_file")
+        return name
+
+    @field_validator("files", "trusted_types")
+    @classmethod
+    def _keys_inside(cls, entries: dict[str, Any]) -> dict[str, Any]:
+        for name in entries:
+            check_name(name, "a key of files/trusted_types")
+        return entries
+
     def document(self) -> dict[str, Any]:
         """The manifest as written to ``manifest.json``."""
         return self.model_dump(mode="json", by_alias=False)
+
+
+def check_name(name: str, field: str) -> None:
+    """ValueError unless `name` is a plain file name: no folder, no ``..``, not absolute."""
+    plain = (
+        bool(name)
+        and name not in {".", ".."}
+        and "\x00" not in name
+        and PurePosixPath(name).name == name
+        and PureWindowsPath(name).name == name
+    )
+    if not plain:
+        raise ValueError(
+            f"{field} {name!r} is not a file inside the bundle: a manifest names plain "
+            "file names only (no folders, '..' or absolute paths)"
+        )
+
+
+def inside(folder: Path, name: str, field: str) -> Path:
+    """`folder / name`, refused unless it is a plain name resolving to a file in `folder`.
+
+    The resolved check catches a symlink planted in the bundle that points elsewhere.
+    """
+    try:
+        check_name(name, field)
+    except ValueError as exc:
+        raise IntegrityError(f"bundle {folder.name}: {exc}; refusing it") from None
+    path = folder / name
+    if path.is_symlink() or path.resolve().parent != folder.resolve():
+        raise IntegrityError(
+            f"bundle {folder.name}: {field} {name!r} resolves outside the bundle; refusing it"
+        )
+    return path
 
 
 def sha256_file(path: Path) -> str:
@@ -96,33 +149,67 @@ def load_manifest(folder: Path) -> Manifest:
         ) from None
 
 
-def read_manifest(folder: Path) -> Manifest:
-    """The manifest of a bundle, after checking every file against its hash."""
+def read_manifest(folder: Path, expected: Mapping[str, str] | None = None) -> Manifest:
+    """The manifest of a bundle, after checking every file against its hash.
+
+    With `expected` (the hashes the store kept at registration, ``manifest.json``
+    included), files are checked against those and the manifest must agree with them;
+    without it (versions registered before the store kept hashes), against the manifest.
+    """
+    if expected is None:
+        manifest = load_manifest(folder)
+        verify_files(folder, manifest.files)
+        return manifest
+    verify_files(folder, expected, against="the store recorded at registration")
     manifest = load_manifest(folder)
-    verify_files(folder, manifest)
+    if {**manifest.files, MANIFEST: expected.get(MANIFEST, "")} != dict(expected):
+        raise IntegrityError(
+            f"bundle {folder.name}: {MANIFEST} does not list the files the store recorded "
+            "at registration; refusing it. Restore the bundle or register a new version."
+        )
     return manifest
 
 
-def verify_files(folder: Path, manifest: Manifest) -> None:
-    """Every listed file exists with its recorded sha256, and nothing else is present."""
-    recorded = manifest.files
-    present = {p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST}
+def bundle_files(folder: Path) -> dict[str, str]:
+    """Every file's sha256, ``manifest.json``'s included: the copy a registry keeps.
+
+    The bundle is checked against its manifest first, so what is recorded is what was
+    sealed. Example: ``register_version(..., files=bundle_files(artifacts.path(bundle_id)))``.
+    """
+    manifest = read_manifest(folder)
+    return {**manifest.files, MANIFEST: sha256_file(folder / MANIFEST)}
+
+
+def verify_files(
+    folder: Path, recorded: Mapping[str, str], *, against: str = "recorded in its manifest"
+) -> None:
+    """Every recorded file exists with its sha256, and nothing else is present.
+
+    Every mismatch is named at once, so a swapped model file shows up beside the rewritten
+    manifest that tried to cover for it.
+    """
+    present = {p.name for p in folder.iterdir() if p.is_file()}
+    if MANIFEST not in recorded:
+        present.discard(MANIFEST)
     unexpected = sorted(present - set(recorded))
     if unexpected:
         raise IntegrityError(
             f"bundle {folder.name} holds unrecorded file(s) {unexpected}; refusing it"
         )
-    for name, expected in recorded.items():
-        path = folder / name
-        if not path.is_file() or Path(name).name != name:
+    changed: list[str] = []
+    for name, digest in sorted(recorded.items()):
+        path = inside(folder, name, "file")
+        if not path.is_file():
             raise IntegrityError(f"bundle {folder.name} is missing {name}; re-register the model")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise IntegrityError(
-                f"bundle file {name} was modified after registration: sha256 {actual[:12]}... "
-                f"does not match the recorded {expected[:12]}...; refusing to load it. "
-                "Re-train or restore the file."
-            )
+        if sha256_file(path) != digest:
+            changed.append(name)
+    if changed:
+        files = f"files {', '.join(changed)} were" if changed[1:] else f"file {changed[0]} was"
+        raise IntegrityError(
+            f"bundle {files} modified after registration (bundle {folder.name}): the sha256 "
+            f"does not match the one {against}; refusing to load it. Restore the files or "
+            "train and register a new version."
+        )
 
 
 def read_reference(folder: Path) -> dict[str, Any] | None:

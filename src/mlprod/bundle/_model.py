@@ -1,6 +1,7 @@
 """A loaded model version: the bundle's transformer and scorer, verified before loading.
 
-`Model.open` checks every file against the manifest's hashes first, then builds the
+`Model.open` checks every file against the hashes the store kept at registration (or,
+for versions registered before it kept them, the manifest's) first, then builds the
 transformer (skops, allowed types only) and the flavour's scorer; nothing unpickles.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,13 @@ from mlprod.bundle._manifest import (
     TEST_DATA,
     TRANSFORMER,
     Manifest,
+    inside,
     read_manifest,
 )
 from mlprod.bundle.flavors import Scorer, load_scorer, load_skops
-from mlprod.errors import SchemaError
+from mlprod.errors import IntegrityError, SchemaError
+
+WARM_UP_ROWS = 5
 
 
 class Model:
@@ -43,14 +48,20 @@ class Model:
         self.version: int | None = None
 
     @classmethod
-    def open(cls, folder: str | Path) -> Model:
-        """Verify and load the bundle in `folder`."""
+    def open(cls, folder: str | Path, *, expected: Mapping[str, str] | None = None) -> Model:
+        """Verify and load the bundle in `folder`.
+
+        `expected`: every file's sha256 as the registry recorded it (`bundle_files`);
+        without it the bundle is checked against its own manifest only.
+        """
         folder = Path(folder)
-        manifest = read_manifest(folder)
+        manifest = read_manifest(folder, expected)
         trusted = manifest.trusted_types
-        transformer = load_skops(folder / TRANSFORMER, trusted.get(TRANSFORMER, []))
+        transformer_file = _hashed(folder, manifest, TRANSFORMER)
+        transformer = load_skops(transformer_file, trusted.get(TRANSFORMER, []))
         model_file = manifest.model_file
-        scorer = load_scorer(manifest.flavor, folder / model_file, trusted.get(model_file, []))
+        path = _hashed(folder, manifest, model_file)
+        scorer = load_scorer(manifest.flavor, path, trusted.get(model_file, []))
         return cls(folder, manifest, transformer, scorer)
 
     @property
@@ -106,6 +117,22 @@ class Model:
         reference: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return reference
 
+    def warm_up(self) -> np.ndarray:
+        """Score the first test rows; IntegrityError unless every score is a probability.
+
+        What a version must do before it takes traffic: a model that loads but cannot
+        score, or scores NaN, is as broken as one that does not load.
+        """
+        frame, _ = self.test_data()
+        scores = np.asarray(self.score(frame.head(WARM_UP_ROWS)), dtype=float)
+        expected = min(len(frame), WARM_UP_ROWS)
+        if scores.shape != (expected,) or not np.all((scores >= 0) & (scores <= 1)):
+            raise IntegrityError(
+                f"{self.name} answered its warm-up with {scores[:expected].tolist()} for "
+                f"{expected} test rows, not {expected} probabilities; the bundle is damaged"
+            )
+        return scores
+
     def test_data(self) -> tuple[pd.DataFrame, np.ndarray]:
         """The held-out test rows (raw features) and their 0/1 labels, kept for gates."""
         frame = pd.read_parquet(self.folder / TEST_DATA)
@@ -115,3 +142,14 @@ class Model:
     def __repr__(self) -> str:
         version = f"@{self.version}" if self.version is not None else ""
         return f"<Model {self.name}{version} flavor={self.flavor} threshold={self.threshold:.4f}>"
+
+
+def _hashed(folder: Path, manifest: Manifest, name: str) -> Path:
+    """A file the model is built from: inside the bundle and covered by a checked hash."""
+    path = inside(folder, name, "model file")
+    if name not in manifest.files:
+        raise IntegrityError(
+            f"bundle {folder.name}: {name!r} is not among the files its manifest hashes; "
+            "refusing to load an unchecked file"
+        )
+    return path

@@ -55,7 +55,7 @@ def deploy(
     have passed its gates unless --force --reason; shadows only score, so any may shadow.
     """
     settings = settings_for(store)
-    meta, _ = open_stores(settings)
+    meta, artifacts = open_stores(settings)
     with meta:
         if clear:
             removed = clear_deployment(meta, name, actor=settings.user, reason=reason)
@@ -75,6 +75,7 @@ def deploy(
             name,
             routes,
             shadows,
+            artifacts=artifacts,
             actor=settings.user,
             reason=reason,
             log_sample_rate=sample_rate,
@@ -98,9 +99,17 @@ def rollback(
 ) -> None:
     """Move the alias back to its previous version and clear any routes: all traffic returns."""
     settings = settings_for(store)
-    meta, _ = open_stores(settings)
+    meta, artifacts = open_stores(settings)
     with meta:
-        entry = rollback_alias(meta, name, alias, actor=settings.user, reason=reason, force=force)
+        entry = rollback_alias(
+            meta,
+            name,
+            alias,
+            artifacts=artifacts,
+            actor=settings.user,
+            reason=reason,
+            force=force,
+        )
     if json:
         print_json(entry.model_dump(mode="json"))
         return

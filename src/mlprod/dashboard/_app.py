@@ -294,6 +294,7 @@ def _admin(router: APIRouter, board: Dashboard) -> None:
                 name,
                 body.alias,
                 body.version,
+                artifacts=board.artifacts,
                 actor=actor,
                 force=body.force,
                 reason=body.reason or None,
@@ -305,7 +306,13 @@ def _admin(router: APIRouter, board: Dashboard) -> None:
     async def roll_back(name: str, body: RollbackBody, actor: str = admin) -> dict[str, Any]:
         entry = await run_in_threadpool(
             lambda: rollback(
-                board.store, name, body.alias, actor=actor, reason=body.reason, force=body.force
+                board.store,
+                name,
+                body.alias,
+                artifacts=board.artifacts,
+                actor=actor,
+                reason=body.reason,
+                force=body.force,
             )
         )
         return {"done": True, "result": entry.model_dump(mode="json")}
@@ -320,6 +327,7 @@ def _admin(router: APIRouter, board: Dashboard) -> None:
                 name,
                 body.routes,
                 body.shadows,
+                artifacts=board.artifacts,
                 actor=actor,
                 reason=body.reason,
                 force=body.force,

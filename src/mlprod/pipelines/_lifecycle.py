@@ -33,14 +33,23 @@ def promote(
     store: str | None = None,
     settings: Settings | None = None,
 ) -> AuditRecord:
-    """Point `alias` at a version whose gates passed; every move is audited.
+    """Point `alias` at a version whose gates passed and that serves; every move is audited.
 
     A version whose gates failed moves only with ``force=True`` and a `reason`, which the
-    audit log keeps. `actor` defaults to ``Settings.user`` (``MLPROD_USER``, else the login).
+    audit log keeps. A version whose bundle does not load, verify and score is refused
+    (BrokenVersionError), forced or not. `actor` defaults to ``Settings.user``
+    (``MLPROD_USER``, else the login).
     """
     settings = settings or Settings()
-    meta, _ = open_store(store, settings)
+    meta, artifacts = open_store(store, settings)
     with meta:
         return set_alias(
-            meta, model, alias, version, actor=actor or settings.user, force=force, reason=reason
+            meta,
+            model,
+            alias,
+            version,
+            artifacts=artifacts,
+            actor=actor or settings.user,
+            force=force,
+            reason=reason,
         )

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlprod.bundle import REPORT, Manifest, write_bundle
+from mlprod.bundle import REPORT, Manifest, bundle_files, write_bundle
 from mlprod.data import DataCache
 from mlprod.errors import MlprodError
 from mlprod.evaluation import (
@@ -123,7 +123,10 @@ def train(
             record_curves(meta, run_id, outcome.curves)
             steps("storing the bundle")
             bundle_id = artifacts.put_dir(Path(tmp) / "bundle")
-            version = register_version(meta, spec.name, bundle_id=bundle_id, **outcome.registration)
+            files = bundle_files(artifacts.path(bundle_id))  # hashed as stored, kept apart
+            version = register_version(
+                meta, spec.name, bundle_id=bundle_id, files=files, **outcome.registration
+            )
             finish_run(meta, run_id, status="finished", version=version.version, **outcome.record)
     except (MlprodError, KeyboardInterrupt) as exc:
         finish_run(meta, run_id, status="failed", error=str(exc) or type(exc).__name__)

@@ -1,13 +1,14 @@
 """The registry, the system of record: runs, versions, aliases, deployments and audit.
 
 Versions are immutable; aliases (``churn@production``) and deployments (weighted routes
-and shadows) move, always through the gate check and always audited. Every function
+and shadows) move, always through the gate check and the serve check (the version loads,
+verifies against the hashes kept at registration and scores), and always audited. Every function
 takes the store first, in the manner of ``resolve(store, "churn@production")``.
 
 Example::
 
     record = resolve(store, "churn@production")
-    set_alias(store, "churn", "production", 4, actor="ana")      # refused if gates failed
+    set_alias(store, "churn", "production", 4, artifacts=artifacts, actor="ana")  # checked
     model = open_version(artifacts, record)
 """
 

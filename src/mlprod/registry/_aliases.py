@@ -2,12 +2,15 @@
 
 The gate check lives here, where the alias is stored, so no caller can skip it: a
 version that failed its acceptance gates takes an alias (and so traffic) only with
-``force`` and a reason, and the audit row says it was forced.
+``force`` and a reason, and the audit row says it was forced. Beside it, the serve check:
+a version whose bundle does not load, verify and answer a warm-up prediction takes no
+alias at all, forced or not.
 
 Example::
 
-    set_alias(store, "churn", "production", 3, actor="ana")
-    set_alias(store, "churn", "production", 4, actor="ana", force=True, reason="hotfix")
+    set_alias(store, "churn", "production", 3, artifacts=artifacts, actor="ana")
+    set_alias(store, "churn", "production", 4, artifacts=artifacts, actor="ana",
+              force=True, reason="hotfix")
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from sqlalchemy.engine import Connection
 
 from mlprod._time import utc_now
 from mlprod.errors import GateFailedError, NotFoundError, SpecError
+from mlprod.registry._loading import check_serves
 from mlprod.registry._records import AuditRecord, VersionRecord
 from mlprod.registry._refs import check_alias
-from mlprod.registry._versions import alias_map_in, aliases_text, version_in
-from mlprod.store import MetadataStore
+from mlprod.registry._versions import alias_map_in, aliases_text, get_version, version_in
+from mlprod.store import ArtifactStore, MetadataStore
 from mlprod.store import schema as t
 
 
@@ -30,30 +34,50 @@ def set_alias(
     alias: str,
     version: int,
     *,
+    artifacts: ArtifactStore,
     actor: str,
     reason: str | None = None,
     force: bool = False,
     action: str = "promote",
 ) -> AuditRecord:
-    """Point `alias` at a version whose gates passed, and audit the move, in one transaction.
+    """Point `alias` at a version that passed its gates and serves; audit the move.
 
     A version whose gates failed moves only with `force` and a `reason`; the audit row's
-    action then says ``force-<action>``.
+    action then says ``force-<action>``. A version whose bundle does not load, verify
+    against the store's hashes and answer a warm-up prediction (from `artifacts`) never
+    moves: BrokenVersionError says why, and `force` does not override it.
     """
     check_alias(alias)
     check_force(force, reason)
+    role = f"become {alias!r}"
+    record = get_version(store, model, version)
+    forced = check_gates(record, role, force=force)
+    check_serves(artifacts, record, role)
+    done = f"force-{action}" if forced else action
+    return move_alias(store, model, alias, version, actor=actor, action=done, reason=reason)
+
+
+def move_alias(
+    store: MetadataStore,
+    model: str,
+    alias: str,
+    version: int,
+    *,
+    actor: str,
+    action: str,
+    reason: str | None,
+) -> AuditRecord:
+    """Write an alias move and its audit row in one transaction; the caller checked it."""
 
     def work(conn: Connection) -> AuditRecord:
-        record = version_in(conn, model, version)
-        forced = check_gates(record, f"become {alias!r}", force=force)
+        version_in(conn, model, version)
         previous = _lock_alias(conn, model, alias)
         values = {"version": version, "updated_at": utc_now()}
         if previous is None:
             conn.execute(sa.insert(t.aliases).values(model=model, alias=alias, **values))
         else:
             conn.execute(sa.update(t.aliases).where(_alias_is(model, alias)).values(values))
-        done = f"force-{action}" if forced else action
-        return audit_in(conn, actor, done, model, alias, previous, version, reason)
+        return audit_in(conn, actor, action, model, alias, previous, version, reason)
 
     return store.write(work, conflicts=True)
 

@@ -23,11 +23,12 @@ from mlprod.registry._aliases import (
     audit_log,
     check_force,
     check_gates,
-    set_alias,
+    move_alias,
 )
+from mlprod.registry._loading import check_serves
 from mlprod.registry._records import AuditRecord
 from mlprod.registry._versions import get_version, version_in
-from mlprod.store import MetadataStore
+from mlprod.store import ArtifactStore, MetadataStore
 from mlprod.store import schema as t
 
 
@@ -67,6 +68,7 @@ def set_deployment(
     routes: Sequence[Route],
     shadows: Sequence[int] = (),
     *,
+    artifacts: ArtifactStore,
     actor: str,
     reason: str | None = None,
     log_sample_rate: float | None = None,
@@ -76,18 +78,23 @@ def set_deployment(
 
     Every routed version must have passed its gates, unless `force` with a `reason`
     (audited as ``force-deploy``). Shadows answer no one, so a version that failed its
-    gates may shadow: that is how a challenger is watched before it takes traffic.
+    gates may shadow: that is how a challenger is watched before it takes traffic. Every
+    named version, routed or shadow, must load from `artifacts`, verify and answer a
+    warm-up prediction (BrokenVersionError otherwise; `force` does not override it).
     `log_sample_rate` is the share of its predictions the servers log (None: their default).
     """
     deployment = _checked(model, routes, shadows, log_sample_rate)
     check_force(force, reason)
+    forced = False
+    for route in deployment.routes:
+        record = get_version(store, model, route.version)
+        forced |= check_gates(record, "take traffic", force=force)
+        check_serves(artifacts, record, "take traffic")
+    for version in deployment.shadows:
+        check_serves(artifacts, get_version(store, model, version), "shadow")
 
     def work(conn: Connection) -> Deployment:
-        forced = False
-        for route in deployment.routes:
-            record = version_in(conn, model, route.version)
-            forced |= check_gates(record, "take traffic", force=force)
-        for version in deployment.shadows:
+        for version in [*(r.version for r in deployment.routes), *deployment.shadows]:
             version_in(conn, model, version)
         values = {
             "routes": [r.model_dump() for r in deployment.routes],
@@ -152,6 +159,7 @@ def rollback(
     model: str,
     alias: str = "production",
     *,
+    artifacts: ArtifactStore,
     actor: str,
     reason: str | None = None,
     force: bool = False,
@@ -159,7 +167,8 @@ def rollback(
     """Move `alias` back to the version it held before, and clear any deployment.
 
     The emergency button: afterwards all traffic goes to the previous version. A previous
-    version that failed its gates (it was forced in) needs `force` and a reason again.
+    version that failed its gates (it was forced in) needs `force` and a reason again; one
+    that no longer loads from `artifacts` is refused before anything changes.
     """
     current = alias_map(store, model).get(alias)
     previous = next(
@@ -176,11 +185,13 @@ def rollback(
             f"use `mlprod promote {model} VERSION --alias {alias}` instead"
         )
     check_force(force, reason)
-    check_gates(get_version(store, model, previous), f"take {alias!r} back", force=force)
+    role = f"take {alias!r} back"
+    record = get_version(store, model, previous)
+    forced = check_gates(record, role, force=force)
+    check_serves(artifacts, record, role)
     clear_deployment(store, model, actor=actor, reason=f"rollback of {alias}")
-    return set_alias(
-        store, model, alias, previous, actor=actor, reason=reason, force=force, action="rollback"
-    )
+    action = "force-rollback" if forced else "rollback"
+    return move_alias(store, model, alias, previous, actor=actor, action=action, reason=reason)
 
 
 def change_marker(store: MetadataStore) -> int:

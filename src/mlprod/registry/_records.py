@@ -54,6 +54,7 @@ class VersionRecord(Record):
     signature: dict[str, Any]
     threshold: float
     aliases: list[str]
+    files: dict[str, str] | None = None  # every bundle file's sha256; None before 0008
 
     @property
     def ref(self) -> str:

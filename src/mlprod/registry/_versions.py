@@ -8,7 +8,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,9 +39,12 @@ def register_version(
     gates_passed: bool,
     signature: dict[str, Any],
     threshold: float,
+    files: Mapping[str, str],
 ) -> VersionRecord:
     """Register the next version of `model` (1, 2, ...), created complete or not at all.
 
+    `files` is every bundle file's sha256 (`bundle_files`): the store's own copy, which
+    loading checks the bundle against, so rewriting the manifest cannot cover a swap.
     Concurrent registrations get distinct numbers: the loser of a race on the
     (model, version) key rolls back and tries the next number.
     """
@@ -49,7 +52,7 @@ def register_version(
     row = {"model": model, "run_id": run_id, "bundle_id": bundle_id, "flavor": flavor,
            "metrics": plain_json(metrics), "gates": plain_json(gates),
            "gates_passed": bool(gates_passed), "signature": plain_json(signature),
-           "threshold": float(threshold)}  # fmt: skip
+           "threshold": float(threshold), "files": dict(files)}  # fmt: skip
 
     def work(conn: Connection) -> VersionRecord:
         owner = conn.execute(sa.select(t.runs.c.model).where(t.runs.c.id == run_id)).scalar()

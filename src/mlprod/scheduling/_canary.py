@@ -68,6 +68,7 @@ def start_canary(ctx: LoopContext, spec: ProjectSpec, *, champion: int, challeng
             ctx.store,
             spec.name,
             routes,
+            artifacts=ctx.artifacts,
             actor=ctx.actor,
             reason=f"canary of v{challenger} against v{champion}",
         )
@@ -217,7 +218,13 @@ def _end(
     if state == "promoted":
         note = f"canary passed: {reason}"
         set_alias(
-            ctx.store, canary.model, "production", canary.challenger, actor=ctx.actor, reason=note
+            ctx.store,
+            canary.model,
+            "production",
+            canary.challenger,
+            artifacts=ctx.artifacts,
+            actor=ctx.actor,
+            reason=note,
         )
     clear_deployment(ctx.store, canary.model, actor=ctx.actor, reason=f"canary {state}")
     if not close_canary(ctx.store, canary.id, state=state, reason=reason, at=ctx.clock.now()):

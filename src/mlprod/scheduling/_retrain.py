@@ -85,7 +85,15 @@ def retrain(spec: ProjectSpec, ctx: LoopContext, *, trigger: str = "manual") -> 
         return _decide(ctx, spec, {**base, "outcome": "refused", "reason": reason})
     if champion is None:
         reason = f"no champion yet: v{run.version} passed its gates and serves"
-        set_alias(ctx.store, name, "production", run.version, actor=ctx.actor, reason=reason)
+        set_alias(
+            ctx.store,
+            name,
+            "production",
+            run.version,
+            artifacts=ctx.artifacts,
+            actor=ctx.actor,
+            reason=reason,
+        )
         return _decide(ctx, spec, {**base, "outcome": "promoted", "reason": reason})
     rows = live or _holdout_rows(ctx, get_version(ctx.store, name, run.version))
     comparison = _compare(spec, ctx, champion, get_version(ctx.store, name, run.version), rows)

@@ -80,6 +80,8 @@ versions = sa.Table(
     sa.Column("gates_passed", sa.Boolean(), nullable=False),
     sa.Column("signature", sa.JSON(), nullable=False),
     sa.Column("threshold", sa.Float(), nullable=False),
+    # revision 0008: every bundle file's sha256 at registration; NULL before it
+    sa.Column("files", sa.JSON(), nullable=True),
 )
 
 aliases = sa.Table(

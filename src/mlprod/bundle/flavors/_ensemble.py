@@ -43,8 +43,9 @@ class _EnsembleScorer:
         self.combiner: dict[str, Any] = document["combiner"]
         self.members: list[Scorer] = []
         for member in document["members"]:
-            if member["flavor"] == "ensemble" or Path(member["file"]).name != member["file"]:
-                raise IntegrityError(f"{path.name} lists an invalid member {member['file']!r}")
+            name = member["file"]
+            if member["flavor"] == "ensemble" or not _plain(name):
+                raise IntegrityError(f"{path.name} lists an invalid member {name!r}")
             self.members.append(
                 load_scorer(member["flavor"], path.parent / member["file"], member["trusted"])
             )
@@ -82,3 +83,13 @@ class EnsembleFlavor:
 
     def load(self, path: Path, trusted_types: list[str]) -> Scorer:
         return _EnsembleScorer(path)
+
+
+def _plain(name: object) -> bool:
+    """A member is a plain file beside ``ensemble.json``: no folder, ``..`` or absolute path."""
+    return (
+        isinstance(name, str)
+        and name not in {"", ".", ".."}
+        and Path(name).name == name
+        and "\\" not in name
+    )

@@ -2,7 +2,8 @@
 
 skops records every type a file will build; saving records exactly that list in the
 manifest, and loading refuses a file that asks for anything beyond it or beyond the
-platform's allow-list, so a tampered or foreign file is never built.
+platform's allow-list, so a tampered or foreign file is never built. The allow-list is
+the platform's, not the manifest's: a manifest listing more types widens nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +14,19 @@ from typing import Any
 from mlprod.bundle.flavors._base import SavedModel
 from mlprod.errors import IntegrityError
 
-# Type prefixes a skops file may ask for; anything else is refused at load.
-ALLOWED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "mlprod.features.", "builtins.")
+# The types, beyond skops' own defaults (primitives, containers, scikit-learn estimators,
+# numpy ufuncs), that the platform's estimators and transformer need: collected from every
+# catalogue estimator and every feature kind. Exact names, not module prefixes: a prefix
+# such as ``builtins.`` or ``numpy.`` also admits functions (``eval``, ``open``,
+# ``numpy.save``) that an estimator would call with the request's data.
+ALLOWED_TYPES = frozenset(
+    {
+        "mlprod.features._transformer.FeatureTransformer",
+        "numpy.dtype",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.tree._tree.Tree",
+    }
+)
 
 
 def save_skops(obj: Any, path: Path, flavor: str) -> SavedModel:
@@ -29,16 +41,20 @@ def save_skops(obj: Any, path: Path, flavor: str) -> SavedModel:
 
 def check_allowed(types: tuple[str, ...] | list[str], filename: str) -> None:
     """Refuse a file that asks for a type outside the platform's allow-list."""
-    refused = [t for t in types if not t.startswith(ALLOWED_TYPE_PREFIXES)]
+    refused = sorted(t for t in types if t not in ALLOWED_TYPES)
     if refused:
         raise IntegrityError(
             f"{filename} asks to load type(s) {refused}, which mlprod does not allow; "
-            "only scikit-learn, numpy, scipy and mlprod feature types may be loaded"
+            "only the types mlprod's own estimators and feature transformer need may be "
+            f"loaded ({', '.join(sorted(ALLOWED_TYPES))}). Train the model with mlprod"
         )
 
 
 def load_skops(path: Path, recorded: list[str]) -> Any:
-    """Load a skops file that asks for nothing beyond its recorded, allowed types."""
+    """Load a skops file that asks for nothing beyond its recorded, allowed types.
+
+    `recorded` (the manifest's list) can only narrow what is built, never widen it.
+    """
     import skops.io as sio
 
     needed = sio.get_untrusted_types(file=path)
