@@ -22,7 +22,7 @@ from mlprod.monitoring import LiveCounter, ingest_outcomes
 from mlprod.predlog import PredictionLog, Spool
 from mlprod.serving._auth import Authenticator, admin_router, require_scope
 from mlprod.serving._crashes import CrashLog, ThrottledLog
-from mlprod.serving._guard import Guard, GuardState
+from mlprod.serving._guard import Budget, Guard, GuardState, budget_of
 from mlprod.serving._hosts import HostCheck
 from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._lookup import FeatureLookups, add_flags
@@ -179,7 +179,8 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v1/models/{name}/predict", tags=["models"], dependencies=predict_scope)
     async def predict(name: str, request: Request) -> Response:
         served = pool.served(name)
-        return await _answer(state, served, await request.body(), max_records)
+        body = await request.body()
+        return await _answer(state, served, body, max_records, budget_of(request.scope))
 
     outcomes_scope = [Depends(require_scope("outcomes"))]
 
@@ -218,11 +219,16 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     )
     async def predict_version(name: str, version: int, request: Request) -> Response:
         model = await run_in_threadpool(pool.pinned, name, version)
-        return await _answer(state, model, await request.body(), max_records)
+        body = await request.body()
+        return await _answer(state, model, body, max_records, budget_of(request.scope))
 
 
 async def _answer(
-    state: ServerState, target: LoadedVersion | Served, body: bytes, max_records: int
+    state: ServerState,
+    target: LoadedVersion | Served,
+    body: bytes,
+    max_records: int,
+    budget: Budget | None = None,
 ) -> Response:
     try:
         payload = orjson.loads(body)
@@ -234,10 +240,10 @@ async def _answer(
         body = b""  # the log keeps the records as scored, aggregates included
     small = not isinstance(records, list) or len(records) <= INLINE_RECORDS
     if small:
-        content, seconds = respond(state, target, records, max_records, body)
+        content, seconds = respond(state, target, records, max_records, body, budget)
     else:
         content, seconds = await run_in_threadpool(
-            respond, state, target, records, max_records, body
+            respond, state, target, records, max_records, body, budget
         )
     add_flags(content["predictions"], flags)
     _count(state.metrics, content, seconds)
@@ -245,17 +251,25 @@ async def _answer(
 
 
 def respond(
-    state: ServerState, target: LoadedVersion | Served, records: Any, max_records: int, body: bytes
+    state: ServerState,
+    target: LoadedVersion | Served,
+    records: Any,
+    max_records: int,
+    body: bytes,
+    budget: Budget | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Score the records, then spool their log rows: the answer goes out once they are safe.
 
     `body` is the request as it came: the log takes the records from it as they are; an
     empty one means the records changed since (aggregates merged in) and are logged as scored.
+    Nothing is logged when the guard answered 504 meanwhile (`budget`): that client never
+    got these predictions.
     """
     started = time.perf_counter()
     content = route_records(target, records, max_records)
     seconds = time.perf_counter() - started
-    state.recorder.record(target, records, content["predictions"], seconds * 1e3, body or None)
+    if budget is None or budget.claim_answer():
+        state.recorder.record(target, records, content["predictions"], seconds * 1e3, body or None)
     return content, seconds
 
 

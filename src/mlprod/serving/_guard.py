@@ -8,7 +8,11 @@ parses anything:
 * beyond ``max_concurrency`` requests in flight the answer is 503 with ``Retry-After``
   straight away, never a queue that grows without bound;
 * a request that has not started its response within ``request_timeout`` gets 504, and
-  its slot is free for the next request at that moment.
+  its slot is free for the next request at that moment. A request counts as in flight
+  from its arrival until its last byte is sent, not until its task has unwound: on a
+  keep-alive connection the client's next request may arrive before that;
+* the app and the guard race to answer: whoever claims the request's `Budget` first
+  answers, so a request answered 504 never has its predictions logged as answered.
 
 Health endpoints skip the concurrency limit and the time budget: an orchestrator must
 be able to tell a busy server from a dead one. `run_server` adds the shutdown half:
@@ -29,6 +33,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
@@ -65,6 +70,43 @@ class GuardState:
             "timed_out": self.timed_out,
             "too_large": self.too_large,
         }
+
+
+BUDGET_KEY = "mlprod.budget"  # where the guard leaves a request's `Budget` in its scope
+
+
+class Budget:
+    """Who answers one request: the app, with its work done, or the guard, with a 504.
+
+    The app claims it before anything that only an answered request may do (logging its
+    predictions); the guard claims it when the time budget runs out. Whoever comes second
+    steps aside: the app drops its side effects, the guard waits for the app's answer.
+    Thread-safe: scoring may run in a worker thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: str | None = None
+
+    def _claim(self, owner: str) -> bool:
+        with self._lock:
+            if self._owner is None:
+                self._owner = owner
+            return self._owner == owner
+
+    def claim_answer(self) -> bool:
+        """True if the app answers this request; False once the guard answered 504."""
+        return self._claim("app")
+
+    def claim_timeout(self) -> bool:
+        """True if the guard may answer 504; False once the app committed to its answer."""
+        return self._claim("guard")
+
+
+def budget_of(scope: Scope) -> Budget | None:
+    """The request's `Budget`, when a `Guard` watches it (None outside one)."""
+    budget = scope.get(BUDGET_KEY)
+    return budget if isinstance(budget, Budget) else None
 
 
 class _Answered(BaseException):
@@ -129,18 +171,20 @@ class Guard:
             )
             await send_error(send, 503, "busy", message, [(b"retry-after", b"1")])
             return
-        self.state.in_flight += 1
+        slot = _Slot(self.state)
         try:
-            await self._within_budget(scope, receive, send)
+            await self._within_budget(scope, receive, send, slot)
         finally:
-            self.state.in_flight -= 1
+            slot.release()
 
-    async def _within_budget(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _within_budget(self, scope: Scope, receive: Receive, send: Send, slot: _Slot) -> None:
         """Run the app as a task; if it has not started answering in time, answer 504."""
         budget, setting = self.budgets.get(
             scope["path"], (self.request_timeout, "MLPROD_REQUEST_TIMEOUT")
         )
-        exchange = _Exchange(receive, send, self.max_body_bytes, self.state)
+        claim = Budget()
+        scope[BUDGET_KEY] = claim
+        exchange = _Exchange(receive, send, self.max_body_bytes, self.state, slot)
         task = asyncio.ensure_future(self._downstream(scope, exchange))
         started = asyncio.ensure_future(exchange.started.wait())
         try:
@@ -150,8 +194,8 @@ class Guard:
             raise
         finally:
             started.cancel()
-        if task.done() or exchange.started.is_set():
-            await task
+        if task.done() or exchange.started.is_set() or not claim.claim_timeout():
+            await task  # answering already, or committed to its answer: it is nearly done
             return
         exchange.answered = True  # whatever the app sends from now on is dropped
         task.cancel()
@@ -161,6 +205,7 @@ class Guard:
             f"no answer within {budget:g} s ({setting}); retry, or send fewer records per request"
         )
         await send_error(send, 504, "timeout", message)
+        slot.release()
 
     async def _downstream(self, scope: Scope, exchange: _Exchange) -> None:
         try:
@@ -202,19 +247,42 @@ class Guard:
         return watched
 
 
+class _Slot:
+    """One request's place among those in flight, given back exactly once.
+
+    It goes back when the response's last byte is sent, not when the app's task ends:
+    on a keep-alive connection the client's next request arrives as soon as it has the
+    answer, and counting the old one still would turn that request away.
+    """
+
+    def __init__(self, state: GuardState) -> None:
+        self.state = state
+        self.held = True
+        state.in_flight += 1
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.state.in_flight -= 1
+
+
 class _Exchange:
     """One request's receive and send as the app sees them.
 
     Counts body bytes as they arrive (413 the moment they pass the limit), notices when
-    the response starts (the time budget ends there), and goes silent once the guard
-    has answered, so a late or cancelled app cannot write a second response.
+    the response starts (the time budget ends there) and ends (the slot is free), and goes
+    silent once the guard has answered, so a late or cancelled app cannot write a second
+    response.
     """
 
-    def __init__(self, receive: Receive, send: Send, limit: int, state: GuardState) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, limit: int, state: GuardState, slot: _Slot
+    ) -> None:
         self._receive = receive
         self._send = send
         self.limit = limit
         self.state = state
+        self.slot = slot
         self.received = 0
         self.started = asyncio.Event()
         self.answered = False
@@ -242,6 +310,8 @@ class _Exchange:
         if message["type"] == "http.response.start":
             self.started.set()
         await self._send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.slot.release()
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -1,0 +1,124 @@
+"""What an orchestrator relies on, on real `mlprod serve` processes.
+
+Keep-alive clients are never turned away by a concurrency limit they do not reach; a
+request answered 504 leaves no prediction-log rows; a store that is down at start leaves
+the server up and not ready until it comes back; SIGTERM under load resets no connection
+and ends within the grace period; a broken routed version leaves the rest serving.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlprod.predlog import count_predictions
+from mlprod.store import Store
+from support import Project, Server, records_from, trained
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
+    """churn@1 in production, its store on SQLite or PostgreSQL."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return trained(tmp_path / "project", rows=1500, store=url)
+
+
+def store_url(project: Project) -> str:
+    return project.settings().store_url()
+
+
+# --- the concurrency limit counts requests in flight, not keep-alive connections
+
+
+def test_one_sequential_keep_alive_client_is_never_busy(trained_project: Project) -> None:
+    server = Server(trained_project, env={"MLPROD_MAX_CONCURRENCY": "1"})
+    body = {"records": records_from(trained_project, 1)}
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            statuses = Counter(
+                client.post("/v1/models/churn/predict", json=body).status_code for _ in range(300)
+            )
+    finally:
+        server.stop()
+    assert statuses == Counter({200: 300})
+
+
+def test_as_many_keep_alive_clients_as_the_limit_are_never_busy(
+    trained_project: Project,
+) -> None:
+    clients, each = 12, 40
+    server = Server(trained_project, env={"MLPROD_MAX_CONCURRENCY": str(clients)})
+    body = {"records": records_from(trained_project, 1)}
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def run() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for _ in range(each):
+                status = client.post("/v1/models/churn/predict", json=body).status_code
+                with lock:
+                    statuses[status] += 1
+
+    try:
+        server.wait_ready()
+        threads = [threading.Thread(target=run) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        busy = httpx.get(server.url + "/metrics").text
+    finally:
+        server.stop()
+    assert statuses == Counter({200: clients * each})
+    assert "mlprod_guard_rejected_busy 0.0" in busy
+
+
+def test_beyond_the_limit_requests_are_still_refused(trained_project: Project) -> None:
+    """The sibling of the two above: the limit does bite when requests really overlap."""
+    server = Server(
+        trained_project, env={"MLPROD_MAX_CONCURRENCY": "1", "MLPROD_REQUEST_TIMEOUT": "30"}
+    )
+    body = {"records": records_from(trained_project, 3000)}
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=30) as slow:
+            held = threading.Thread(
+                target=lambda: [slow.post("/v1/models/churn/predict", json=body) for _ in range(5)]
+            )
+            held.start()
+            seen = Counter(
+                httpx.post(server.url + "/v1/models/churn/predict", json={"records": []}).status_code
+                for _ in range(200)
+            )
+            held.join()
+    finally:
+        server.stop()
+    assert seen[503] > 0
+
+
+# --- a request answered 504 is not logged as answered
+
+
+def test_requests_answered_504_leave_no_prediction_rows(project: Project) -> None:
+    env = {"MLPROD_REQUEST_TIMEOUT": "0.02", "MLPROD_MAX_BODY_BYTES": str(8 * 2**20)}
+    server = Server(project, env=env)
+    big = {"records": records_from(project, 3000)}  # scored in a thread: past the budget
+    small = {"records": records_from(project, 7)}  # scored at once, within it
+    try:
+        server.wait_ready()
+        late = [
+            httpx.post(server.url + "/v1/models/churn/predict", json=big, timeout=30).status_code
+            for _ in range(8)
+        ]
+        answered = httpx.post(server.url + "/v1/models/churn/predict", json=small, timeout=30)
+    finally:
+        server.stop()  # SIGTERM: the prediction log flushes its spool before exiting
+    assert late == [504] * 8
+    assert answered.status_code == 200
+    with Store.open(store_url(project)) as store:
+        assert count_predictions(store, "churn") == 7  # the answered ones, and only those
