@@ -135,6 +135,7 @@ class StreamReader:
         self.problem = ""  # the last failure, while it lasts
         self._own_pending = set(self.sources)
         self._next_claim = 0.0
+        self._started = False
 
     # --- the loop
 
@@ -148,9 +149,12 @@ class StreamReader:
                     raise self.online._failure(exc) from exc
             except redis.RedisError as exc:
                 raise self.online._failure(exc) from exc
+        self._started = True
 
     def step(self, now_ms: int | None = None) -> int:
         """Read, apply and acknowledge one batch per source; returns the entries handled."""
+        if not self._started:
+            self.start()
         handled = 0
         for source in self.sources:
             entries = self._read(source)
@@ -206,9 +210,9 @@ class StreamReader:
                     stream.group, self.consumer, {stream.key: "0"}, count=self.batch
                 )
                 entries = _entries(replies)
-                if not entries:
-                    self._own_pending.discard(source)
-                return entries
+                if entries:
+                    return entries
+                self._own_pending.discard(source)
             if time.monotonic() >= self._next_claim:  # what a dead consumer left behind
                 self._next_claim = time.monotonic() + self.claim_idle_ms / 2000
                 claimed = client.xautoclaim(
@@ -225,6 +229,11 @@ class StreamReader:
                 count=self.batch,
                 block=self.block_ms // len(self.sources) or 1,
             )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise self.online._failure(exc) from exc
+            self._started = False  # the stream was deleted: create it and the group again
+            return []
         except redis.RedisError as exc:
             raise self.online._failure(exc) from exc
         return _entries(replies)
@@ -305,6 +314,7 @@ class StreamReader:
                 kept.append((entry_id, event))
             except DataError as exc:
                 dead.append((entry_id, next(f for i, f in entries if i == entry_id), exc.message))
+        dead.sort(key=lambda item: tuple(int(part) for part in item[0].split("-")))
         return (self._prepared(source, kept, now_ms) if kept else None), dead
 
     def _prepared(
@@ -317,7 +327,7 @@ class StreamReader:
     def _event(self, source: str, fields: Mapping[Any, Any]) -> dict[str, Any]:
         event = entry_event(fields)
         entity = self.plan.event_entity(source)
-        if key_text(event.get(entity)) is None:
+        if key_text(event.get(entity)) in (None, ""):
             raise BadEntryError(f"no key: the event needs field {entity!r}")
         column = self.plan.spec.events[source].time
         if event.get(column) in (None, ""):
