@@ -211,3 +211,26 @@ def test_evicted_entities_are_missing_never_zero(rng: np.random.Generator) -> No
         store.close()
     finally:
         server.stop()
+
+
+def test_a_window_of_thousands_of_tiles_reads_in_parts(
+    redis_prefix: str, rng: np.random.Generator
+) -> None:
+    """A 1d window with a 10s hop reads 8,641 tiles: more than one HMGET may carry."""
+    raw = {**AGGREGATES, "joins": [], "define": [
+        {"name": "n", "events": "clicks", "function": "count", "windows": ["1d"], "hop": "10s"},
+        {"name": "top", "events": "clicks", "function": "max", "column": "amount",
+         "windows": ["1d"], "hop": "10s"},
+    ]}  # fmt: skip
+    plan = plan_for(raw)
+    assert plan.aggregates[0].tiles == 8641
+    events = random_events(rng, n=400, users=5)
+    store = OnlineStore.open(REDIS_URL, prefix=redis_prefix)
+    at = START + pd.Timedelta(days=8, hours=1)
+    materialize(store, plan, events={"clicks": events}, until=utc(at))
+    rows = pd.DataFrame({"user": [str(u) for u in range(5)], "t": at})
+    offline = point_in_time(rows, plan, time="t", events={"clicks": events})
+    online = store.lookup(plan, rows.to_dict("records"), at_ms=ms(at))
+    assert mismatches(plan, online, offline) == []
+    assert int(offline["n_1d"].sum()) > 20
+    store.close()

@@ -1,7 +1,9 @@
-"""``mlprod features materialize``, ``mlprod features skew`` and ``mlprod data cache``."""
+"""``mlprod features materialize|stream|skew`` and ``mlprod data cache``."""
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -62,6 +64,34 @@ def materialize(
             f"{source.name}: {source.events:,} event(s) for {source.entities:,} entities applied"
         )
     console.print(f"namespace {done.namespace} is current up to {done.until_ms} (epoch ms)")
+
+
+def stream(
+    spec: Annotated[Path, typer.Argument(help="The spec file.")] = Path(SPEC_FILE),
+    consumer: Annotated[
+        str | None, typer.Option(help="This reader's name in the groups (default: host name).")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Entries read and committed at a time.")] = 500,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics (counts, lag) on 127.0.0.1:PORT.")
+    ] = None,
+    online: OnlineOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Read the event sources' Redis streams into the online store until stopped.
+
+    Stops cleanly on SIGTERM or Ctrl-C: the batch in hand is applied and acknowledged.
+    """
+    from mlprod.pipelines import stream_features
+
+    settings = _with(settings_for(None), online=online)
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    stats = stream_features(spec, stop=stop, settings=settings, consumer=consumer, batch=batch,
+                            metrics_port=metrics_port, quiet=json)  # fmt: skip
+    if json:
+        print_json(stats.document())
 
 
 def skew(

@@ -220,6 +220,7 @@ def _portable(spec: AggregatesSpec) -> dict[str, Any]:
     raw = spec.model_dump(mode="json")
     for item in raw["events"].values():
         item["source"] = "-"
+        item.pop("stream", None)  # where live events arrive; absent from older documents
     for join in raw["joins"]:
         join["source"] = "-"
     return raw

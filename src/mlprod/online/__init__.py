@@ -1,7 +1,8 @@
 """The online feature store: aggregates kept current in Redis, looked up per request.
 
 `materialize` applies event sources incrementally (a watermark per source),
-`ingest_events` merges live events within a second, `FeatureClient` looks features up
+`ingest_events` merges live events within a second (`StreamReader` reads them from
+Redis streams), `FeatureClient` looks features up
 for the server within a budget, and `skew_report` compares what was served with an
 offline recomputation.
 
@@ -17,6 +18,7 @@ from mlprod.online._live import Ingested, apply_due, ingest_events
 from mlprod.online._materialize import Materialized, SourceRun, materialize
 from mlprod.online._skew import LOOKUP_TIME, FeatureSkew, SkewReport, same_value, skew_report
 from mlprod.online._store import DEFAULT_PREFIX, OnlineStore, key_text
+from mlprod.online._stream import StreamReader, StreamStats, entry_event
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -28,7 +30,10 @@ __all__ = [
     "OnlineStore",
     "SkewReport",
     "SourceRun",
+    "StreamReader",
+    "StreamStats",
     "apply_due",
+    "entry_event",
     "ingest_events",
     "key_text",
     "materialize",

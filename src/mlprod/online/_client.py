@@ -86,7 +86,9 @@ class FeatureClient:
                 f"the online feature store at {self.url} failed moments ago; "
                 f"asking again in under {self.cooldown:g}s"
             )
-        program = self._programs.setdefault(plan.namespace, lookup_program(plan))
+        program = self._programs.get(plan.namespace)
+        if program is None:
+            program = self._programs[plan.namespace] = lookup_program(plan)
         calls = [lookup_call(plan, self.prefix, row, at_ms, program) for row in rows]
         try:
             async with asyncio.timeout(self.timeout):

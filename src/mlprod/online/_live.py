@@ -107,14 +107,37 @@ def ingest_events(
     return result
 
 
-def _ingest(
+@dataclass
+class Prepared:
+    """One plan's share of a batch of live events, ready to queue in a transaction."""
+
+    merges: Merges
+    meta: list[tuple[str, str, str]]
+    pending: dict[bytes, int]
+    applied: int
+    late: int
+
+    def queue(self, online: OnlineStore, pipe: redis.client.Pipeline, plan: FeaturePlan) -> None:
+        """Queue the merges, the live start and the events waiting out the delay."""
+        online.queue(pipe, plan, self.merges, self.meta)
+        if self.pending:
+            pipe.zadd(online.key(plan, "pending"), self.pending)
+
+
+def prepare_events(
     online: OnlineStore,
     plan: FeaturePlan,
     source: str,
     events: Sequence[Mapping[str, Any]],
     now_ms: int,
-    result: Ingested,
-) -> None:
+    ids: Sequence[str] | None = None,
+) -> Prepared:
+    """Split `events` into late, due and waiting, and build the merges of the due ones.
+
+    `ids` name the events (stream entry ids) so a waiting event is the same member however
+    often it is prepared; without them each gets a random one. Raises `DataError` when an
+    event lacks its time.
+    """
     column = source_time(plan, source)
     assert column is not None
     frame = _complete(plan, source, events)
@@ -132,26 +155,38 @@ def _ingest(
     if due.any():
         _build(plan, source, frame.loc[due], merges)
     meta = [(f"live:{mark}", "m", str(int(times[~late].min())))] if (~late).any() else []
+    pending = {
+        orjson.dumps(
+            {
+                "s": source,
+                "i": ids[int(i)] if ids else secrets.token_hex(8),
+                "e": dict(events[int(i)]),
+            }
+        ): int(times[int(i)] + plan.delay * 1000)
+        for i in np.flatnonzero(later)
+    }
+    return Prepared(merges, meta, pending, int(due.sum()), int(late.sum()))
+
+
+def _ingest(
+    online: OnlineStore,
+    plan: FeaturePlan,
+    source: str,
+    events: Sequence[Mapping[str, Any]],
+    now_ms: int,
+    result: Ingested,
+) -> None:
+    prepared = prepare_events(online, plan, source, events, now_ms)
     online.load_scripts()
     try:
         with online.client.pipeline(transaction=True) as pipe:
-            online.queue(pipe, plan, merges, meta)
-            if later.any():
-                pending = {
-                    orjson.dumps({"s": source, "i": secrets.token_hex(8), "e": dict(event)}): int(
-                        t + plan.delay * 1000
-                    )
-                    for event, t in zip(
-                        [events[int(i)] for i in np.flatnonzero(later)], times[later], strict=True
-                    )
-                }
-                pipe.zadd(online.key(plan, "pending"), pending)
+            prepared.queue(online, pipe, plan)
             pipe.execute()
     except redis.RedisError as exc:
         raise online._failure(exc) from exc
-    result.applied = max(result.applied, int(due.sum()))
-    result.pending = max(result.pending, int(later.sum()))
-    result.late = max(result.late, int(late.sum()))
+    result.applied = max(result.applied, prepared.applied)
+    result.pending = max(result.pending, len(prepared.pending))
+    result.late = max(result.late, prepared.late)
 
 
 def apply_due(online: OnlineStore, plans: Sequence[FeaturePlan], *, now_ms: int) -> int:

@@ -68,34 +68,66 @@ return n
 # epoch ms; ARGV[2]: the aggregates, "function,slot,slot2,hop_ms,tiles;..." in plan order.
 # Returns {entity known (0/1), one value per aggregate, one row per join, the time before
 # which the entity's tiles are incomplete (after an eviction) or false}.
+# Cost matters here (Redis runs one script at a time): each slot's run of tiles is read
+# once however many features share it, every field in one HMGET, each run summed once.
 LOOKUP = r"""
 local cutoff = tonumber(ARGV[1])
-local out = {redis.call('EXISTS', KEYS[1])}
-local function tiles(slot, hop, n)
-  local k1 = math.floor(cutoff / hop)
-  local fields = {}
-  for k = k1 - n + 1, k1 do fields[#fields + 1] = slot .. ':' .. string.format('%d', k) end
-  return redis.call('HMGET', KEYS[1], unpack(fields))
-end
-local function total(values)
-  local sum = 0
-  for _, v in ipairs(values) do if v then sum = sum + tonumber(v) end end
-  return sum
+local known = redis.call('EXISTS', KEYS[1])
+local out = {known}
+local fields, runs, specs, suffixes = {}, {}, {}, {}
+local function run(slot, hop, n)
+  local id = slot .. '/' .. hop .. '/' .. n
+  local found = runs[id]
+  if found then return found end
+  local last = math.floor(cutoff / hop)
+  local first = #fields + 1
+  local suffix = suffixes[hop] or {}  -- ':<tile>' texts, made once per hop: numbers to
+  suffixes[hop] = suffix              -- text are the costly part of naming the fields
+  for k = last - n + 1, last do
+    local text = suffix[k]
+    if not text then text = ':' .. k; suffix[k] = text end  -- k < 1e14: exact digits
+    fields[#fields + 1] = slot .. text
+  end
+  found = {first, #fields}
+  runs[id] = found
+  return found
 end
 for spec in string.gmatch(ARGV[2], '[^;]+') do
   local fn, a, b, hop, n = string.match(spec, '^([%a_]+),(%d+),(%d*),(%d+),(%d+)$')
   hop = tonumber(hop); n = tonumber(n)
-  local values = tiles(a, hop, n)
+  specs[#specs + 1] = {fn, run(a, hop, n), b ~= '' and run(b, hop, n) or false}
+end
+local values = {}
+if known == 1 and #fields <= 4000 then
+  values = redis.call('HMGET', KEYS[1], unpack(fields))
+elseif known == 1 then  -- unpack has a limit: read very long runs in parts
+  for i = 1, #fields, 4000 do
+    local part = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 3999, #fields)))
+    for j = 1, #part do values[i + j - 1] = part[j] end
+  end
+end
+local totals = {}
+local function total(r)
+  local sum = totals[r]
+  if sum then return sum end
+  sum = 0
+  for i = r[1], r[2] do local v = values[i]; if v then sum = sum + tonumber(v) end end
+  totals[r] = sum
+  return sum
+end
+for _, spec in ipairs(specs) do
+  local fn, r = spec[1], spec[2]
   local result = false
   if fn == 'count' then
-    result = string.format('%d', total(values))
+    result = string.format('%d', total(r))
   elseif fn == 'sum' then
-    result = string.format('%.17g', total(values))
+    result = string.format('%.17g', total(r))
   elseif fn == 'mean' then
-    local count = total(tiles(b, hop, n))
-    if count > 0 then result = string.format('%.17g', total(values) / count) end
+    local count = total(spec[3])
+    if count > 0 then result = string.format('%.17g', total(r) / count) end
   elseif fn == 'min' or fn == 'max' then
-    for _, v in ipairs(values) do
+    for i = r[1], r[2] do
+      local v = values[i]
       if v then
         local x = tonumber(v)
         if not result or (fn == 'min' and x < result) or (fn == 'max' and x > result) then
@@ -105,11 +137,16 @@ for spec in string.gmatch(ARGV[2], '[^;]+') do
     end
     if result then result = string.format('%.17g', result) end
   elseif fn == 'last' then
-    for _, v in ipairs(values) do if v and (not result or v > result) then result = v end end
+    for i = r[1], r[2] do
+      local v = values[i]
+      if v and (not result or v > result) then result = v end
+    end
   elseif fn == 'distinct_count' then
-    local seen, count = {}, 0
-    for _, v in ipairs(values) do
-      if v then
+    local seen, sets, count = {}, {}, 0
+    for i = r[1], r[2] do
+      local v = values[i]
+      if v and not sets[v] then  -- tiles often hold the same set: split each set once
+        sets[v] = true
         for part in string.gmatch(v, '[^\30]+') do
           if not seen[part] then seen[part] = true; count = count + 1 end
         end

@@ -20,6 +20,7 @@ from mlprod.pipelines._explore import profile_data, profile_spec, rank_spec_feat
 from mlprod.pipelines._features import cache_sources, feature_skew, materialize_features
 from mlprod.pipelines._lifecycle import load, promote
 from mlprod.pipelines._quickstart import run_quickstart
+from mlprod.pipelines._stream import stream_features
 from mlprod.pipelines._target import encode_target
 from mlprod.pipelines._train import TrainedRun, train
 from mlprod.pipelines._tuning import join_tuning
@@ -41,6 +42,7 @@ __all__ = [
     "rank_spec_features",
     "rerun",
     "run_quickstart",
+    "stream_features",
     "train",
     "version_test_scores",
 ]

@@ -20,6 +20,7 @@ AggregateFunction = Literal["count", "sum", "mean", "min", "max", "distinct_coun
 COLUMN_FUNCTIONS = ("sum", "mean", "min", "max", "distinct_count", "last")
 NUMERIC_FUNCTIONS = ("sum", "mean", "min", "max")
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+_STREAM_KEY = r"^[^\s]{1,200}$"
 _OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in")
 
 
@@ -41,6 +42,31 @@ class EventQuery(_Strict):
     query: str
 
 
+class StreamSpec(_Strict):
+    """A Redis stream the source's live events also arrive on (``mlprod features stream``).
+
+    ``{key: events:activity}`` reads it with the consumer group ``mlprod``; bad entries go
+    to `dead_letter` (default ``<key>:dead``) with the reason.
+    """
+
+    key: str = Field(pattern=_STREAM_KEY, description="The stream's key in MLPROD_ONLINE.")
+    group: str = Field(default="mlprod", pattern=_STREAM_KEY, description="Consumer group.")
+    dead_letter: str | None = Field(
+        default=None, pattern=_STREAM_KEY, description="Stream for bad entries (<key>:dead)."
+    )
+
+    @model_validator(mode="after")
+    def _apart(self) -> StreamSpec:
+        if self.dead_letter == self.key:
+            raise ValueError(f"stream.dead_letter must differ from stream.key ({self.key!r})")
+        return self
+
+    @property
+    def dead_key(self) -> str:
+        """Where bad entries go."""
+        return self.dead_letter or f"{self.key}:dead"
+
+
 class EventSource(_Strict):
     """A table of events: who (the entity column), when (the time column), and values."""
 
@@ -51,6 +77,14 @@ class EventSource(_Strict):
         default=None, description="The key column in the events (default: aggregates.entity)."
     )
     time: str = Field(description="The event-time column.")
+    stream: StreamSpec | None = Field(
+        default=None, description="A Redis stream of live events: {key, group, dead_letter}."
+    )
+
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _stream(cls, value: Any) -> Any:
+        return {"key": value} if isinstance(value, str) else value
 
 
 class Condition(_Strict):
@@ -197,6 +231,12 @@ class AggregatesSpec(_Strict):
         for name in self.events:
             if not re.match(_IDENT, name):
                 raise ValueError(f"event source name {name!r}: letters, digits and _ only")
+        streams = [e.stream.key for e in self.events.values() if e.stream is not None]
+        shared = sorted({key for key in streams if streams.count(key) > 1})
+        if shared:
+            raise ValueError(
+                f"event sources share the stream(s) {shared}: give each source its own stream"
+            )
         return self
 
     def delay_delta(self) -> timedelta:
