@@ -258,7 +258,7 @@ def _check_exactly_once(project: Project, out: pd.DataFrame, rows: pd.DataFrame,
         record = get_job(store, job)
         logged = store.read(
             lambda conn: conn.execute(
-                sa.select(sa.func.count()).where(t.predictions.c.id.like(f"{_key(job)}%"))
+                sa.select(sa.func.count()).where(t.batch_predictions.c.job == _key(job))
             ).scalar_one()
         )  # fmt: skip
     assert record is not None and record.status == "done" and record.rows == len(rows)
