@@ -33,7 +33,7 @@ from mlprod.errors import ConflictError, DataError
 from mlprod.monitoring import ingest_outcomes, match_outcomes
 from mlprod.store import Store
 from mlprod.store import schema as t
-from support import Project
+from support import Project, write_project
 from support import run_cli as cli
 
 SCORED = ["prediction_id", "customer_id", "event_time", "model", "version", "score", "label"]
@@ -205,20 +205,65 @@ def test_a_finished_job_run_again_does_nothing(
               settings=settings, job_id="once")  # fmt: skip
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def logging_project(
+    request: pytest.FixtureRequest, trained_project: Project, tmp_path: Path
+) -> Project:
+    """The trained project (SQLite store), or one trained into a PostgreSQL store."""
+    if request.param == "sqlite":
+        return trained_project
+    from mlprod.pipelines import promote, train
+
+    url = request.getfixturevalue("postgres_url")
+    project = write_project(tmp_path / "pg", rows=1500, store=url)
+    run = train(project.spec, store=project.store)
+    promote("churn", run.version, "production", store=project.store, actor="test")
+    return project
+
+
+def _window_sums(project: Project, version: int) -> tuple[int, int]:
+    """(predictions, labelled) summed over the version's windows."""
+    w = t.window_stats
+    query = sa.select(
+        sa.func.coalesce(sa.func.sum(w.c.predictions), 0),
+        sa.func.coalesce(sa.func.sum(w.c.labelled), 0),
+    ).where(w.c.model == "churn", w.c.version == version)
+    with _store(project) as store:
+        got = store.read(lambda conn: conn.execute(query).one())
+    return int(got[0]), int(got[1])
+
+
 def test_outcomes_join_batch_predictions_by_id_and_by_entity(
-    trained_project: Project, model: Model, rows: pd.DataFrame, tmp_path: Path
+    logging_project: Project, rows: pd.DataFrame, tmp_path: Path
 ) -> None:
+    """On SQLite and PostgreSQL (COPY): logged once, counted once, joined by id and entity."""
+    project = logging_project
+    model = mlprod.load("churn@production", store=project.store)
+    version = int(model.version or 0)
+    before = _window_sums(project, version)
     rows.head(400).to_parquet(tmp_path / "in.parquet")
     result = score(model, tmp_path / "in.parquet", tmp_path / "out.parquet",
-                   settings=trained_project.settings(), job_id="joined")  # fmt: skip
+                   settings=project.settings(), job_id="joined", chunk_rows=150)  # fmt: skip
     out = pd.read_parquet(tmp_path / "out.parquet")
-    with _store(trained_project) as store:
+    assert _window_sums(project, version)[0] - before[0] == 400  # monitoring counts each row
+    with _store(project) as store:
         job = get_job(store, result.job_id)
-        assert job is not None and job.status == "done" and job.counted_chunks == 1
+        assert job is not None and job.status == "done" and job.counted_chunks == 3
+        b = t.batch_predictions
+        logged = store.read(
+            lambda conn: conn.execute(
+                sa.select(b.c.seq, b.c.entity, b.c.score).where(b.c.job == _key("joined"))
+                .order_by(b.c.seq)
+            ).all()
+        )  # fmt: skip
+        assert [f"{_key('joined')}{seq:016x}" for seq, _, _ in logged] == list(out["prediction_id"])
+        assert [entity for _, entity, _ in logged] == list(out["customer_id"])
+        np.testing.assert_array_equal([s for _, _, s in logged], out["score"])  # exact
         by_id = [{"prediction_id": p, "label": True} for p in out["prediction_id"][:50]]
         when = job.scored_at.isoformat()  # its latest prediction at or before that time
         by_entity = [{"entity": c, "time": when, "label": False} for c in out["customer_id"][50:80]]
-        ingest_outcomes(store, by_id + by_entity, model="churn")
+        again = [{"prediction_id": p, "label": False} for p in out["prediction_id"][:5]]
+        ingest_outcomes(store, by_id + by_entity + again, model="churn")
         time.sleep(max(0.0, 5.5 - (pd.Timestamp.now(tz="UTC") - job.scored_at).total_seconds()))
         match_outcomes(store, bucket_seconds=60)
         matched = store.read(
@@ -226,7 +271,13 @@ def test_outcomes_join_batch_predictions_by_id_and_by_entity(
                 sa.select(t.outcomes.c.matched_id).where(t.outcomes.c.status == "matched")
             ).scalars().all()
         )  # fmt: skip
-    assert set(out["prediction_id"][:80]) <= set(matched)
+        labelled = store.read(
+            lambda conn: conn.execute(
+                sa.select(sa.func.count()).where(b.c.labelled.is_(True), b.c.job == _key("joined"))
+            ).scalar_one()
+        )  # fmt: skip
+    assert sorted(matched) == sorted(out["prediction_id"][:80]) and labelled == 80
+    assert _window_sums(project, version)[1] - before[1] == 80  # a second outcome not counted
 
 
 def _predict_process(project: Project, *args: str) -> subprocess.Popen[str]:
@@ -258,7 +309,7 @@ def _check_exactly_once(project: Project, out: pd.DataFrame, rows: pd.DataFrame,
         record = get_job(store, job)
         logged = store.read(
             lambda conn: conn.execute(
-                sa.select(sa.func.count()).where(t.predictions.c.id.like(f"{_key(job)}%"))
+                sa.select(sa.func.count()).where(t.batch_predictions.c.job == _key(job))
             ).scalar_one()
         )  # fmt: skip
     assert record is not None and record.status == "done" and record.rows == len(rows)

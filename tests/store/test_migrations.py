@@ -29,9 +29,10 @@ TABLES = {
     "trials", "curves",  # 0005
     "job_runs", "decisions", "canaries",  # 0006
     "batch_jobs",  # 0007
+    "batch_predictions",  # 0009
     "alembic_version",
 }  # fmt: skip
-HEAD = "0008"
+HEAD = "0009"
 
 
 def revision_rows(url: str) -> list[str]:

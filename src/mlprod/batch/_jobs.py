@@ -52,6 +52,10 @@ class JobRecord:
     finished_at: datetime | None = None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    key: str | None = None  # `job_key(id)`: its prediction ids' first half
+
+    def __post_init__(self) -> None:
+        self.key = self.key or job_key(self.id)
 
 
 def check_job_id(job_id: str) -> str:

@@ -42,7 +42,7 @@ from mlprod.batch._jobs import (
     set_job,
     update_job,
 )
-from mlprod.batch._output import ID, output_rows, output_schema
+from mlprod.batch._output import output_rows, output_schema
 from mlprod.batch._progress import JobProgress
 from mlprod.batch._result import BatchResult
 from mlprod.batch._scorer import BatchScorer
@@ -52,7 +52,7 @@ from mlprod.batch._sql import SqlQuery, SqlTable
 from mlprod.bundle import Model
 from mlprod.errors import DataError
 from mlprod.monitoring import Binner, LiveStats, merge_live_stats
-from mlprod.predlog import insert_scored
+from mlprod.predlog import insert_batch_predictions
 from mlprod.settings import Settings
 from mlprod.store import MetadataStore, Store
 
@@ -236,7 +236,8 @@ def _job_record(
         return record
     same_job(record, expected)
     if record.status != "done":
-        set_job(meta, job_id, status="running" if record.status != "publishing" else "publishing")
+        status = "running" if record.status != "publishing" else "publishing"
+        set_job(meta, job_id, status=status, key=record.key)  # a job begun before 0009 has none
     return record
 
 
@@ -365,22 +366,15 @@ def _count(
     windows = job.stats.drain() if job.stats is not None else {}
     entity = job.model.signature.get("entity")
     keys = table.column(entity) if entity and entity in table.column_names else None
+    start = index * job.record.chunk_rows
 
     def work(conn: Any) -> None:
         inside = InTransaction(job.store, conn)
         if job.log:
-            insert_scored(
-                inside,
-                ids=table.column(ID).to_pylist(),
-                model=job.model.name,
-                version=int(job.model.version or 0),
-                at=job.record.scored_at,
-                scores=table.column("score").to_pylist(),
-                labels=table.column("label").to_pylist(),
-                entities=[None] * table.num_rows
-                if keys is None
-                else keys.cast(pa.string()).to_pylist(),
-            )
+            insert_batch_predictions(
+                inside, job=job.key, seqs=np.arange(start, start + len(scores)),
+                scores=scores, entities=keys,
+            )  # fmt: skip
         if windows:
             merge_live_stats(inside.as_store(), windows)
         update_job(conn, job.record.id, counted_chunks=index + 1)

@@ -179,20 +179,36 @@ def _match_batch(conn: Connection, bucket_seconds: int, after: int) -> tuple[int
                 rows.append(_labelled(each, observed, threshold, bucket_seconds))
                 counted.append(each["id"])
         settled += 1
-    _count(conn, rows, counted)
+    batch = {p["id"]: p["batch"] for p in matched.values() if "batch" in p}
+    _count(conn, rows, counted, batch)
     return settled, pending[-1]["id"], len(pending)
 
 
-def _count(conn: Connection, rows: Sequence[Mapping[str, Any]], ids: Sequence[str]) -> None:
-    """Add labelled rows to their windows and mark their predictions counted, together."""
+def _count(
+    conn: Connection,
+    rows: Sequence[Mapping[str, Any]],
+    ids: Sequence[str],
+    batch: Mapping[str, tuple[str, int]] | None = None,
+) -> None:
+    """Add labelled rows to their windows and mark their predictions counted, together.
+
+    `batch` maps the ids of batch predictions among `ids` to their (job, seq).
+    """
+    batch = batch or {}
     merge_rows(
         conn, t.window_stats, ("model", "version", "window_start"), _summed(rows), empty_window_row
     )
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    served = [i for i in ids if i not in batch]
+    for start in range(0, len(served), 500):
+        chunk = served[start : start + 500]
         conn.execute(
             sa.update(t.predictions).where(t.predictions.c.id.in_(chunk)).values(labelled=True)
         )
+    b = t.batch_predictions
+    keys = [batch[i] for i in ids if i in batch]
+    for start in range(0, len(keys), 500):
+        wanted = sa.tuple_(b.c.job, b.c.seq).in_(keys[start : start + 500])
+        conn.execute(sa.update(b).where(wanted).values(labelled=True))
 
 
 def _late_shadows(conn: Connection, bucket_seconds: int) -> int:
@@ -282,7 +298,56 @@ def _predictions_by_id(conn: Connection, ids: list[str]) -> dict[str, dict[str, 
     query = sa.select(*_PREDICTION_COLUMNS).where(
         t.predictions.c.id.in_(ids), t.predictions.c.shadow_of.is_(None)
     )
-    return {row.id: dict(row._mapping) for row in conn.execute(query)}
+    found = {row.id: dict(row._mapping) for row in conn.execute(query)}
+    return found | _batch_by_id(conn, [i for i in ids if i not in found])
+
+
+# A batch job's prediction: its row in `batch_predictions`, its model, version and time
+# from the job's row, in the shape of a `predictions` row (``batch`` marks where it lives).
+_BATCH_COLUMNS = (
+    t.batch_predictions.c.job,
+    t.batch_predictions.c.seq,
+    t.batch_jobs.c.model,
+    t.batch_jobs.c.version,
+    t.batch_jobs.c.scored_at.label("at"),
+    t.batch_predictions.c.score,
+    t.batch_predictions.c.labelled,
+)
+_BATCH_JOIN = t.batch_predictions.join(
+    t.batch_jobs, t.batch_jobs.c.key == t.batch_predictions.c.job
+)
+
+
+def batch_prediction_id(job: str, seq: int) -> str:
+    """The prediction id of row `seq` of the batch job whose key is `job` (32 hex digits)."""
+    return f"{job}{seq:016x}"
+
+
+def split_batch_id(prediction_id: str) -> tuple[str, int] | None:
+    """(job key, seq) of what may be a batch prediction id; None when it cannot be one."""
+    if len(prediction_id) != 32:
+        return None
+    try:
+        return prediction_id[:16], int(prediction_id[16:], 16)
+    except ValueError:
+        return None
+
+
+def _batch_row(row: Any) -> dict[str, Any]:
+    found = dict(row._mapping)
+    job, seq = found.pop("job"), found.pop("seq")
+    return {"id": batch_prediction_id(job, seq), "batch": (job, seq), **found}
+
+
+def _batch_by_id(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    keys = [key for key in map(split_batch_id, ids) if key is not None]
+    found: dict[str, dict[str, Any]] = {}
+    b = t.batch_predictions
+    for start in range(0, len(keys), 500):
+        wanted = sa.tuple_(b.c.job, b.c.seq).in_(keys[start : start + 500])
+        query = sa.select(*_BATCH_COLUMNS).select_from(_BATCH_JOIN).where(wanted)
+        found.update((p["id"], p) for p in map(_batch_row, conn.execute(query)))
+    return found
 
 
 def _prediction_by_entity(conn: Connection, outcome: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -296,7 +361,26 @@ def _prediction_by_entity(conn: Connection, outcome: Mapping[str, Any]) -> dict[
         .limit(1)
     )
     row = conn.execute(query).first()
-    return None if row is None else dict(row._mapping)
+    served = None if row is None else dict(row._mapping)
+    batch = _batch_by_entity(conn, outcome)
+    if served is None or (batch is not None and batch["at"] > served["at"]):
+        return batch
+    return served
+
+
+def _batch_by_entity(conn: Connection, outcome: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The entity's latest batch prediction at or before the outcome's time."""
+    b, j = t.batch_predictions, t.batch_jobs
+    query = (
+        sa.select(*_BATCH_COLUMNS)
+        .select_from(_BATCH_JOIN)
+        .where(b.c.entity == outcome["entity"], j.c.model == outcome["model"])
+        .where(j.c.scored_at <= outcome["event_time"])
+        .order_by(j.c.scored_at.desc(), b.c.seq.desc())
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return None if row is None else _batch_row(row)
 
 
 def _shadows_of(conn: Connection, ids: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -12,6 +12,7 @@ Example::
     read_predictions(store, "churn", since=start)
 """
 
+from mlprod.predlog._batch import insert_batch_predictions
 from mlprod.predlog._entries import (
     COLUMNS,
     entry_rows,
@@ -19,7 +20,7 @@ from mlprod.predlog._entries import (
     line_rows,
     prediction_entry,
 )
-from mlprod.predlog._insert import insert_entries, insert_predictions, insert_scored
+from mlprod.predlog._insert import insert_entries, insert_predictions
 from mlprod.predlog._log import PredictionLog
 from mlprod.predlog._read import count_predictions, read_predictions
 from mlprod.predlog._spool import Spool, SpoolPosition
@@ -32,9 +33,9 @@ __all__ = [
     "count_predictions",
     "entry_rows",
     "entry_size",
+    "insert_batch_predictions",
     "insert_entries",
     "insert_predictions",
-    "insert_scored",
     "line_rows",
     "prediction_entry",
     "read_predictions",

@@ -44,44 +44,6 @@ def insert_predictions(store: MetadataStore, rows: Iterable[Mapping[str, Any]]) 
     return store.write(lambda conn: _insert_rows(conn, batch))
 
 
-def insert_scored(
-    store: MetadataStore,
-    *,
-    ids: Sequence[str],
-    model: str,
-    version: int,
-    at: datetime,
-    scores: Sequence[float | None],
-    labels: Sequence[Any],
-    entities: Sequence[str | None],
-) -> int:
-    """Store a batch job's predictions (one version, one time, no request record), skipping ids
-    already stored; returns how many were new.
-
-    Why not `insert_predictions`: a batch chunk is 100,000 rows that share everything but
-    id, score, label and entity, so they go to the driver as tuples built in one pass,
-    without per-row checks; the inserts are the same idempotent ones.
-    """
-    label_json = {label: json_dumps(label) for label in set(labels) if label is not None}
-    when = as_utc(at)
-    rows = [
-        (
-            i,
-            model,
-            int(version),
-            when,
-            "{}",
-            s,
-            None if lab is None else label_json[lab],
-            0.0,
-            e,
-            None,
-        )
-        for i, s, lab, e in zip(ids, scores, labels, entities, strict=True)
-    ]
-    return store.write(lambda conn: _insert_rows(conn, rows)) if rows else 0
-
-
 def insert_entries(store: MetadataStore, lines: Sequence[bytes]) -> int:
     """Store prediction-log entries given as JSON lines; returns how many rows were new.
 

@@ -361,5 +361,23 @@ batch_jobs = sa.Table(
     sa.Column("user_name", sa.Text(), nullable=False),
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("timings", sa.JSON(), nullable=False),
+    sa.Column("key", sa.String(16), nullable=True),  # 0009: its prediction ids' first half
     sa.Index("ix_batch_jobs_model_started", "model", "started_at"),
+    sa.Index("ix_batch_jobs_key", "key", unique=True),  # 0009
+)
+
+# 0009: the prediction log of batch jobs, one narrow row per scored row. The job's model,
+# version and time are in its `batch_jobs` row (joined by key), so a row holds only what
+# differs: it costs a quarter of a `predictions` row to write. A prediction id is the
+# job's key then the row's `seq` in 16 hex digits.
+batch_predictions = sa.Table(
+    "batch_predictions",
+    metadata,
+    sa.Column("job", sa.String(16), primary_key=True),  # batch_jobs.key
+    sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("entity", sa.Text(), nullable=True),
+    sa.Column("score", sa.Float(), nullable=True),
+    sa.Column("labelled", sa.Boolean(), nullable=True),  # its outcome was counted
+    sa.Index("ix_batch_predictions_entity", "entity"),
+    sqlite_with_rowid=False,
 )
