@@ -23,8 +23,18 @@ from mlprod._time import parse_duration
 from mlprod.spec._aggregates import AggregatesSpec
 from mlprod.spec._schedule import RetrainSpec, ScheduleSpec
 
-CATALOGUE = ("logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost")
-CandidateType = Literal["logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost"]
+CATALOGUE = (
+    "logistic_regression",
+    "random_forest",
+    "hist_gbm",
+    "lightgbm",
+    "xgboost",
+    "svm",
+    "mlp",
+)
+CandidateType = Literal[
+    "logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost", "svm", "mlp"
+]
 GATE_METRICS = (
     "roc_auc",
     "average_precision",
