@@ -45,7 +45,7 @@ def load() -> tuple[Any, np.ndarray]:
 
 def quality(df: Any, y: np.ndarray, folds: int) -> dict[str, dict[str, list[float]]]:
     """ROC AUC, log loss and fit seconds per model on each outer fold."""
-    kinds = infer_kinds(df)
+    kinds = infer_kinds(df, set())
     found: dict[str, dict[str, list[float]]] = {
         m: {"auc": [], "log_loss": [], "seconds": []} for m in ("mlp", "lightgbm")
     }
@@ -73,7 +73,7 @@ def quality(df: Any, y: np.ndarray, folds: int) -> dict[str, dict[str, list[floa
 
 def telemetry_cost(df: Any, y: np.ndarray, passes: int, epochs: int) -> dict[bool, list[float]]:
     """Median epoch seconds (epochs 2..n) per pass, telemetry on and off, interleaved."""
-    X = FeatureTransformer(kinds=infer_kinds(df)).fit(df).transform(df)
+    X = FeatureTransformer(kinds=infer_kinds(df, set())).fit(df).transform(df)
     times: dict[bool, list[float]] = {True: [], False: []}
     for i in range(passes):
         for telemetry in (True, False) if i % 2 == 0 else (False, True):
