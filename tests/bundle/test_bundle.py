@@ -32,7 +32,7 @@ def test_every_flavour_round_trips_scores_exactly(
     y = (X[:, 0] + rng.normal(size=300) > 0).astype(int)
     estimator = make_estimator(kind, {}, seed=0).fit(X, y)
     saved = save_model(estimator, tmp_path)
-    expected = {"lightgbm": "lightgbm", "xgboost": "xgboost"}.get(kind, "sklearn")
+    expected = {"lightgbm": "lightgbm", "xgboost": "xgboost", "mlp": "mlp"}.get(kind, "sklearn")
     assert saved.flavor == expected
     assert not list(tmp_path.glob("*.pkl"))
     scorer = load_scorer(saved.flavor, tmp_path / saved.filename, list(saved.trusted_types))

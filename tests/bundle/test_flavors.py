@@ -37,6 +37,9 @@ CASES: dict[str, Callable[[int], Any]] = {
     "lightgbm": lambda seed: make_estimator("lightgbm", {}, seed=seed),
     "xgboost": lambda seed: make_estimator("xgboost", {}, seed=seed),
     "ensemble": _ensemble,
+    "mlp": lambda seed: make_estimator(
+        "mlp", {"width": 16, "max_epochs": 5, "telemetry": False}, seed=seed
+    ),
 }
 
 

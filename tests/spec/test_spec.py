@@ -41,7 +41,7 @@ def test_gates_in_string_and_mapping_form() -> None:
             {**BASE, "split": {"method": "random"}},
             ["split.method", "'stratified', 'time' or 'cv'", "random"],
         ),
-        ({**BASE, "candidates": ["svm"]}, ["candidates.0.type", "lightgbm", "'svm'"]),
+        ({**BASE, "candidates": ["knn"]}, ["candidates.0.type", "lightgbm", "'knn'"]),
         ({**BASE, "gates": {"auc": ">= 0.8"}}, ["gates.auc", "roc_auc", "brier"]),
         ({**BASE, "gates": {"roc_auc": "high"}}, ["gates", "'>= 0.8'", "'high'"]),
         ({**BASE, "split": {"method": "time"}}, ["needs data.time"]),

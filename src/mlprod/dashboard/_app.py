@@ -42,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mlprod.dashboard import _data
 from mlprod.dashboard._charts import drift_figure, performance_figure, traffic_figure
+from mlprod.dashboard._training import training_detail
 from mlprod.errors import MlprodError, NotFoundError, UnauthorizedError
 from mlprod.monitoring import Performance, activity_marker
 from mlprod.registry import (
@@ -181,7 +182,25 @@ def _pages(router: APIRouter, board: Dashboard, read: list[Any]) -> None:
     @router.get("/models/{name}/versions/{version}", response_class=HTMLResponse, dependencies=read)
     async def version_page(name: str, version: int) -> str:
         detail = await run_in_threadpool(_data.version_detail, board.store, name, version)
-        return board.render("version.html.j2", d=detail, page="version", name=name)
+        return board.render(
+            "version.html.j2",
+            d=detail,
+            charts=detail["training"]["charts"],
+            page="version",
+            name=name,
+        )
+
+    @router.get("/runs/{run_id}/training", response_class=HTMLResponse, dependencies=read)
+    async def training_page(run_id: str) -> str:
+        detail = await run_in_threadpool(training_detail, board.store, run_id)
+        return board.render(
+            "training.html.j2", d=detail, charts=detail["charts"], page="training", name=None
+        )
+
+    @router.get("/api/runs/{run_id}/training", dependencies=read)
+    async def training_data(run_id: str) -> dict[str, Any]:
+        """What the training page polls while the run is running."""
+        return await run_in_threadpool(training_detail, board.store, run_id)
 
     @router.get("/runs", response_class=HTMLResponse, dependencies=read)
     async def runs_page(

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlprod.dashboard._loop import loop_detail
+from mlprod.dashboard._training import training_detail
 from mlprod.errors import NotFoundError
 from mlprod.evaluation import overlaid_curves
 from mlprod.monitoring import (
@@ -224,6 +225,7 @@ def version_detail(store: Store, name: str, version: int) -> dict[str, Any]:
         "version": record.model_dump(mode="json"),
         "run": run.model_dump(mode="json"),
         "lineage": lineage,
+        "training": training_detail(store, run.id),  # a network's telemetry charts
     }
 
 

@@ -17,18 +17,23 @@ from mlprod.evaluation._gates import GateResult, check_gates
 from mlprod.evaluation._metrics import MetricValue, evaluate
 from mlprod.evaluation._profile_report import write_profile_report
 from mlprod.evaluation._report import write_page, write_report
+from mlprod.evaluation._telemetry_charts import telemetry_charts
 from mlprod.evaluation._threshold import choose_threshold
+from mlprod.evaluation._value import business_value, value_of_counts
 
 __all__ = [
     "GateResult",
     "MetricValue",
     "build_charts",
+    "business_value",
     "check_gates",
     "choose_threshold",
     "compare_metrics",
     "evaluate",
     "experiment_charts",
     "overlaid_curves",
+    "telemetry_charts",
+    "value_of_counts",
     "write_page",
     "write_profile_report",
     "write_report",

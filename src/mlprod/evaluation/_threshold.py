@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 
 from mlprod.errors import SpecError, TrainingError
 from mlprod.evaluation._metrics import check_binary_inputs
+from mlprod.evaluation._value import value_threshold
 
-Policy = Literal["max_f1", "min_precision", "min_recall"]
-_POLICIES = ("max_f1", "min_precision", "min_recall")
+Policy = Literal["max_f1", "min_precision", "min_recall", "max_value"]
+_POLICIES = ("max_f1", "min_precision", "min_recall", "max_value")
 
 
 def _curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -27,6 +29,7 @@ def choose_threshold(
     scores: np.ndarray,
     policy: Policy,
     value: float | None = None,
+    matrix: Mapping[str, float] | None = None,
 ) -> float:
     """Pick the score threshold (a row is positive when score >= it) by `policy`.
 
@@ -38,6 +41,8 @@ def choose_threshold(
       such threshold; of thresholds tied on that recall it takes the highest, which
       flags fewer negatives for the same positives.
     - ``min_recall``: the highest threshold whose recall is >= `value`.
+    - ``max_value``: the threshold with the most business value under `matrix` (the
+      spec's ``value:`` worth of tp, fp, tn and fn).
 
     Raises TrainingError when the constraint cannot be met, naming the best achievable.
 
@@ -48,6 +53,14 @@ def choose_threshold(
     if policy not in _POLICIES:
         raise SpecError(f"threshold policy must be one of {', '.join(_POLICIES)}, got {policy!r}")
     target: float | None = None
+    if policy == "max_value":
+        if not matrix:
+            raise SpecError(
+                "threshold policy max_value needs a value: matrix in mlprod.yaml, "
+                "e.g. value: {tp: 90, fp: -10, tn: 0, fn: 0}"
+            )
+        y, s = check_binary_inputs(y_true, scores, "choosing a threshold")
+        return value_threshold(y, s, matrix)
     if policy != "max_f1":
         if value is None:
             raise SpecError(f"threshold policy {policy!r} needs a value, e.g. value: 0.8")

@@ -61,6 +61,10 @@ class Performance(_Row):
     roc_auc_low: float | None = None
     roc_auc_high: float | None = None
     average_precision: float | None = None
+    value: float | None = None  # business value of the labelled rows (spec's value: matrix)
+    value_low: float | None = None
+    value_high: float | None = None
+    value_per_row: float | None = None
 
     def figure(self, metric: str) -> tuple[float | None, float | None, float | None]:
         """(value, low, high) of `metric`; None where the metric has no interval."""

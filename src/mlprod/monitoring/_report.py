@@ -37,6 +37,7 @@ from mlprod.monitoring._live import read_feature_counts, read_request_errors, re
 from mlprod.monitoring._outcomes import outcome_counts
 from mlprod.monitoring._performance import estimated_performance, realized_performance
 from mlprod.monitoring._reference import SCORE, Binner
+from mlprod.monitoring._value import live_value, version_matrices
 from mlprod.registry import VersionRecord, list_versions, resolve
 from mlprod.spec import MonitorSpec
 from mlprod.store import ArtifactStore, Store
@@ -116,6 +117,7 @@ def build_report(
     windows = _group(stats, window)
     totals = _group(stats, None)
     newest = max((w for _, w in windows), default=since)
+    matrices = version_matrices(store, versions, {v for v, _ in totals})
     counts = read_feature_counts(
         store,
         model,
@@ -136,10 +138,11 @@ def build_report(
         performance=[]
         if summary
         else [
-            _performance(v, w, row, references, settings) for (v, w), row in sorted(windows.items())
+            _performance(v, w, row, references, settings, matrices.get(v))
+            for (v, w), row in sorted(windows.items())
         ],
         live=[
-            _performance(v, None, row, references, settings)
+            _performance(v, None, row, references, settings, matrices.get(v))
             for (v, _), row in sorted(totals.items())
         ],
         drift=_drift(counts, window, references, settings),
@@ -191,8 +194,12 @@ def _performance(
     row: Mapping[str, Any],
     references: References,
     settings: MonitorSpec,
+    matrix: Mapping[str, float] | None = None,
 ) -> Performance:
-    """Realized figures once the window has enough labels, estimated ones before."""
+    """Realized figures once the window has enough labels, estimated ones before.
+
+    With a value `matrix`, realized figures carry the labelled rows' business value.
+    """
     labelled = int(row["labelled"])
     base: dict[str, Any] = {
         "version": version,
@@ -209,7 +216,10 @@ def _performance(
             pos_hist=row["pos_hist"],
             neg_hist=row["neg_hist"],
         )
-        return Performance(**{**base, **figures, "n_labelled": labelled, "estimated": False})
+        value = live_value(row, matrix) if matrix else {}
+        return Performance(
+            **{**base, **figures, **value, "n_labelled": labelled, "estimated": False}
+        )
     figures = estimated_performance(
         predicted_positive=int(row["predicted_positive"]),
         est_tp=float(row["est_tp"]),

@@ -25,14 +25,21 @@ from mlprod.evaluation import (
     build_charts,
     check_gates,
     choose_threshold,
-    evaluate,
     experiment_charts,
+    telemetry_charts,
     write_report,
 )
 from mlprod.features import build_signature, check_contract
 from mlprod.monitoring import build_reference
 from mlprod.pipelines._candidates import add_ensemble, candidate_curves
 from mlprod.pipelines._context import git_commit, library_versions, open_store
+from mlprod.pipelines._final import (
+    describe_effect,
+    final_fit,
+    final_fit_effect,
+    held_out_metrics,
+    live_curves,
+)
 from mlprod.pipelines._prepare import prepare, training_folds
 from mlprod.pipelines._progress import Steps
 from mlprod.pipelines._tuning import Experiment, store_argument, tune_candidates
@@ -181,15 +188,24 @@ def _run(
     to_fit = spec.candidates
     if spec.tuning is not None:
         to_fit = tune_candidates(spec, data, experiment, steps)
-    winner, results, y_val, val_scores = _select(spec, to_fit, X, y, split, steps)
+    winner, results, y_val, val_scores = _select(spec, to_fit, X, y, split, steps, experiment)
     curves = candidate_curves(spec, results, X, y, split)
 
     steps("choosing the threshold on validation data")
-    threshold = choose_threshold(y_val, val_scores, spec.threshold.policy, spec.threshold.value)
+    matrix = spec.value.matrix() if spec.value is not None else None
+    threshold = choose_threshold(
+        y_val, val_scores, spec.threshold.policy, spec.threshold.value, matrix=matrix
+    )
     steps(f"evaluating {winner.name} on {len(split.test):,} test rows")
     y_test = y[split.test]
     test_scores = np.asarray(winner.estimator.predict_proba(X[split.test])[:, 1], dtype=float)
-    metrics = evaluate(y_test, test_scores, threshold)  # the defaults every gate check uses
+    metrics = held_out_metrics(spec, y_test, test_scores, threshold)
+    effect: dict[str, dict[str, float]] = {}
+    if final_fit(spec, winner, X, y, split, steps):
+        selected = metrics
+        test_scores = np.asarray(winner.estimator.predict_proba(X[split.test])[:, 1], dtype=float)
+        metrics = held_out_metrics(spec, y_test, test_scores, threshold)
+        effect = final_fit_effect(selected, metrics)
     gates = check_gates(metrics, spec.gates)
     held_out = split.validation if len(split.validation) else split.train  # cv: no holdout left
     importance = feature_importance(
@@ -222,6 +238,8 @@ def _run(
         "importance": importance,
         "fingerprint": print_.model_dump(mode="json"),
         "candidates": candidates,
+        "curves": curves,
+        "final_fit": describe_effect(effect, spec.selection_metric) if effect else "train",
         "split": split,
         "reference": build_reference(df.iloc[split.train], kinds, test_scores, y_test),
         "experiment": experiment_charts(
@@ -250,6 +268,8 @@ def _run(
                 "threshold": threshold,
                 "features": dict(kinds),
                 "split": _split_facts(split),
+                # test metrics of the selected model (train) and of its refit
+                "final_fit": effect or spec.training.final_fit,
             },
             "metrics": {**metric_values, "validation": winner.validation_score},
             "fingerprint": print_.model_dump(mode="json"),
@@ -271,6 +291,7 @@ def _select(
     y: np.ndarray,
     split: Any,
     steps: Steps,
+    experiment: Experiment,
 ) -> tuple[CandidateResult, list[CandidateResult], np.ndarray, np.ndarray]:
     """Fit the candidates; return the winner and the labels/scores to set the threshold on."""
     metric = spec.selection_metric
@@ -301,6 +322,7 @@ def _select(
         seed=spec.seed,
         progress=steps,
         spark=(training.master, training.workers) if training.engine == "spark" else None,
+        on_epoch=live_curves(experiment.store, experiment.run_id),
     )
     results = add_ensemble(spec, results, X, y, split)
     winner = pick_winner(results)
@@ -321,6 +343,8 @@ def _write_bundle(
         **build_charts(y_test, test_scores, ctx["threshold"], ctx["importance"]),
         **ctx["experiment"],
     }
+    for name, curve in ctx["curves"].items():
+        charts.update(telemetry_charts(name, curve))
     summary = {
         "model": spec.name,
         "run": ctx["run_id"],
@@ -332,7 +356,13 @@ def _write_bundle(
             for part in (ctx["split"].train, ctx["split"].validation, ctx["split"].test)
         ),
         "data sha256": ctx["fingerprint"]["sha256"][:16],
+        "final fit": ctx["final_fit"],
     }
+    if spec.value is not None:
+        value = ctx["metrics"]["value"]
+        summary["business value (test)"] = (
+            f"{value.value:,.2f} {spec.value.unit} (95% CI {value.low:,.2f} to {value.high:,.2f})"
+        )
     write_report(
         bundle / REPORT,
         title=f"{spec.name}: training report",

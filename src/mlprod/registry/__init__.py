@@ -23,7 +23,13 @@ from mlprod.registry._deployments import (
     rollback,
     set_deployment,
 )
-from mlprod.registry._experiments import list_trials, read_curves, record_curves, record_trials
+from mlprod.registry._experiments import (
+    list_trials,
+    read_curves,
+    record_curve,
+    record_curves,
+    record_trials,
+)
 from mlprod.registry._loading import open_version
 from mlprod.registry._records import (
     AuditRecord,
@@ -76,6 +82,7 @@ __all__ = [
     "open_version",
     "parse_ref",
     "read_curves",
+    "record_curve",
     "record_curves",
     "record_trials",
     "register_version",

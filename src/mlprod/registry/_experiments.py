@@ -96,6 +96,24 @@ def record_curves(
     store.write(work)
 
 
+def record_curve(
+    store: MetadataStore, run_id: str, candidate: str, curve: Mapping[str, Any]
+) -> None:
+    """Store (or replace) one candidate's curve while the run goes on, e.g. after an epoch.
+
+    A dashboard polling `read_curves` then shows training as it happens.
+    """
+    value = {"run_id": run_id, "candidate": candidate, "curve": plain_json(dict(curve))}
+    where = (t.curves.c.run_id == run_id) & (t.curves.c.candidate == candidate)
+
+    def work(conn: Connection) -> None:
+        _require_run(conn, run_id)
+        conn.execute(sa.delete(t.curves).where(where))
+        conn.execute(sa.insert(t.curves), [value])
+
+    store.write(work)
+
+
 def read_curves(store: MetadataStore, run_id: str) -> list[CurveRecord]:
     """A run's training curves, one per candidate that grows in rounds, by name."""
     full = get_run(store, run_id).id

@@ -110,3 +110,4 @@ class CurveRecord(Record):
     loss: list[float]
     metric_name: str
     metric: list[float]
+    telemetry: dict[str, Any] | None = None  # networks: per-epoch layer statistics, graph

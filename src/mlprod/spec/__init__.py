@@ -39,6 +39,7 @@ from mlprod.spec._models import (
     SqlSource,
     ThresholdSpec,
     TuningSpec,
+    ValueSpec,
     parse_dimension,
 )
 from mlprod.spec._schedule import (
@@ -93,6 +94,7 @@ __all__ = [
     "SqlTable",
     "ThresholdSpec",
     "TuningSpec",
+    "ValueSpec",
     "check_cron",
     "load_spec",
     "parse_dimension",

@@ -24,8 +24,18 @@ from mlprod.spec._aggregates import AggregatesSpec
 from mlprod.spec._interface import InterfaceSpec
 from mlprod.spec._schedule import RetrainSpec, ScheduleSpec
 
-CATALOGUE = ("logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost")
-CandidateType = Literal["logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost"]
+CATALOGUE = (
+    "logistic_regression",
+    "random_forest",
+    "hist_gbm",
+    "lightgbm",
+    "xgboost",
+    "svm",
+    "mlp",
+)
+CandidateType = Literal[
+    "logistic_regression", "random_forest", "hist_gbm", "lightgbm", "xgboost", "svm", "mlp"
+]
 GATE_METRICS = (
     "roc_auc",
     "average_precision",
@@ -231,15 +241,43 @@ class SelectionSpec(_Strict):
 
 
 class ThresholdSpec(_Strict):
-    """How the decision threshold is chosen, always on validation data."""
+    """How the decision threshold is chosen, always on validation data.
 
-    policy: Literal["max_f1", "min_precision", "min_recall"] = "max_f1"
+    ``max_value`` picks the threshold with the most business value under the spec's
+    ``value:`` matrix (and needs it).
+    """
+
+    policy: Literal["max_f1", "min_precision", "min_recall", "max_value"] = "max_f1"
     value: float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _value_when_needed(self) -> ThresholdSpec:
-        if self.policy != "max_f1" and self.value is None:
+        if self.policy in ("min_precision", "min_recall") and self.value is None:
             raise ValueError(f"policy {self.policy!r} needs a value, e.g. value: 0.8")
+        return self
+
+
+class ValueSpec(_Strict):
+    """What one decision is worth, by outcome: ``value = tp*TP + fp*FP + tn*TN + fn*FN``.
+
+    In any unit (money, minutes saved); costs are negative. E.g. a retention offer that
+    keeps a churner worth 100 and costs 10: ``{tp: 90, fp: -10, tn: 0, fn: 0}``.
+    """
+
+    tp: float = 0.0
+    fp: float = 0.0
+    tn: float = 0.0
+    fn: float = 0.0
+    unit: str = Field(default="", description="Shown beside the value, e.g. EUR.")
+
+    def matrix(self) -> dict[str, float]:
+        """The four cells by outcome name."""
+        return {"tp": self.tp, "fp": self.fp, "tn": self.tn, "fn": self.fn}
+
+    @model_validator(mode="after")
+    def _something_is_worth_something(self) -> ValueSpec:
+        if not any(self.matrix().values()):
+            raise ValueError("value: every cell is 0; give tp, fp, tn or fn a worth")
         return self
 
 
@@ -254,6 +292,11 @@ class TrainingSpec(_Strict):
     engine: Literal["local", "spark"] = "local"
     master: str | None = Field(default=None, description="Spark master URL (default local[*]).")
     workers: int = Field(default=2, ge=1, le=1024, description="Spark tasks fitting XGBoost.")
+    final_fit: Literal["train", "train+validation"] = Field(
+        default="train",
+        description="train+validation: after selection and threshold, refit the winner on "
+        "every non-test row (the report shows the test metrics before and after).",
+    )
 
 
 class Gate(_Strict):
@@ -385,6 +428,9 @@ class ProjectSpec(_Strict):
     )
     selection_metric: Literal["roc_auc", "average_precision", "log_loss"] = "roc_auc"
     threshold: ThresholdSpec = Field(default_factory=ThresholdSpec)
+    value: ValueSpec | None = Field(
+        default=None, description="Worth of tp, fp, tn, fn: business value offline and live."
+    )
     gates: dict[GateMetric, Gate] = Field(default_factory=dict)
     deploy: DeploySpec = Field(default_factory=DeploySpec)
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
@@ -433,6 +479,11 @@ class ProjectSpec(_Strict):
             raise ValueError(
                 f"interface.request.{self.data.target} is the target column: a request never "
                 "carries it; remove it there (the response's label stands for it)"
+            )
+        if self.threshold.policy == "max_value" and self.value is None:
+            raise ValueError(
+                "threshold.policy max_value needs a value: matrix, e.g. "
+                "value: {tp: 90, fp: -10, tn: 0, fn: 0}"
             )
         if self.retrain.window and not self.data.time:
             raise ValueError("retrain.window needs data.time, the column with event times")

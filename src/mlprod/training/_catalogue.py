@@ -67,12 +67,42 @@ def _xgboost(seed: int) -> Any:
     )
 
 
+def _svm(seed: int) -> Any:
+    """An RBF SVC with probabilities from a sigmoid (Platt) calibrated over 3 folds.
+
+    SVC's own ``probability=True`` runs the same 5-fold Platt fit internally but with a
+    private RNG; calibrating explicitly is seeded and its method can be changed. Kernel
+    SVMs cost O(rows^2): above ~20k rows, prefer ``kernel: linear`` (LinearSVC-like).
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    svc = SVC(C=1.0, kernel="rbf", gamma="scale", cache_size=200, random_state=seed)
+    model = CalibratedClassifierCV(svc, method="sigmoid", cv=3)
+    return Pipeline([("scale", StandardScaler()), ("model", model)])
+
+
+def _mlp(seed: int) -> Any:
+    try:
+        from mlprod.training._mlp import MLPClassifier
+    except ModuleNotFoundError as exc:
+        raise SpecError(
+            f"candidate 'mlp' needs PyTorch, which is not installed ({exc}); "
+            "install it with: pip install 'mlprod[torch]'"
+        ) from None
+    return MLPClassifier(random_state=seed)
+
+
 _FACTORIES: Mapping[str, Callable[[int], Any]] = {
     "logistic_regression": _logistic,
     "random_forest": _random_forest,
     "hist_gbm": _hist_gbm,
     "lightgbm": _lightgbm,
     "xgboost": _xgboost,
+    "svm": _svm,
+    "mlp": _mlp,
 }
 assert set(_FACTORIES) == set(CATALOGUE)
 
@@ -114,4 +144,6 @@ def tunable_part(kind: str) -> Any:
 
 
 def _final_step(estimator: Any) -> Any:
-    return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    inner = getattr(final, "estimator", None)  # a calibrated SVC: its params are the SVC's
+    return inner if type(final).__name__ == "CalibratedClassifierCV" else final

@@ -137,13 +137,17 @@ def learning_curve(
 ) -> dict[str, Any] | None:
     """Validation log loss and `metric` at each size of a fitted model, or None.
 
-    None for models that do not grow in rounds (logistic regression, ensembles).
+    None for models that do not grow in rounds (logistic regression, ensembles). A network
+    returns the epochs it recorded while training, with their telemetry.
 
     Example::
 
         curve = learning_curve(lgbm, X_val, y_val, "roc_auc")
         curve["x"][-1], curve["loss"][-1]
     """
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if callable(getattr(final, "telemetry_curve", None)):  # a network: its epochs
+        return dict(final.telemetry_curve())
     staged = _staged(estimator, X)
     if staged is None:
         return None

@@ -7,6 +7,7 @@ winner is refitted on every training row. The test rows never reach this module.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from mlprod.spec import CandidateSpec
 from mlprod.training._catalogue import make_estimator
 
 Progress = Callable[[str], None]
+EpochSink = Callable[[str, dict[str, Any]], None]  # (candidate name, curve so far)
 
 
 @dataclass
@@ -80,11 +82,13 @@ def fit_holdout(
     seed: int,
     progress: Progress = lambda _: None,
     spark: tuple[str | None, int] | None = None,
+    on_epoch: EpochSink | None = None,
 ) -> list[CandidateResult]:
     """Fit every candidate on the training rows, score each on the validation rows.
 
     With `spark` (master, workers), XGBoost candidates are fitted by XGBoost's Spark
-    estimator instead (see `fit_xgboost_on_spark`).
+    estimator instead (see `fit_xgboost_on_spark`). Candidates that train in epochs
+    (``mlp``) hand `on_epoch` their curve after each one.
     """
     results = []
     for name, candidate in zip(candidate_names(candidates), candidates, strict=True):
@@ -101,7 +105,7 @@ def fit_holdout(
                     estimator, X_train, y_train, master=spark[0], workers=spark[1]
                 )
             else:
-                estimator.fit(X_train, y_train)
+                fit_model(estimator, X_train, y_train, name, on_epoch)
             scores = np.asarray(estimator.predict_proba(X_val)[:, 1], dtype=float)
             result.validation_score = selection_score(metric, y_val, scores)
         except (ValueError, ArithmeticError, MemoryError) as exc:
@@ -111,6 +115,15 @@ def fit_holdout(
         result.fit_seconds = time.perf_counter() - started
         results.append(result)
     return results
+
+
+def fit_model(
+    estimator: Any, X: np.ndarray, y: np.ndarray, name: str, on_epoch: EpochSink | None
+) -> Any:
+    """`estimator.fit(X, y)`, passing an epoch callback to models that take one."""
+    if on_epoch is not None and "on_epoch" in inspect.signature(estimator.fit).parameters:
+        return estimator.fit(X, y, on_epoch=lambda curve: on_epoch(name, curve))
+    return estimator.fit(X, y)
 
 
 def fit_cross_validated(

@@ -44,6 +44,14 @@ DEFAULT_SPACES: Mapping[str, Mapping[str, Any]] = {
         "colsample_bytree": [0.4, 1.0],
         "reg_lambda": [1e-6, 10.0, "log"],
     },
+    "svm": {"C": [0.01, 100.0, "log"], "gamma": [1e-4, 1.0, "log"]},
+    "mlp": {
+        "width": [16, 256, "log"],
+        "depth": [1, 3],
+        "dropout": [0.0, 0.5],
+        "learning_rate": [1e-4, 1e-2, "log"],
+        "weight_decay": [1e-6, 1e-2, "log"],
+    },
 }
 GRID_POINTS = 4  # values per range under the grid sampler
 

@@ -1,7 +1,8 @@
 """Model flavours: one module per model type, each saving natively and loading safely.
 
 Nothing here unpickles: LightGBM is saved as its text model, XGBoost as UBJSON,
-scikit-learn estimators with skops (only allowed types are built), ensembles as a JSON
+scikit-learn estimators with skops (only allowed types are built), networks as
+safetensors arrays, ensembles as a JSON
 document beside their members' own files. A new model type is one module with a class
 that has ``name``, ``handles``, ``save`` and ``load``, passed to `register_flavor`.
 """
@@ -18,12 +19,20 @@ from mlprod.bundle.flavors._base import (
 )
 from mlprod.bundle.flavors._ensemble import EnsembleFlavor, combine_scores
 from mlprod.bundle.flavors._lightgbm import LightGBMFlavor
+from mlprod.bundle.flavors._mlp import MLPFlavor
 from mlprod.bundle.flavors._sklearn import SklearnFlavor
 from mlprod.bundle.flavors._skops import load_skops, save_skops
 from mlprod.bundle.flavors._xgboost import XGBoostFlavor
 
 # Asked last-registered first: the fallback (anything with predict_proba) goes in first.
-for _flavor in (SklearnFlavor(), XGBoostFlavor(), LightGBMFlavor(), EnsembleFlavor()):
+# The network flavour imports nothing heavy until it saves or loads (safetensors, no torch).
+for _flavor in (
+    SklearnFlavor(),
+    XGBoostFlavor(),
+    LightGBMFlavor(),
+    MLPFlavor(),
+    EnsembleFlavor(),
+):
     register_flavor(_flavor)
 
 __all__ = [

@@ -31,6 +31,32 @@
     source.addEventListener("error", function () { status.textContent = "reconnecting…"; });
   }
 
+  // A run's training page: poll its telemetry while it trains, redraw, stop when it ends.
+  function poll() {
+    const box = document.getElementById("training");
+    const state = document.getElementById("run-status");
+    if (!box || !state || state.dataset.status !== "running") return;
+    const timer = setInterval(async function () {
+      const answer = await fetch("/ui/api/runs/" + box.dataset.run + "/training");
+      if (!answer.ok) return;
+      const detail = await answer.json();
+      const known = box.dataset.charts;
+      if (Object.keys(detail.charts).join(" ") !== known) {
+        clearInterval(timer);
+        location.reload(); // a network started: its chart boxes come from the server
+        return;
+      }
+      draw(detail.charts);
+      for (const n of detail.networks) {
+        const epochs = box.querySelector('[data-candidate="' + n.candidate + '"] [data-epochs]');
+        if (epochs) { epochs.dataset.epochs = String(n.epochs); epochs.textContent = n.epochs + " epochs"; }
+      }
+      state.dataset.status = detail.run.status;
+      state.textContent = detail.run.status;
+      if (detail.run.status !== "running") { clearInterval(timer); location.reload(); }
+    }, 2000);
+  }
+
   function payload(form) {
     const data = {};
     for (const field of form.elements) {
@@ -73,4 +99,5 @@
   if (initial) draw(JSON.parse(initial.textContent));
   document.addEventListener("submit", act);
   follow();
+  poll();
 })();
