@@ -79,12 +79,14 @@ def test_mlp_records_telemetry_per_epoch_and_calls_back(rng: np.random.Generator
     labels = [node["label"] for node in curve["telemetry"]["graph"]]
     assert labels[0] == "input" and labels.count("Linear") == 3 and labels[-1] == "sigmoid"
     assert curve["telemetry"]["device"] == "cpu"
+    assert all(0 < e.telemetry_seconds < e.seconds for e in model.telemetry_)
 
 
 def test_mlp_without_telemetry_records_losses_only(rng: np.random.Generator) -> None:
     X, y = _rows(rng)
     model = make_estimator("mlp", {**SMALL, "telemetry": False}, seed=0).fit(X, y)
     assert model.telemetry_ and all(e.layers == [] for e in model.telemetry_)
+    assert all(e.telemetry_seconds == 0.0 for e in model.telemetry_)
 
 
 def test_cuda_falls_back_to_the_cpu_when_no_gpu_is_present(rng: np.random.Generator) -> None:
