@@ -112,3 +112,21 @@ def test_mlp_without_torch_says_how_to_install_it(
     monkeypatch.delitem(sys.modules, "mlprod.training._mlp", raising=False)
     with pytest.raises(SpecError, match=r"pip install 'mlprod\[torch\]'"):
         make_estimator("mlp", {}, seed=0)
+
+
+def test_cross_validation_hands_each_folds_epochs_to_the_sink(rng: np.random.Generator) -> None:
+    from mlprod.training import fit_cross_validated, tuning_folds
+
+    X, y = _rows(rng, 300)
+    seen: dict[str, int] = {}
+    results = fit_cross_validated(
+        [CandidateSpec(type="mlp", params={"width": 8, "max_epochs": 3})],
+        X,
+        y,
+        tuning_folds(y, 2, 0),
+        metric="roc_auc",
+        seed=0,
+        on_epoch=lambda name, curve: seen.__setitem__(name, len(curve["x"])),
+    )
+    assert results[0].error is None
+    assert seen == {"mlp (fold 1/2)": 3, "mlp (fold 2/2)": 3}
