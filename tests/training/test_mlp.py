@@ -79,12 +79,14 @@ def test_mlp_records_telemetry_per_epoch_and_calls_back(rng: np.random.Generator
     labels = [node["label"] for node in curve["telemetry"]["graph"]]
     assert labels[0] == "input" and labels.count("Linear") == 3 and labels[-1] == "sigmoid"
     assert curve["telemetry"]["device"] == "cpu"
+    assert all(0 < e.telemetry_seconds < e.seconds for e in model.telemetry_)
 
 
 def test_mlp_without_telemetry_records_losses_only(rng: np.random.Generator) -> None:
     X, y = _rows(rng)
     model = make_estimator("mlp", {**SMALL, "telemetry": False}, seed=0).fit(X, y)
     assert model.telemetry_ and all(e.layers == [] for e in model.telemetry_)
+    assert all(e.telemetry_seconds == 0.0 for e in model.telemetry_)
 
 
 def test_cuda_falls_back_to_the_cpu_when_no_gpu_is_present(rng: np.random.Generator) -> None:
@@ -110,3 +112,21 @@ def test_mlp_without_torch_says_how_to_install_it(
     monkeypatch.delitem(sys.modules, "mlprod.training._mlp", raising=False)
     with pytest.raises(SpecError, match=r"pip install 'mlprod\[torch\]'"):
         make_estimator("mlp", {}, seed=0)
+
+
+def test_cross_validation_hands_each_folds_epochs_to_the_sink(rng: np.random.Generator) -> None:
+    from mlprod.training import fit_cross_validated, tuning_folds
+
+    X, y = _rows(rng, 300)
+    seen: dict[str, int] = {}
+    results = fit_cross_validated(
+        [CandidateSpec(type="mlp", params={"width": 8, "max_epochs": 3})],
+        X,
+        y,
+        tuning_folds(y, 2, 0),
+        metric="roc_auc",
+        seed=0,
+        on_epoch=lambda name, curve: seen.__setitem__(name, len(curve["x"])),
+    )
+    assert results[0].error is None
+    assert seen == {"mlp (fold 1/2)": 3, "mlp (fold 2/2)": 3}

@@ -305,6 +305,7 @@ def _select(
             metric=metric,
             seed=spec.seed,
             progress=steps,
+            on_epoch=live_curves(experiment.store, experiment.run_id),
         )
         results = add_ensemble(spec, results, X, y, split)
         winner = pick_winner(results)

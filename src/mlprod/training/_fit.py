@@ -135,8 +135,12 @@ def fit_cross_validated(
     metric: str,
     seed: int,
     progress: Progress = lambda _: None,
+    on_epoch: EpochSink | None = None,
 ) -> list[CandidateResult]:
-    """Score every candidate out of fold; `folds` index into `X`."""
+    """Score every candidate out of fold; `folds` index into `X`.
+
+    Networks hand `on_epoch` each fold's curve as it grows (``mlp (fold 2/5)``).
+    """
     results = []
     for name, candidate in zip(candidate_names(candidates), candidates, strict=True):
         result = CandidateResult(name, candidate.type, dict(candidate.params))
@@ -146,7 +150,8 @@ def fit_cross_validated(
         try:
             for i, (fit_idx, val_idx) in enumerate(folds):
                 progress(f"fitting {name}, fold {i + 1}/{len(folds)}")
-                fold_model = clone(template).fit(X[fit_idx], y[fit_idx])
+                fold = f"{name} (fold {i + 1}/{len(folds)})"
+                fold_model = fit_model(clone(template), X[fit_idx], y[fit_idx], fold, on_epoch)
                 oof[val_idx] = fold_model.predict_proba(X[val_idx])[:, 1]
             covered = ~np.isnan(oof)
             result.validation_score = selection_score(metric, y[covered], oof[covered])

@@ -184,33 +184,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sk
             started = time.perf_counter()
             net.train()
             order = fit_t[torch.randperm(len(fit_t), generator=generator).to(X.device)]
-            total, before, grads = 0.0, None, []
-            batches = list(torch.split(order, int(self.batch_size)))
-            for i, batch in enumerate(batches):
-                if self.telemetry and i == len(batches) - 1:  # the epoch's last step is measured
-                    before = [m.weight.detach().clone() for m in linears]
-                optimizer.zero_grad(set_to_none=True)
-                loss = self._loss(net(X[batch]), y[batch])
-                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it untyped
-                if before is not None:
-                    grads = [_gradient(m) for m in linears]
-                optimizer.step()
-                total += float(loss.detach()) * len(batch)
+            total, before, grads, spent = self._epoch(X, y, order, linears, optimizer)
             val_loss, val_metric, train_metric = self._evaluate(X, y, fit_idx, X_val, y_val)
+            layers: list[LayerStats] = []
+            if before:
+                tick = time.perf_counter()
+                layers = self._layer_stats(linears, X_val[:PROBE_ROWS], before, grads)
+                spent += time.perf_counter() - tick
             record = EpochTelemetry(
                 epoch=epoch,
                 train_loss=total / len(fit_idx),
                 val_loss=val_loss,
                 train_metric=train_metric,
                 val_metric=val_metric,
-                seconds=0.0,
-                layers=(
-                    self._layer_stats(linears, X_val[:PROBE_ROWS], before, grads)
-                    if before is not None
-                    else []
-                ),
+                seconds=time.perf_counter() - started,
+                telemetry_seconds=spent,
+                layers=layers,
             )
-            record.seconds = time.perf_counter() - started
             self.telemetry_.append(record)
             if val_loss < best - 1e-6:
                 best, waited, self.best_epoch_ = val_loss, 0, epoch
@@ -223,6 +213,37 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sk
                 break
         net.load_state_dict(best_state)
         net.eval()
+
+    def _epoch(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        order: torch.Tensor,
+        linears: list[nn.Linear],
+        optimizer: _Adam,
+    ) -> tuple[float, list[torch.Tensor], list[torch.Tensor], float]:
+        """One pass over `order` in batches: the summed loss and, with telemetry, the last
+        step's weights before it and its gradients, and the seconds telemetry took."""
+        total, spent = 0.0, 0.0
+        before: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
+        batches = list(torch.split(order, int(self.batch_size)))
+        for i, batch in enumerate(batches):
+            measured = bool(self.telemetry) and i == len(batches) - 1
+            tick = time.perf_counter()
+            if measured:
+                before = [m.weight.detach().clone() for m in linears]
+            spent += time.perf_counter() - tick if measured else 0.0
+            optimizer.zero_grad(set_to_none=True)
+            loss = self._loss(self.network_(X[batch]), y[batch])
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it untyped
+            if measured:
+                tick = time.perf_counter()
+                grads = [_gradient(m) for m in linears]
+                spent += time.perf_counter() - tick
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+        return total, before, grads, spent
 
     @torch.no_grad()
     def _evaluate(

@@ -38,6 +38,7 @@ class EpochTelemetry:
     train_metric: float
     val_metric: float
     seconds: float
+    telemetry_seconds: float = 0.0  # of `seconds`, spent measuring layers (the cost)
     layers: list[LayerStats] = field(default_factory=list)
 
     def document(self) -> dict[str, Any]:
