@@ -248,6 +248,7 @@ def test_a_public_bind_needs_tokens_unless_opened(trained_project: Project) -> N
         assert httpx.get(running.url + "/healthz").status_code == 200
     finally:
         running.stop()
+    assert "predict and outcomes need a token on 0.0.0.0" in running.output()
 
 
 def test_a_public_bind_opened_explicitly(trained_project: Project, tmp_path: Any) -> None:
