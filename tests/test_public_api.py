@@ -294,6 +294,7 @@ EXPORTS = {
     ],
     "serving": [
         "Authenticator",
+        "CrashLog",
         "FastPathCheck",
         "GuardState",
         "HostCheck",

@@ -203,16 +203,29 @@ def test_allowed_hosts_setting_and_dashboard_page_headers(trained_project: Proje
         running.stop()
 
 
-def test_the_dashboard_alone_checks_the_host_too(trained_project: Project, tmp_path: Any) -> None:
+def test_the_dashboard_alone_checks_the_host_and_throttles_crashes(
+    trained_project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
     from mlprod.dashboard import create_dashboard
 
     settings = trained_project.settings().model_copy(update={"monitor": False})
-    with serve_in_thread(create_dashboard(settings)) as url:
+    app = create_dashboard(settings)
+
+    def broken() -> None:
+        raise RuntimeError("broken page")
+
+    app.add_api_route("/ui/broken", broken)
+    caplog.set_level(logging.ERROR)
+    with serve_in_thread(app) as url:
         page = httpx.get(url + "/ui/")
         assert page.status_code == 200 and page.headers["x-frame-options"] == "DENY"
         assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
         assert httpx.get(url + "/ui/", headers=FOREIGN).status_code == 400
         assert httpx.get(url + "/healthz", headers=FOREIGN).status_code == 200
+        crashed = [httpx.get(url + "/ui/broken") for _ in range(10)]
+    assert {c.status_code for c in crashed} == {500}
+    assert "broken page" not in crashed[0].text
+    assert len([r for r in caplog.records if r.exc_info is not None]) == 1
 
 
 # --- open routes only on loopback

@@ -70,11 +70,11 @@ class CrashLog:
         self,
         app: ASGIApp,
         *,
-        log: ThrottledLog,
+        log: ThrottledLog | None = None,
         on_crash: Callable[[Scope], None] | None = None,
     ) -> None:
         self.app = app
-        self.log = log
+        self.log = log or ThrottledLog()
         self.on_crash = on_crash
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
