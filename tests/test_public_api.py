@@ -309,6 +309,7 @@ EXPORTS = {
     ],
     "serving": [
         "Authenticator",
+        "CrashLog",
         "FastPathCheck",
         "GuardState",
         "HostCheck",

@@ -38,7 +38,7 @@ def test_create_shows_the_secret_once_and_list_never_does(tmp_path: Path) -> Non
     assert created.returncode == 0, created.stderr
     lines = created.stdout.strip().splitlines()
     secret = lines[-1].strip()
-    assert secret.startswith("mlp_") and "scopes admin, predict" in lines[0]
+    assert secret.startswith("mlp_") and "scopes admin, outcomes, predict" in lines[0]
     assert "will not be shown again" in created.stderr
     with _open(store) as opened:
         record = verify_token(opened, secret)
@@ -46,7 +46,7 @@ def test_create_shows_the_secret_once_and_list_never_does(tmp_path: Path) -> Non
     listed = tokens(store, "list", "--json")
     document = json.loads(listed.stdout)
     assert [(t["id"], t["scopes"]) for t in document["tokens"]] == [
-        (record.id, ["admin", "predict"])
+        (record.id, ["admin", "outcomes", "predict"])
     ]
     assert secret not in listed.stdout and hashlib.sha256(secret.encode()).hexdigest() not in (
         listed.stdout
@@ -73,7 +73,7 @@ def test_mistakes_are_one_clear_line_and_exit_1(tmp_path: Path) -> None:
     store = tmp_path / "store"
     bad_scope = tokens(store, "create", "x", "--scope", "root")
     assert bad_scope.returncode == 1
-    assert "allowed scopes: predict, admin" in bad_scope.stderr
+    assert "allowed scopes: predict, outcomes, admin" in bad_scope.stderr
     assert "Traceback" not in bad_scope.stderr and bad_scope.stdout == ""
     unknown = tokens(store, "revoke", "nope")
     assert unknown.returncode == 1 and "no token 'nope'" in unknown.stderr

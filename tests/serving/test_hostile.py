@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 
 from mlprod.errors import NotFoundError
 from mlprod.registry import get_version
@@ -203,16 +204,29 @@ def test_allowed_hosts_setting_and_dashboard_page_headers(trained_project: Proje
         running.stop()
 
 
-def test_the_dashboard_alone_checks_the_host_too(trained_project: Project, tmp_path: Any) -> None:
+def test_the_dashboard_alone_checks_the_host_and_throttles_crashes(
+    trained_project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
     from mlprod.dashboard import create_dashboard
 
     settings = trained_project.settings().model_copy(update={"monitor": False})
-    with serve_in_thread(create_dashboard(settings)) as url:
+    app = create_dashboard(settings)
+
+    def broken() -> None:
+        raise RuntimeError("broken page")
+
+    app.add_api_route("/ui/broken", broken)
+    caplog.set_level(logging.ERROR)
+    with serve_in_thread(app) as url:
         page = httpx.get(url + "/ui/")
         assert page.status_code == 200 and page.headers["x-frame-options"] == "DENY"
         assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
         assert httpx.get(url + "/ui/", headers=FOREIGN).status_code == 400
         assert httpx.get(url + "/healthz", headers=FOREIGN).status_code == 200
+        crashed = [httpx.get(url + "/ui/broken") for _ in range(10)]
+    assert {c.status_code for c in crashed} == {500}
+    assert "broken page" not in crashed[0].text
+    assert len([r for r in caplog.records if r.exc_info is not None]) == 1
 
 
 # --- open routes only on loopback
@@ -248,6 +262,7 @@ def test_a_public_bind_needs_tokens_unless_opened(trained_project: Project) -> N
         assert httpx.get(running.url + "/healthz").status_code == 200
     finally:
         running.stop()
+    assert "predict and outcomes need a token on 0.0.0.0" in running.output()
 
 
 def test_a_public_bind_opened_explicitly(trained_project: Project, tmp_path: Any) -> None:
@@ -276,20 +291,31 @@ def test_a_repeated_crash_logs_one_traceback_per_kind(
     def other() -> dict[str, str]:
         raise KeyError("other")
 
+    def midway() -> StreamingResponse:
+        def chunks() -> Iterator[bytes]:
+            yield b"[1,"
+            raise ValueError("midway")
+
+        return StreamingResponse(chunks(), media_type="application/json")
+
     app.add_api_route("/v1/broken/{item}", broken)
     app.add_api_route("/v1/other", other)
+    app.add_api_route("/v1/midway", midway)
     caplog.set_level(logging.ERROR)
     with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
         answers = [client.get(f"/v1/broken/{i}") for i in range(40)]
         answers.append(client.get("/v1/other"))
+        with pytest.raises(httpx.RemoteProtocolError):  # the answer had begun: cut short
+            client.get("/v1/midway")
         metrics = client.get("/metrics").text
     assert {a.status_code for a in answers} == {500}
     assert {a.json()["error"]["code"] for a in answers} == {"internal"}
     assert all("broken for" not in a.text for a in answers)  # internals stay in the log
     tracebacks = [r for r in caplog.records if r.exc_info is not None]
-    assert [r.exc_info[0] for r in tracebacks if r.exc_info] == [RuntimeError, KeyError]
+    kinds = [r.exc_info[0] for r in tracebacks if r.exc_info]
+    assert kinds == [RuntimeError, KeyError, ValueError]
     assert not [r for r in caplog.records if "Exception in ASGI application" in r.getMessage()]
-    assert 'mlprod_request_errors_total{code="internal",model="-"} 41.0' in metrics
+    assert 'mlprod_request_errors_total{code="internal",model="-"} 42.0' in metrics
 
 
 def test_throttled_log_says_how_many_were_held_back(caplog: pytest.LogCaptureFixture) -> None:

@@ -97,6 +97,12 @@ def _serve_one(settings: Settings, alias: str, host: str, port: int) -> None:
     err_console.print(
         f"serving {', '.join(f'{n}@{v}' for n, v in served.items()) or 'nothing'} on http://{host}:{port}"
     )
+    closed = [scope for scope in ("predict", "outcomes") if not settings.opens(scope)]
+    if closed:
+        err_console.print(
+            f"{' and '.join(closed)} need a token on {host} (`mlprod tokens create NAME "
+            f"--scope {closed[0]}`); MLPROD_{closed[0].upper()}_OPEN=true opens them"
+        )
     # SIGTERM: /readyz turns 503, in-flight requests drain, exit within the grace period
     run_server(app, host=host, port=port, grace_period=settings.grace_period, state=app.state.guard)
 

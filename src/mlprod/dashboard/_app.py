@@ -54,7 +54,7 @@ from mlprod.registry import (
     set_deployment,
 )
 from mlprod.scheduling import loop_marker
-from mlprod.serving import Authenticator, HostCheck
+from mlprod.serving import Authenticator, CrashLog, HostCheck
 from mlprod.settings import Settings
 from mlprod.store import ArtifactStore, Store, open_artifacts
 
@@ -426,6 +426,7 @@ def create_dashboard(
     async def mlprod_error(request: Request, exc: MlprodError) -> Response:
         return error_response(request, exc)
 
+    app.add_middleware(CrashLog)  # a 500 without internals, one traceback a kind
     app.add_middleware(HostCheck, allowed=settings.host_names())  # DNS rebinding; page headers
     return app
 

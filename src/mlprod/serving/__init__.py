@@ -8,6 +8,7 @@ Example::
 
 from mlprod.serving._app import create_app
 from mlprod.serving._auth import Authenticator
+from mlprod.serving._crashes import CrashLog
 from mlprod.serving._fastpath import FastPathCheck, check_fast_path
 from mlprod.serving._guard import GuardState, run_server
 from mlprod.serving._hosts import HostCheck
@@ -27,6 +28,7 @@ from mlprod.serving._workers import run_workers
 
 __all__ = [
     "Authenticator",
+    "CrashLog",
     "FastPathCheck",
     "GuardState",
     "HostCheck",

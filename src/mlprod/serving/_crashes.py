@@ -17,10 +17,11 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import Any
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("mlprod.serving")
 INTERNAL_BODY = orjson.dumps(
@@ -70,32 +71,27 @@ class CrashLog:
         self,
         app: ASGIApp,
         *,
-        log: ThrottledLog,
+        log: ThrottledLog | None = None,
         on_crash: Callable[[Scope], None] | None = None,
     ) -> None:
         self.app = app
-        self.log = log
+        self.log = log or ThrottledLog()
         self.on_crash = on_crash
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, send)  # `send` as is: nothing added per request
         except Exception as exc:  # the last stop before the server's own log
             if self.on_crash is not None:
                 self.on_crash(scope)
             where = f"{scope['method']} {scope['path']}"
             self.log.error(crash_kind(scope, exc), f"{where} crashed", exc_info=exc)
-            if not started:
+            # ASGI servers refuse a second response start with RuntimeError: if the crash
+            # came after the answer began, the client sees the connection close instead
+            with suppress(RuntimeError):
                 await _internal_error(send)
 
 
