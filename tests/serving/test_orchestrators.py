@@ -8,7 +8,10 @@ and ends within the grace period; a broken routed version leaves the rest servin
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pytest
 
 from mlprod.predlog import count_predictions
 from mlprod.store import Store
-from support import Project, Server, records_from, trained
+from support import Project, Server, free_port, records_from, trained
 
 START = 180.0  # seconds a server may take to start on a busy machine
 
@@ -127,3 +130,77 @@ def test_requests_answered_504_leave_no_prediction_rows(project: Project) -> Non
     assert answered.status_code == 200
     with Store.open(store_url(project)) as store:  # the answered ones, and only those
         assert count_predictions(store, "churn") == 7 + size * late[200]
+
+
+# --- a store that is down at start: the server comes up, not ready, and waits for it
+
+
+class Forwarder:
+    """A TCP port that forwards to `target` once `open()` is called; refused before."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self.listener: socket.socket | None = None
+
+    def open(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_store_down_at_start_leaves_the_server_up_and_not_ready_until_it_is_back(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+
+    project = trained(tmp_path / "project", rows=1500, store=postgres_url)
+    real = sa.make_url(postgres_url)
+    forwarder = Forwarder((real.host or "127.0.0.1", real.port or 5432))
+    down = real.set(port=forwarder.port).render_as_string(hide_password=False)
+    server = Server(project, env={"MLPROD_STORE": down})
+    try:
+        server.wait_ready(timeout=START)  # /healthz answers although the store does not
+        time.sleep(6.0)  # longer than the old server lived
+        assert server.process.poll() is None, server.output()
+        not_ready = httpx.get(server.url + "/readyz", timeout=10)
+        assert not_ready.status_code == 503
+        assert "cannot reach the metadata store" in not_ready.json()["store"]
+        forwarder.open()  # the database is back
+        deadline = time.monotonic() + 60
+        while httpx.get(server.url + "/readyz", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.2)
+        answer = httpx.post(
+            server.url + "/v1/models/churn/predict",
+            json={"records": records_from(project, 3)},
+            timeout=30,
+        )
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
+    finally:
+        server.stop()
+        forwarder.close()
+    assert "retrying" in server.output()

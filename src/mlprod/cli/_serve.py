@@ -55,10 +55,15 @@ def _alert_checks(settings: Settings) -> Iterator[None]:
     if not settings.monitor:
         yield
         return
-    from mlprod.cli._common import open_stores
+    from mlprod.errors import StoreError
     from mlprod.monitoring import Watcher
+    from mlprod.store import Store, open_artifacts
 
-    meta, artifacts = open_stores(settings)
+    try:
+        meta = Store.from_settings(settings)
+    except StoreError:  # the server starts anyway; the watcher checks once the store is back
+        meta = Store.open_later(settings.store_url())
+    artifacts = open_artifacts(settings)
     watcher = Watcher(meta, artifacts, settings)
     watcher.start()
     try:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from mlprod.errors import MlprodError, SchemaError
+from mlprod.errors import MlprodError, SchemaError, StoreError
 from mlprod.monitoring import LiveCounter, ingest_outcomes
 from mlprod.predlog import PredictionLog, Spool
 from mlprod.serving._auth import Authenticator, admin_router, require_scope
@@ -70,7 +70,7 @@ def create_app(
         uvicorn.run(app, host="127.0.0.1", port=8000)
     """
     settings = settings or Settings()
-    store = store or Store.open(settings.store_url())
+    store = store or open_store(settings)
     artifacts = artifacts or open_artifacts(settings)
     trees = TreeCompiler(settings.compiled_dir()) if settings.compile_trees else None
     pool = ModelPool(store, artifacts, alias, trees=trees)
@@ -92,6 +92,7 @@ def create_app(
     state = ServerState(settings, pool, recorder, counter, features)
     guard = GuardState()
     state.metrics.watch("pool", pool.stats)
+    state.metrics.watch_failures(pool.failures)
     state.metrics.watch("guard", guard.stats)
     state.metrics.watch("predlog", predlog.stats)
     state.metrics.watch("shadows", shadows.stats)
@@ -103,7 +104,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(pool.load_all)  # loaded, verified, warmed up before serving
+        # loaded, verified, warmed up before serving; a store that is down is retried by
+        # the pool's watcher while /healthz answers and /readyz says why it is not ready
+        if not await run_in_threadpool(pool.first_load):
+            log.error("cannot reach the store at start; retrying: %s", pool.status()["store"])
         predlog.start()
         shadows.start()
         if counter is not None:
@@ -142,6 +146,19 @@ def create_app(
         state=guard,
     )
     return app
+
+
+def open_store(settings: Settings) -> Store:
+    """The store, or, when its database does not answer yet, one to connect to later.
+
+    An orchestrator restarts a server that exits, so a database incident would become a
+    crash loop; the pool retries instead (`ModelPool.first_load`).
+    """
+    try:
+        return Store.open(settings.store_url())
+    except StoreError as exc:
+        log.error("the store does not answer yet; starting without it: %s", exc)
+        return Store.open_later(settings.store_url())
 
 
 def _routes(app: FastAPI, state: ServerState) -> None:
