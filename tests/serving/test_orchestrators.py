@@ -204,3 +204,51 @@ def test_a_store_down_at_start_leaves_the_server_up_and_not_ready_until_it_is_ba
         server.stop()
         forwarder.close()
     assert "retrying" in server.output()
+
+
+# --- a broken routed version: every other model keeps serving, the broken one is reported
+
+
+@pytest.mark.slow
+def test_a_broken_version_leaves_the_other_models_serving_and_is_reported(
+    project: Project,
+) -> None:
+    import mlprod
+    from mlprod.monitoring import list_alerts
+    from mlprod.pipelines import promote, train
+    from support import SMALL_SPEC
+
+    other = project.root / "other.yaml"
+    other.write_text(
+        SMALL_SPEC.replace("name: churn", "name: other").replace(
+            "[logistic_regression, lightgbm]", "[logistic_regression]"
+        ),
+        encoding="utf-8",
+    )
+    settings = project.settings()
+    train(other, settings=settings)
+    promote("other", 1, "production", settings=settings, actor="test")
+    bundle = mlprod.load("other@1", settings=settings).folder
+    (bundle / "metrics.json").write_bytes((bundle / "metrics.json").read_bytes() + b" ")
+    server = Server(project)
+    try:
+        server.wait_ready(timeout=START)
+        ready = httpx.get(server.url + "/readyz", timeout=10)
+        answer = httpx.post(
+            server.url + "/v1/models/churn/predict",
+            json={"records": records_from(project, 2)},
+            timeout=30,
+        )
+        metrics = httpx.get(server.url + "/metrics", timeout=10).text
+    finally:
+        server.stop()
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["models"] == {"churn": 1}
+    assert "modified" in ready.json()["failed"]["other@1"]
+    assert answer.status_code == 200
+    assert 'mlprod_version_failed{model="other",version="1"} 1.0' in metrics
+    with Store.open(store_url(project)) as store:
+        alerts = list_alerts(store, "other", open_only=True)
+        assert [(a.kind, a.subject, a.version) for a in alerts] == [("serving", "version 1", 1)]
+        assert "other@1 cannot be served" in alerts[0].message
+        assert list_alerts(store, "churn") == []
