@@ -9,11 +9,13 @@ and ends within the grace period; a broken routed version leaves the rest servin
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -252,3 +254,86 @@ def test_a_broken_version_leaves_the_other_models_serving_and_is_reported(
         assert [(a.kind, a.subject, a.version) for a in alerts] == [("serving", "version 1", 1)]
         assert "other@1 cannot be served" in alerts[0].message
         assert list_alerts(store, "churn") == []
+
+
+# --- SIGTERM under load: readiness off, answers through the notice, no reset, on time
+
+
+class KeepAliveLoad:
+    """Clients on keep-alive connections, as they reach a pod through a load balancer.
+
+    Each sends requests back to back on its connection. Once the pod is taken out of the
+    balancer (`PROPAGATION` seconds after SIGTERM), a client whose connection closes does
+    not come back; until then it reconnects. Every request that got no answer on an open
+    connection is a reset.
+    """
+
+    PROPAGATION = 0.3
+
+    def __init__(self, url: str, body: dict[str, Any], clients: int) -> None:
+        self.url, self.body = url, body
+        self.statuses: Counter[int] = Counter()
+        self.resets: list[str] = []
+        self.sigterm_at: float | None = None
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run) for _ in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def _listed(self) -> bool:
+        at = self.sigterm_at
+        return at is None or time.monotonic() - at < self.PROPAGATION
+
+    def _run(self) -> None:
+        while self._listed():
+            with httpx.Client(base_url=self.url, timeout=30) as client:
+                if not self._session(client):
+                    return
+
+    def _session(self, client: httpx.Client) -> bool:
+        """Requests on one connection until it closes; False once the client should stop."""
+        while True:
+            try:
+                answer = client.post("/v1/models/churn/predict", json=self.body)
+            except httpx.ConnectError:
+                return self._listed()  # refused: the listener is gone
+            except httpx.TransportError as exc:
+                with self.lock:
+                    self.resets.append(repr(exc))
+                return False
+            with self.lock:
+                self.statuses[answer.status_code] += 1
+            if answer.headers.get("connection") == "close":
+                return True
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+@pytest.mark.slow
+def test_sigterm_under_load_resets_nothing_and_ends_within_the_grace_period(
+    trained_project: Project,
+) -> None:
+    grace = 4.0
+    server = Server(trained_project, env={"MLPROD_GRACE_PERIOD": str(grace)})
+    try:
+        server.wait_ready(timeout=START)
+        load = KeepAliveLoad(server.url, {"records": records_from(trained_project, 20)}, 8)
+        deadline = time.monotonic() + 60
+        while sum(load.statuses.values()) < 16:  # every client is under way
+            assert time.monotonic() < deadline, load.statuses
+            time.sleep(0.1)
+        load.sigterm_at = sent_at = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        ready = httpx.get(server.url + "/readyz", timeout=10).status_code
+        code = server.process.wait(timeout=grace + 30)
+        elapsed = time.monotonic() - sent_at
+        load.join()
+    finally:
+        server.stop()
+    assert load.resets == []
+    assert ready == 503
+    assert set(load.statuses) == {200}, load.statuses
+    assert code in (0, -signal.SIGTERM)
+    assert elapsed < grace + 1.0, elapsed

@@ -116,15 +116,16 @@ def create_app(
         features.start()
         try:
             yield
-        finally:
+        finally:  # within what is left of the grace period; the spool keeps what is not flushed
+            left = guard.time_left
             await features.stop()
-            pool.stop()
+            pool.stop(timeout=min(left(5.0), 5.0))
             if trees is not None:
                 trees.stop()
-            shadows.stop()
+            shadows.stop(timeout=min(left(5.0) / 4, 5.0))
             if counter is not None:
-                counter.stop()
-            predlog.stop(timeout=settings.grace_period)
+                counter.stop(timeout=min(left(5.0) / 3, 5.0))
+            predlog.stop(timeout=max(left(settings.grace_period + 1.0) - 1.5, 0.1))
 
     app = FastAPI(
         title="mlprod", version="1", default_response_class=ORJSONResponse, lifespan=lifespan

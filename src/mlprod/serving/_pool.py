@@ -210,10 +210,10 @@ class ModelPool:
         )
         self._watcher.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._watcher is not None:
-            self._watcher.join(timeout=5)
+            self._watcher.join(timeout=timeout)
 
     def _watch(self, interval: float) -> None:
         delay = RETRY_FIRST
