@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlprod.errors import MlprodError, NotFoundError, StoreError
-from mlprod.monitoring import close_alerts, raise_alert
+from mlprod.monitoring import close_alerts, list_alerts, raise_alert
 from mlprod.registry import (
     Deployment,
     Route,
@@ -100,7 +100,6 @@ class ModelPool:
         self._missing: set[str] = set()
         self._marker = -1
         self._unreachable: str | None = "not read yet"  # why the registry was never read
-        self._alerted: set[str] = set()  # models with an open serving alert from this pool
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -145,7 +144,10 @@ class ModelPool:
         self._report_failures(set(wanted), failed)
 
     def _report_failures(self, models: set[str], failed: dict[tuple[str, int], str]) -> None:
-        """One open ``serving`` alert per routed version that fails to load; the rest close."""
+        """One open ``serving`` alert per routed version that fails to load; the rest close.
+
+        Reads first and writes only what changed: every replica runs this on every change.
+        """
         try:
             for (name, version), error in failed.items():
                 raise_alert(
@@ -153,13 +155,12 @@ class ModelPool:
                     message=f"{name}@{version} cannot be served: {error}",
                     details={"version": version, "error": error},
                 )  # fmt: skip
-            for name in models | self._alerted:
+            open_now = list_alerts(self.store, open_only=True, limit=10_000)
+            for name in {a.model for a in open_now if a.kind == "serving"} & models:
                 still = {f"version {v}" for (n, v) in failed if n == name}
                 close_alerts(self.store, name, "serving", still_failing=still)
         except StoreError as exc:
             log.warning("could not record the serving alerts: %s", exc)
-            return
-        self._alerted = {name for name, _ in failed}
 
     def _wanted(self) -> dict[str, Deployment]:
         """Each model's deployment; an alias alone counts as one route with all the traffic."""
