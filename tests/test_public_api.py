@@ -166,6 +166,7 @@ EXPORTS = {
         "build_report",
         "check_alerts",
         "check_webhook",
+        "close_alerts",
         "ingest_outcomes",
         "labelled_predictions",
         "list_alerts",
@@ -174,6 +175,7 @@ EXPORTS = {
         "monitor_model",
         "outcome_counts",
         "post_webhook",
+        "raise_alert",
         "window_start",
     ],
     "online": [

@@ -59,9 +59,14 @@ def _alert_checks(settings: Settings) -> Iterator[None]:
     if not settings.monitor:
         yield
         return
+    from mlprod.errors import StoreError
     from mlprod.monitoring import Watcher
+    from mlprod.store import Store, open_artifacts
 
-    meta, artifacts = open_stores(settings, create=True)
+    try:
+        meta, artifacts = open_stores(settings, create=True)
+    except StoreError:  # the server starts anyway; the watcher checks once the store is back
+        meta, artifacts = Store.open_later(settings.store_url()), open_artifacts(settings)
     watcher = Watcher(meta, artifacts, settings)
     watcher.start()
     try:

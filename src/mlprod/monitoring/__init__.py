@@ -13,7 +13,7 @@ Example::
     report.live[0].recall, [d.feature for d in report.drift if d.flagged]
 """
 
-from mlprod.monitoring._alerts import AlertRecord, list_alerts
+from mlprod.monitoring._alerts import AlertRecord, close_alerts, list_alerts, raise_alert
 from mlprod.monitoring._counter import LiveCounter
 from mlprod.monitoring._document import (
     DriftRow,
@@ -54,6 +54,7 @@ __all__ = [
     "build_report",
     "check_alerts",
     "check_webhook",
+    "close_alerts",
     "ingest_outcomes",
     "labelled_predictions",
     "list_alerts",
@@ -62,5 +63,6 @@ __all__ = [
     "monitor_model",
     "outcome_counts",
     "post_webhook",
+    "raise_alert",
     "window_start",
 ]

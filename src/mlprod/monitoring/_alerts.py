@@ -26,7 +26,7 @@ from mlprod.registry import Record
 from mlprod.store import Store, plain_json
 from mlprod.store import schema as t
 
-AlertKind = Literal["drift", "performance", "errors"]
+AlertKind = Literal["drift", "performance", "errors", "serving"]  # serving: will not load
 
 
 class AlertRecord(Record):

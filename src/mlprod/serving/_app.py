@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from mlprod.errors import MlprodError, SchemaError
+from mlprod.errors import MlprodError, SchemaError, StoreError
 from mlprod.monitoring import LiveCounter, ingest_outcomes
 from mlprod.predlog import PredictionLog, Spool
 from mlprod.serving._auth import Authenticator, admin_router, require_scope
@@ -74,7 +74,7 @@ def create_app(
         uvicorn.run(app, host="127.0.0.1", port=8000)
     """
     settings = settings or Settings()
-    store = store or Store.open(settings.store_url())
+    store = store or open_store(settings)
     artifacts = artifacts or open_artifacts(settings)
     trees = TreeCompiler(settings.compiled_dir()) if settings.compile_trees else None
     pool = ModelPool(store, artifacts, alias, trees=trees)
@@ -96,6 +96,7 @@ def create_app(
     state = ServerState(settings, pool, recorder, counter, features)
     guard = GuardState()
     state.metrics.watch("pool", pool.stats)
+    state.metrics.watch_failures(pool.failures)
     state.metrics.watch("guard", guard.stats)
     state.metrics.watch("predlog", predlog.stats)
     state.metrics.watch("shadows", shadows.stats)
@@ -107,7 +108,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(pool.load_all)  # loaded, verified, warmed up before serving
+        # loaded, verified, warmed up before serving; a store that is down is retried by
+        # the pool's watcher while /healthz answers and /readyz says why it is not ready
+        if not await run_in_threadpool(pool.first_load):
+            log.error("cannot reach the store at start; retrying: %s", pool.status()["store"])
         predlog.start()
         shadows.start()
         if counter is not None:
@@ -116,15 +120,16 @@ def create_app(
         features.start()
         try:
             yield
-        finally:
+        finally:  # within what is left of the grace period; the spool keeps what is not flushed
+            left = guard.time_left
             await features.stop()
-            pool.stop()
+            pool.stop(timeout=min(left(5.0), 5.0))
             if trees is not None:
                 trees.stop()
-            shadows.stop()
+            shadows.stop(timeout=min(left(5.0) / 4, 5.0))
             if counter is not None:
-                counter.stop()
-            predlog.stop(timeout=settings.grace_period)
+                counter.stop(timeout=min(left(5.0) / 3, 5.0))
+            predlog.stop(timeout=max(left(settings.grace_period + 1.0) - 1.5, 0.1))
 
     app = FastAPI(
         title="mlprod", version="1", default_response_class=ORJSONResponse, lifespan=lifespan
@@ -152,6 +157,19 @@ def create_app(
     app.add_middleware(CrashLog, log=throttled, on_crash=crashed)  # a 500, one traceback a kind
     app.add_middleware(HostCheck, allowed=settings.host_names())  # outermost: DNS rebinding
     return app
+
+
+def open_store(settings: Settings) -> Store:
+    """The store, or, when its database does not answer yet, one to connect to later.
+
+    An orchestrator restarts a server that exits, so a database incident would become a
+    crash loop; the pool retries instead (`ModelPool.first_load`).
+    """
+    try:
+        return Store.open(settings.store_url())
+    except StoreError as exc:
+        log.error("the store does not answer yet; starting without it: %s", exc)
+        return Store.open_later(settings.store_url())
 
 
 def _routes(app: FastAPI, state: ServerState) -> None:

@@ -16,8 +16,11 @@ parses anything:
 
 Health endpoints skip the concurrency limit and the time budget: an orchestrator must
 be able to tell a busy server from a dead one. `run_server` adds the shutdown half:
-SIGTERM turns /readyz to 503 first, then uvicorn drains in-flight requests and the
-process exits within the grace period.
+SIGTERM turns /readyz to 503 first, the server keeps answering through a short notice,
+every answer from then on carries ``Connection: close`` (a keep-alive client learns the
+connection ends before it sends on it again, so it never meets a reset), then uvicorn
+drains in-flight requests, the app stops its threads in what is left, and the process
+exits within the grace period.
 
 Example::
 
@@ -34,6 +37,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
@@ -49,6 +53,7 @@ HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 DRAIN_SECONDS = 1.0  # after a 413, read and discard the rest of the body this long at most
 DRAIN_BYTES = 1 << 20  # ... and this much at most, then close the connection
 READINESS_NOTICE = 1.0  # after SIGTERM, keep serving this long with /readyz at 503
+STOP_RESERVE = 1.5  # of the grace period, at most this much is kept for the app's own stop
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL before a waiting one gets it
 
 
@@ -61,6 +66,13 @@ class GuardState:
     timed_out: int = 0
     too_large: int = 0
     draining: bool = False
+    deadline: float | None = None  # time.monotonic() by which the process must have exited
+
+    def time_left(self, default: float) -> float:
+        """Seconds until the exit deadline (`default` when no shutdown is under way)."""
+        if self.deadline is None:
+            return default
+        return max(self.deadline - time.monotonic(), 0.0)
 
     def stats(self) -> dict[str, int]:
         """What /metrics reports: requests in flight now, and rejections since start."""
@@ -150,9 +162,12 @@ class Guard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, self._watch_lifespan(receive), send)
-        elif scope["type"] != "http":
+            return
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
-        elif scope["path"] in HEALTH_PATHS:
+            return
+        send = _closing(send, self.state)
+        if scope["path"] in HEALTH_PATHS:
             await self._health(scope, receive, send)
         else:
             await self._guarded(scope, receive, send)
@@ -245,6 +260,18 @@ class Guard:
             return message
 
         return watched
+
+
+def _closing(send: Send, state: GuardState) -> Send:
+    """Once draining, every answer says ``Connection: close``: keep-alive ends cleanly."""
+
+    async def closing(message: Message) -> None:
+        if state.draining and message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
+
+    return closing
 
 
 class _Slot:
@@ -410,9 +437,14 @@ class _DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.guard_state.draining:
             self.guard_state.draining = True
+            self.guard_state.deadline = time.monotonic() + self.grace_period
             if sig == signal.SIGTERM:
                 self.notice = min(READINESS_NOTICE, self.grace_period / 2)
-            drain: Any = max(self.grace_period - self.notice, 0.0)  # a float: see run_server
+            # the app's own stop (flushing the log, joining its threads) comes after the drain
+            reserve = min(STOP_RESERVE, self.grace_period / 4)
+            drain: Any = max(
+                self.grace_period - self.notice - reserve, 0.0
+            )  # a float: see run_server
             self.config.timeout_graceful_shutdown = drain
         super().handle_exit(sig, frame)
 

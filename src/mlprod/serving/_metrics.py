@@ -42,6 +42,10 @@ class ServerMetrics:
         """Expose every number `stats()` returns as a gauge ``mlprod_<prefix>_<key>``."""
         self.registry.register(_StatsCollector(prefix, stats))
 
+    def watch_failures(self, failures: Callable[[], list[tuple[str, int]]]) -> None:
+        """``mlprod_version_failed{model, version} 1`` per routed version that will not load."""
+        self.registry.register(_FailuresCollector(failures))
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
@@ -57,3 +61,18 @@ class _StatsCollector(Collector):
             GaugeMetricFamily(f"mlprod_{self.prefix}_{key}", f"{self.prefix} {key}", value=value)
             for key, value in sorted(self.stats().items())
         ]
+
+
+class _FailuresCollector(Collector):
+    def __init__(self, failures: Callable[[], list[tuple[str, int]]]) -> None:
+        self.failures = failures
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mlprod_version_failed",
+            "Routed versions that will not load",
+            labels=("model", "version"),
+        )
+        for model, version in self.failures():
+            family.add_metric([model, str(version)], 1.0)
+        return [family]

@@ -5,7 +5,12 @@ shadows (its deployment) or, without one, the version behind the served alias. A
 watcher thread polls the audit log's newest id; on a change it loads new versions
 beside the old ones (verified and warmed up), swaps the table in one assignment, then
 lets the old versions go. A version that fails to load is marked failed and whatever
-served before keeps serving.
+served before keeps serving; every other model serves as usual, and the failure shows in
+/readyz, /metrics and as an open ``serving`` alert until the version loads or is unrouted.
+
+A store that does not answer at start is retried with backoff (`RETRY_FIRST` doubling
+up to `RETRY_MAX` seconds): the server runs, /healthz answers, /readyz says why it is not
+ready, and the models load once the store is back.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import hashlib
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlprod.errors import MlprodError, NotFoundError, StoreError
+from mlprod.monitoring import close_alerts, list_alerts, raise_alert
 from mlprod.registry import (
     Deployment,
     Route,
@@ -33,6 +40,9 @@ from mlprod.serving._trees import TreeCompiler
 from mlprod.store import ArtifactStore, Store
 
 log = logging.getLogger("mlprod.serving")
+
+RETRY_FIRST = 0.5  # seconds before the first retry of a store that was down at start
+RETRY_MAX = 5.0  # ... doubling up to this
 
 
 @dataclass(frozen=True)
@@ -89,11 +99,26 @@ class ModelPool:
         self._failed: dict[tuple[str, int], str] = {}
         self._missing: set[str] = set()
         self._marker = -1
+        self._unreachable: str | None = "not read yet"  # why the registry was never read
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
     # --- building the table
+
+    def first_load(self) -> bool:
+        """Bring the schema to head and load the table; False while the store is unreachable.
+
+        The reason stays in `status()` for /readyz, and the watcher retries with backoff.
+        """
+        try:
+            self.store.upgrade()
+            self.load_all()
+        except StoreError as exc:
+            self._unreachable = str(exc)
+            return False
+        self._unreachable = None
+        return True
 
     def load_all(self) -> None:
         """Bring the table in line with the registry (idempotent; cheap when unchanged)."""
@@ -113,6 +138,29 @@ class ModelPool:
             self._table, self._missing, self._marker = table, missing, marker
             keep = {(m.name, m.version) for s in table.values() for m in (*s.routes, *s.shadows)}
             self._loaded = {key: m for key, m in self._loaded.items() if key in keep}
+            routed = {(n, r.version) for n, d in wanted.items() for r in d.routes}
+            routed |= {(n, v) for n, d in wanted.items() for v in d.shadows}
+            failed = {key: error for key, error in self._failed.items() if key in routed}
+        self._report_failures(set(wanted), failed)
+
+    def _report_failures(self, models: set[str], failed: dict[tuple[str, int], str]) -> None:
+        """One open ``serving`` alert per routed version that fails to load; the rest close.
+
+        Reads first and writes only what changed: every replica runs this on every change.
+        """
+        try:
+            for (name, version), error in failed.items():
+                raise_alert(
+                    self.store, name, "serving", f"version {version}", version=version,
+                    message=f"{name}@{version} cannot be served: {error}",
+                    details={"version": version, "error": error},
+                )  # fmt: skip
+            open_now = list_alerts(self.store, open_only=True, limit=10_000)
+            for name in {a.model for a in open_now if a.kind == "serving"} & models:
+                still = {f"version {v}" for (n, v) in failed if n == name}
+                close_alerts(self.store, name, "serving", still_failing=still)
+        except StoreError as exc:
+            log.warning("could not record the serving alerts: %s", exc)
 
     def _wanted(self) -> dict[str, Deployment]:
         """Each model's deployment; an alias alone counts as one route with all the traffic."""
@@ -163,12 +211,25 @@ class ModelPool:
         )
         self._watcher.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._watcher is not None:
-            self._watcher.join(timeout=5)
+            self._watcher.join(timeout=timeout)
 
     def _watch(self, interval: float) -> None:
+        delay = RETRY_FIRST
+        while self._unreachable is not None:
+            if self._stop.wait(delay * random.uniform(0.8, 1.2)):
+                return
+            started = time.monotonic()
+            if self.first_load():
+                log.warning("the store answers again: serving %s", sorted(self._table) or "nothing")
+                break
+            log.warning(
+                "the store is still unreachable (%.1f s); retrying in %.1f s: %s",
+                time.monotonic() - started, min(delay * 2, RETRY_MAX), self._unreachable,
+            )  # fmt: skip
+            delay = min(delay * 2, RETRY_MAX)
         while not self._stop.wait(interval):
             try:
                 if change_marker(self.store) != self._marker:
@@ -180,8 +241,13 @@ class ModelPool:
 
     @property
     def ready(self) -> bool:
-        """Ready only with at least one model served and every wanted model loaded."""
-        return bool(self._table) and not self._missing
+        """Ready with the registry read and at least one model served.
+
+        A model whose routed version is broken does not make the server unready: taking
+        every replica out of rotation would stop every other model too. It shows in
+        `status()`, in /metrics and as an alert instead.
+        """
+        return self._unreachable is None and bool(self._table)
 
     def served(self, name: str) -> Served:
         """The live routes of `name`."""
@@ -251,4 +317,9 @@ class ModelPool:
                 for (name, version), error in sorted(self._failed.items())
             },
             "missing": sorted(self._missing),
+            **({"store": self._unreachable} if self._unreachable else {}),
         }
+
+    def failures(self) -> list[tuple[str, int]]:
+        """The routed versions that failed to load, for /metrics."""
+        return sorted(self._failed)

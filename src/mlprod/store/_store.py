@@ -78,14 +78,31 @@ class Store:
         """
         store = cls(create_engine(url), hide_password(url))
         try:
-            revision = store.read(_migrate.current_revision)
-            if migrate and revision != _migrate.head_revision():
-                store._check_known(revision)
-                store.write(_migrate.upgrade_locked)
+            store.upgrade(migrate=migrate)
         except BaseException:
             store.close()
             raise
         return store
+
+    @classmethod
+    def open_later(cls, url: str) -> Store:
+        """The store at `url` without touching it: call `upgrade` once its database answers.
+
+        A server must come up while its database is down (an orchestrator would otherwise
+        restart it in a loop); it retries `upgrade` until the database is back.
+        """
+        return cls(create_engine(url), hide_password(url))
+
+    def upgrade(self, *, migrate: bool = True) -> None:
+        """Check the schema's revision and bring it to head (one query when already there).
+
+        Without `migrate` it only reads the revision: a `StoreError` says the store is
+        unreachable.
+        """
+        revision = self.read(_migrate.current_revision)
+        if migrate and revision != _migrate.head_revision():
+            self._check_known(revision)
+            self.write(_migrate.upgrade_locked)
 
     @classmethod
     def from_settings(
