@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections import Counter
@@ -14,7 +15,9 @@ import pytest
 
 from mlprod.features import json_safe
 from mlprod.pipelines import promote
+from mlprod.registry import Route, set_deployment
 from mlprod.serving._pool import Served, stable_fraction
+from mlprod.store import LocalArtifacts, Store
 from support import Project, Server, run_cli, trained
 
 
@@ -139,11 +142,17 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     try:
         server.wait_ready()
         bundle = mlprod.load("churn@2", store=two_versions.store).folder
+        intact = LocalArtifacts(tmp_path / "checked")  # another host's copy, still whole
+        shutil.copytree(bundle, intact.root / "bundles" / bundle.name)
         victim = bundle / "metrics.json"
         original = victim.read_bytes()
         victim.write_bytes(original + b" ")
         try:
-            run_cli(two_versions, "deploy", "churn", "--route", "2=100")
+            refused = run_cli(two_versions, "deploy", "churn", "--route", "2=100", check=False)
+            assert refused.returncode == 1 and "churn@2 cannot take traffic" in refused.stderr
+            # checked against the intact copy, the route is stored; this host's copy is not
+            with Store.from_settings(two_versions.settings()) as store:
+                set_deployment(store, "churn", [Route(version=2)], artifacts=intact, actor="t")
             time.sleep(2.0)
             status = httpx.get(server.url + "/readyz").json()
             assert "churn@2" in status["failed"] and "modified" in status["failed"]["churn@2"]

@@ -53,6 +53,7 @@ def deploy(
 
     Without --route, the spec's ``deploy:`` section is applied. Every routed version must
     have passed its gates unless --force --reason; shadows only score, so any may shadow.
+    Every named version, routed or shadow, must load, verify and answer a warm-up.
     """
     settings = settings_for(store)
     meta, artifacts = open_stores(settings)

@@ -166,7 +166,11 @@ def promote(
     store: StoreOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Point an alias at a version whose gates passed; every move is audited."""
+    """Point an alias at a version whose gates passed and that loads; every move is audited.
+
+    --force --reason overrides failed gates, never a version whose bundle does not load,
+    verify against the hashes kept at registration and answer a warm-up prediction.
+    """
     entry = promote_version(
         name, version, alias, force=force, reason=reason, settings=settings_for(store)
     )

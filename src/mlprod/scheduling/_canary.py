@@ -31,7 +31,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mlprod._time import parse_duration
-from mlprod.errors import MlprodError
+from mlprod.errors import BrokenVersionError, MlprodError
 from mlprod.monitoring import labelled_predictions
 from mlprod.registry import Route, clear_deployment, set_alias, set_deployment
 from mlprod.scheduling._compare import Look, brier_losses, canary_look
@@ -214,18 +214,24 @@ def _end(
     arms: dict[str, pd.DataFrame],
     look: Look | None,
 ) -> Decision | None:
-    """Move the traffic, then close the canary; the closer records the decision."""
+    """Move the traffic, then close the canary; the closer records the decision.
+
+    A challenger that won on outcomes but whose bundle no longer loads is rolled back.
+    """
     if state == "promoted":
         note = f"canary passed: {reason}"
-        set_alias(
-            ctx.store,
-            canary.model,
-            "production",
-            canary.challenger,
-            artifacts=ctx.artifacts,
-            actor=ctx.actor,
-            reason=note,
-        )
+        try:
+            set_alias(
+                ctx.store,
+                canary.model,
+                "production",
+                canary.challenger,
+                artifacts=ctx.artifacts,
+                actor=ctx.actor,
+                reason=note,
+            )
+        except BrokenVersionError as exc:  # won on outcomes, but its bundle broke since
+            state, reason = "rolled_back", f"{reason}, but it cannot be promoted: {exc}"
     clear_deployment(ctx.store, canary.model, actor=ctx.actor, reason=f"canary {state}")
     if not close_canary(ctx.store, canary.id, state=state, reason=reason, at=ctx.clock.now()):
         return None  # another scheduler decided it first
