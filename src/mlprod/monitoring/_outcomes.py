@@ -36,7 +36,7 @@ from mlprod._time import as_utc
 from mlprod.errors import SchemaError
 from mlprod.features import boolean_value, category_string
 from mlprod.monitoring._live import empty_window_row, merge_rows, window_start
-from mlprod.monitoring._reference import SCORE_BINS
+from mlprod.monitoring._reference import SCORE_BINS, score_bin
 from mlprod.spec import NAME_PATTERN
 from mlprod.store import Store
 from mlprod.store import schema as t
@@ -355,10 +355,9 @@ def _labelled(
 ) -> dict[str, Any]:
     score = prediction["score"]
     predicted = score is not None and score >= threshold
-    score_bin = min(int((score or 0.0) * SCORE_BINS), SCORE_BINS - 1)
     hist = [0] * SCORE_BINS
     if score is not None:
-        hist[max(score_bin, 0)] = 1
+        hist[score_bin(score)] = 1
     empty = [0] * SCORE_BINS
     return {
         "model": prediction["model"],
