@@ -353,12 +353,9 @@ def _invalid_note(label: Any, info: Mapping[str, Any]) -> str:
 def _labelled(
     prediction: Mapping[str, Any], observed: int, threshold: float, bucket_seconds: int
 ) -> dict[str, Any]:
+    """One labelled prediction's share of its window; its score bin is kept as an index."""
     score = prediction["score"]
     predicted = score is not None and score >= threshold
-    hist = [0] * SCORE_BINS
-    if score is not None:
-        hist[score_bin(score)] = 1
-    empty = [0] * SCORE_BINS
     return {
         "model": prediction["model"],
         "version": prediction["version"],
@@ -368,13 +365,17 @@ def _labelled(
         "fp": int(predicted and observed == 0),
         "fn": int(not predicted and observed == 1),
         "tn": int(not predicted and observed == 0),
-        "pos_hist": hist if observed == 1 else empty,
-        "neg_hist": empty if observed == 1 else hist,
+        "pos_bins": [score_bin(score)] if score is not None and observed == 1 else [],
+        "neg_bins": [score_bin(score)] if score is not None and observed == 0 else [],
     }
 
 
 def _summed(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per window: `merge_rows` adds each key once per transaction."""
+    """One row per window, histograms counted once: `merge_rows` adds each key once.
+
+    Each outcome carries its score bin, not a histogram, so matching costs the same per
+    outcome however fine the score bins are.
+    """
     keys = ("model", "version", "window_start")
     summed: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
@@ -383,17 +384,21 @@ def _summed(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if current is None:
             summed[key] = {
                 **row,
-                "pos_hist": list(row["pos_hist"]),
-                "neg_hist": list(row["neg_hist"]),
+                "pos_bins": list(row["pos_bins"]),
+                "neg_bins": list(row["neg_bins"]),
             }
             continue
         for name, value in row.items():
             if name in keys:
                 continue
             if isinstance(value, list):
-                current[name] = [a + b for a, b in zip(current[name], value, strict=True)]
+                current[name].extend(value)
             else:
                 current[name] += value
+    for row in summed.values():
+        for bins, hist in (("pos_bins", "pos_hist"), ("neg_bins", "neg_hist")):
+            counts = np.bincount(np.asarray(row.pop(bins), dtype=np.int64), minlength=SCORE_BINS)
+            row[hist] = counts.tolist()
     return list(summed.values())
 
 
