@@ -30,6 +30,7 @@ import orjson
 
 from mlprod.bundle import read_reference
 from mlprod.data import make_churn_table
+from mlprod.monitoring._reference import SCORE_BINS
 from mlprod.pipelines import train
 from mlprod.pipelines._quickstart import SPEC
 from mlprod.registry import create_run, get_run, get_version, register_version, set_alias
@@ -102,7 +103,7 @@ def _write_windows(store: Store, names: list[str], reference: dict, days: int) -
     )
     for name in names:
         n = rng.integers(500, 2000, len(stamps))
-        hists = rng.multinomial(n, np.full(50, 1 / 50))
+        hists = rng.multinomial(n, np.full(SCORE_BINS, 1 / SCORE_BINS))  # the live bins
         labelled = n // 10
         tp, fp, fn = labelled // 5, labelled // 10, labelled // 8
         stats = [

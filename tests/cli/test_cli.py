@@ -35,7 +35,7 @@ def test_models_show_and_runs_print_one_json_document(trained_project: Project) 
     assert "churn" in table and "passed" in table
 
 
-def test_gates_run_as_a_pytest_suite_with_junit(trained_project: Project, tmp_path: Path) -> None:
+def test_gates_write_a_junit_report(trained_project: Project, tmp_path: Path) -> None:
     junit = tmp_path / "gates.xml"
     done = cli(trained_project, "gates", "churn@1", "--junit", str(junit), "--json")
     result = json.loads(done.stdout)

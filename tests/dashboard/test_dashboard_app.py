@@ -77,3 +77,13 @@ def test_unknown_things_are_clear_404s(project: Project) -> None:
         assert httpx.get(board.url + "/").headers.get("location") in (None, "/ui/")
     finally:
         board.stop()
+
+
+def test_version_page_names_the_positive_class(project: Project) -> None:
+    board = Server(project, command="dashboard")
+    try:
+        board.wait_ready()
+        page = httpx.get(board.url + "/ui/models/churn/versions/1")
+        assert page.status_code == 200 and "positive class churned = true" in page.text
+    finally:
+        board.stop()

@@ -42,7 +42,14 @@ from mlprod.monitoring._live import (
     read_window_stats,
     window_start,
 )
-from mlprod.monitoring._reference import SCORE, SCORE_BINS, Binner, build_reference
+from mlprod.monitoring._reference import (
+    LEGACY_SCORE_BINS,
+    SCORE,
+    SCORE_BINS,
+    SCORE_EDGES,
+    Binner,
+    build_reference,
+)
 from mlprod.store import schema as t
 from mlprod.store._store import Store
 from support import wait_until_blocked
@@ -110,7 +117,8 @@ def plan_bins(values: Sequence[str | None]) -> list[int]:
 
 def score_hist(scores: np.ndarray) -> list[int]:
     finite = scores[np.isfinite(scores)]
-    counts: list[int] = np.histogram(finite, bins=SCORE_BINS, range=(0.0, 1.0))[0].tolist()
+    bounds = np.concatenate([[0.0], SCORE_EDGES, [1.0]])
+    counts: list[int] = np.histogram(finite, bins=bounds)[0].tolist()
     return counts
 
 
@@ -582,3 +590,26 @@ def test_losing_the_insert_race_is_retried_not_raised(postgres_url: str) -> None
         merging.result(timeout=30)
         [row] = read_window_stats(store, "churn")
     assert (row["predictions"], row["predicted_positive"]) == (12, 2)
+
+
+def test_a_window_stored_with_legacy_score_bins_takes_new_counts_exactly(
+    store: Store, rng: np.random.Generator
+) -> None:
+    """A window an older server opened (50 equal-width bins) keeps every score counted."""
+    start = window_start(T0, 60)
+    old_scores, new_scores = rng.beta(0.5, 8.0, 300), rng.beta(0.5, 8.0, 200)
+    legacy = np.histogram(old_scores, bins=LEGACY_SCORE_BINS, range=(0, 1))[0]
+
+    def legacy_row(conn: Any) -> None:
+        row = empty_window_row("churn", 1, start)
+        conn.execute(
+            sa.insert(t.window_stats),
+            [{**row, "predictions": 300, "score_hist": legacy.tolist()}],
+        )
+
+    store.write(legacy_row)
+    merge_live_stats(store, {("churn", 1, start): counts(200, hist=score_hist(new_scores))})
+    (row,) = read_window_stats(store, "churn")
+    both = np.concatenate([old_scores, new_scores])
+    assert row["predictions"] == 500
+    assert row["score_hist"] == np.histogram(both, bins=LEGACY_SCORE_BINS, range=(0, 1))[0].tolist()

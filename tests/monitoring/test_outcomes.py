@@ -33,7 +33,7 @@ from mlprod.monitoring._live import (
     window_start,
 )
 from mlprod.monitoring._outcomes import ingest_outcomes, match_outcomes, outcome_counts
-from mlprod.monitoring._reference import SCORE_BINS
+from mlprod.monitoring._reference import SCORE_EDGES
 from mlprod.predlog import insert_predictions
 from mlprod.registry import create_run, register_version
 from mlprod.store import schema as t
@@ -115,14 +115,13 @@ def windows(store: Store, model: str = "churn") -> dict[tuple[int, datetime], di
 
 
 def hist(*scores: float) -> list[int]:
-    """The 50 equal-width bins over [0, 1] that hold `scores`, computed by numpy.
+    """The live score bins (`SCORE_EDGES`) that hold `scores`, computed by numpy.
 
-    Test scores stay off bin edges (0.7, 0.02 k): there float rounding makes either
-    neighbouring bin defensible, and numpy and the store may differ.
+    Random test scores fall on a bin edge with probability zero; there float rounding
+    would make either neighbouring bin defensible, and numpy and the store may differ.
     """
-    counts: list[int] = np.histogram(
-        np.asarray(scores, dtype=float), bins=SCORE_BINS, range=(0, 1)
-    )[0].tolist()
+    bounds = np.concatenate([[0.0], SCORE_EDGES, [1.0]])
+    counts: list[int] = np.histogram(np.asarray(scores, dtype=float), bins=bounds)[0].tolist()
     return counts
 
 
@@ -683,3 +682,27 @@ def test_outcomes_sent_by_id_alone_count_as_unassigned_until_they_match(store: S
     match_outcomes(store, bucket_seconds=BUCKET)
     counts = outcome_counts(store, "churn")
     assert (counts["matched"], counts["unassigned"]) == (1, 1)
+
+
+def test_live_auc_from_matched_outcomes_is_within_0_005_of_exact_on_imbalanced_data(
+    store: Store, rng: np.random.Generator
+) -> None:
+    """3% positives, most scores under 0.02: the stored bins still give the exact AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    from mlprod.monitoring._performance import realized_performance
+
+    add_version(store, threshold=0.2)
+    n = 2000
+    truth = rng.random(n) < 0.03
+    logits = np.where(truth, rng.normal(-2.5, 1.5, n), rng.normal(-5.5, 1.2, n))
+    scores = 1 / (1 + np.exp(-logits))
+    log(store, *(prediction(i, score=float(scores[i])) for i in range(n)))
+    ingest_outcomes(store, [{"prediction_id": pid(i), "label": bool(truth[i])} for i in range(n)])
+    assert match_outcomes(store, bucket_seconds=BUCKET) == n
+    (row,) = windows(store).values()
+    live = realized_performance(
+        tp=row["tp"], fp=row["fp"], fn=row["fn"], tn=row["tn"],
+        pos_hist=row["pos_hist"], neg_hist=row["neg_hist"],
+    )  # fmt: skip
+    assert abs(float(live["roc_auc"] or 0.0) - roc_auc_score(truth, scores)) < 0.005

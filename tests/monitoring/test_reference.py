@@ -9,7 +9,15 @@ import pytest
 from mlprod.data import make_churn_table
 from mlprod.features import json_safe
 from mlprod.monitoring import Binner, build_reference
-from mlprod.monitoring._reference import bin_labels, numeric_counts, score_histogram
+from mlprod.monitoring._reference import (
+    LEGACY_SCORE_BINS,
+    SCORE_BINS,
+    add_score_histograms,
+    bin_labels,
+    numeric_counts,
+    score_bin,
+    score_histogram,
+)
 
 KINDS = {
     "tenure_months": "numeric",
@@ -100,6 +108,22 @@ def test_calibration_is_monotone_and_a_probability(reference: dict) -> None:
 
 def test_score_bins_and_histogram() -> None:
     scores = np.array([0.0, 0.01, 0.5, 0.999, 1.0, np.nan, np.inf])
-    assert score_histogram(scores, bins=4).tolist() == [2, 0, 1, 2]
+    counted = score_histogram(scores)
+    assert counted.size == SCORE_BINS and counted.sum() == 5  # non-finite scores left out
+    assert counted[0] == 1 and counted[-1] == 1 and counted[score_bin(0.5)] == 1
+    assert score_bin(0.001) < score_bin(0.002) < score_bin(0.005) < score_bin(0.01)  # fine low
+    assert score_bin(0.999) < score_bin(0.9995)  # and high
     counts = numeric_counts(np.where(np.isfinite(scores), scores, np.nan), [0.25, 0.75])
     assert counts.tolist() == [2, 1, 2, 2]  # below, between, above, missing
+
+
+def test_live_score_bins_fold_exactly_into_the_legacy_equal_width_bins(
+    rng: np.random.Generator,
+) -> None:
+    """A window opened by an older server (50 equal-width bins) takes new counts exactly."""
+    scores = rng.beta(0.5, 8.0, 5000)
+    legacy = np.histogram(scores[:2000], bins=LEGACY_SCORE_BINS, range=(0, 1))[0]
+    summed = add_score_histograms(legacy.tolist(), score_histogram(scores[2000:]))
+    expected = np.histogram(scores, bins=LEGACY_SCORE_BINS, range=(0, 1))[0]
+    assert summed.tolist() == expected.tolist()
+    assert add_score_histograms(score_histogram(scores), []).sum() == 5000

@@ -29,7 +29,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mlprod._time import as_utc, parse_utc
-from mlprod.monitoring._reference import SCORE, SCORE_BINS, Binner, score_histogram
+from mlprod.monitoring._reference import (
+    SCORE,
+    SCORE_BINS,
+    Binner,
+    add_score_histograms,
+    score_histogram,
+)
 from mlprod.store import Store
 from mlprod.store import schema as t
 from mlprod.store.schema import UTCDateTime
@@ -37,6 +43,7 @@ from mlprod.store.schema import UTCDateTime
 WindowKey = tuple[str, int, datetime]  # model, version, window start
 ADDITIVE_STATS = ("predictions", "predicted_positive", "est_tp", "est_positive", "score_hist")
 LABELLED_STATS = ("labelled", "tp", "fp", "fn", "tn", "pos_hist", "neg_hist")
+SCORE_HISTOGRAMS = ("score_hist", "pos_hist", "neg_hist")
 
 
 def window_start(at: datetime, bucket_seconds: int) -> datetime:
@@ -160,7 +167,9 @@ def empty_window_row(model: str, version: int, start: datetime) -> dict[str, Any
     }
 
 
-def _added(current: Any, extra: Any) -> Any:
+def _added(current: Any, extra: Any, name: str = "") -> Any:
+    if name in SCORE_HISTOGRAMS:
+        return [int(x) for x in add_score_histograms(current or [], extra)]
     if isinstance(extra, list | np.ndarray):
         base = list(current or [])
         addition = [int(x) for x in extra]
@@ -203,10 +212,10 @@ def merge_rows(
         values = {k: v for k, v in row.items() if k not in keys}
         if current is None:
             base = empty(*key)
-            inserts.append({**base, **{k: _added(base[k], v) for k, v in values.items()}})
+            inserts.append({**base, **{k: _added(base[k], v, k) for k, v in values.items()}})
             continue
         where = sa.and_(*(table.c[k] == current[k] for k in keys))
-        update = {k: _added(current[k], v) for k, v in values.items()}
+        update = {k: _added(current[k], v, k) for k, v in values.items()}
         conn.execute(sa.update(table).where(where).values(update))
     if inserts:
         conn.execute(sa.insert(table), inserts)

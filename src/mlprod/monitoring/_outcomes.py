@@ -36,7 +36,7 @@ from mlprod._time import as_utc
 from mlprod.errors import SchemaError
 from mlprod.features import boolean_value, category_string
 from mlprod.monitoring._live import empty_window_row, merge_rows, window_start
-from mlprod.monitoring._reference import SCORE_BINS
+from mlprod.monitoring._reference import SCORE_BINS, score_bin
 from mlprod.spec import NAME_PATTERN
 from mlprod.store import Store
 from mlprod.store import schema as t
@@ -437,13 +437,9 @@ def _invalid_note(label: Any, info: Mapping[str, Any]) -> str:
 def _labelled(
     prediction: Mapping[str, Any], observed: int, threshold: float, bucket_seconds: int
 ) -> dict[str, Any]:
+    """One labelled prediction's share of its window; its score bin is kept as an index."""
     score = prediction["score"]
     predicted = score is not None and score >= threshold
-    score_bin = min(int((score or 0.0) * SCORE_BINS), SCORE_BINS - 1)
-    hist = [0] * SCORE_BINS
-    if score is not None:
-        hist[max(score_bin, 0)] = 1
-    empty = [0] * SCORE_BINS
     return {
         "model": prediction["model"],
         "version": prediction["version"],
@@ -453,13 +449,17 @@ def _labelled(
         "fp": int(predicted and observed == 0),
         "fn": int(not predicted and observed == 1),
         "tn": int(not predicted and observed == 0),
-        "pos_hist": hist if observed == 1 else empty,
-        "neg_hist": empty if observed == 1 else hist,
+        "pos_bins": [score_bin(score)] if score is not None and observed == 1 else [],
+        "neg_bins": [score_bin(score)] if score is not None and observed == 0 else [],
     }
 
 
 def _summed(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per window: `merge_rows` adds each key once per transaction."""
+    """One row per window, histograms counted once: `merge_rows` adds each key once.
+
+    Each outcome carries its score bin, not a histogram, so matching costs the same per
+    outcome however fine the score bins are.
+    """
     keys = ("model", "version", "window_start")
     summed: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
@@ -468,17 +468,21 @@ def _summed(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if current is None:
             summed[key] = {
                 **row,
-                "pos_hist": list(row["pos_hist"]),
-                "neg_hist": list(row["neg_hist"]),
+                "pos_bins": list(row["pos_bins"]),
+                "neg_bins": list(row["neg_bins"]),
             }
             continue
         for name, value in row.items():
             if name in keys:
                 continue
             if isinstance(value, list):
-                current[name] = [a + b for a, b in zip(current[name], value, strict=True)]
+                current[name].extend(value)
             else:
                 current[name] += value
+    for row in summed.values():
+        for bins, hist in (("pos_bins", "pos_hist"), ("neg_bins", "neg_hist")):
+            counts = np.bincount(np.asarray(row.pop(bins), dtype=np.int64), minlength=SCORE_BINS)
+            row[hist] = counts.tolist()
     return list(summed.values())
 
 

@@ -2,8 +2,9 @@
 
 Realized figures come from confusion counts of predictions joined to their outcomes,
 with Wilson 95% intervals for rates and the Hanley-McNeil interval for ROC AUC (computed
-from scores binned in equal-width bins, so it agrees with the exact AUC to within the
-bin width's ties). Before labels arrive, confidence-based performance estimation (CBPE)
+from scores binned in equal steps of log-odds, fine near 0 and 1 where imbalanced tables
+put most scores, so it agrees with the exact AUC to about 0.001: only pairs in one bin
+count as ties). Before labels arrive, confidence-based performance estimation (CBPE)
 reads the same figures off calibrated scores: a prediction with calibrated P(+) = 0.8
 is expected to be a true positive 80% of the time. Both return the same keys, so a series
 can switch from estimated to realized as labels arrive.
@@ -21,6 +22,8 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+
+from mlprod.monitoring._reference import score_bin_middles
 
 Z = 1.959963984540054  # two-sided 95%
 
@@ -120,7 +123,7 @@ def estimated_performance(
     the window, not the error of the calibration itself.
     """
     hist = np.asarray(score_hist, dtype=float)
-    middles = (np.arange(len(hist)) + 0.5) / len(hist)
+    middles = score_bin_middles(len(hist))
     probability = calibrate(middles)
     positives, negatives = hist * probability, hist * (1 - probability)
     est_fp = predicted_positive - est_tp

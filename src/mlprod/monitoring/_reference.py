@@ -37,7 +37,15 @@ FORMAT = 1
 NUMERIC_BINS = 10
 TOP_CATEGORIES = 20
 KNOWN_CATEGORIES = 10_000  # categories remembered to tell "other" from "unseen"
-SCORE_BINS = 50  # equal-width score bins for estimated performance and live ROC curves
+LEGACY_SCORE_BINS = 50  # equal-width bins of windows stored before the finer ones below
+LOGIT_EDGES = 1.0 / (1.0 + np.exp(-np.arange(-12.0, 12.0 + 1e-9, 0.25)))  # logit step 0.25
+LEGACY_EDGES = np.arange(1, LEGACY_SCORE_BINS) / LEGACY_SCORE_BINS
+# Live score bins (by class for ROC AUC and AP, all for estimated performance): equal steps
+# in log-odds, fine where imbalanced tables put most scores (near 0 or 1), plus every
+# legacy edge, so a fine histogram folds exactly into a legacy one. Fixed for every model
+# and version, so windows from any server merge by addition.
+SCORE_EDGES = np.unique(np.concatenate([LOGIT_EDGES, LEGACY_EDGES]))
+SCORE_BINS = len(SCORE_EDGES) + 1
 CALIBRATION_POINTS = 200
 CACHE_LIMIT = 10_000  # raw values remembered per categorical feature by a Binner
 OTHER, UNSEEN = "__other__", "__unseen__"
@@ -257,8 +265,51 @@ class Binner:
         return numeric_counts(np.where(np.isfinite(scores), scores, np.nan), self.score_edges)
 
 
-def score_histogram(scores: np.ndarray, bins: int = SCORE_BINS) -> np.ndarray:
-    """Counts of finite scores in `bins` equal-width bins over [0, 1]."""
+def score_histogram(scores: np.ndarray) -> np.ndarray:
+    """Counts of finite scores in the live score bins (`SCORE_EDGES`)."""
     finite = scores[np.isfinite(scores)]
-    index = np.clip((finite * bins).astype(np.int64), 0, bins - 1)
-    return np.bincount(index, minlength=bins).astype(np.int64)
+    index = np.searchsorted(SCORE_EDGES, finite, side="right")
+    return np.bincount(index, minlength=SCORE_BINS).astype(np.int64)
+
+
+def score_bin(score: float) -> int:
+    """The live score bin of one score (see `score_histogram`)."""
+    return int(np.searchsorted(SCORE_EDGES, score, side="right"))
+
+
+def score_bin_middles(width: int) -> np.ndarray:
+    """The middle score of each bin of a stored histogram `width` bins wide (legacy or live)."""
+    if width == LEGACY_SCORE_BINS:
+        legacy: np.ndarray = (np.arange(width) + 0.5) / width
+        return legacy
+    bounds = np.concatenate([[0.0], SCORE_EDGES, [1.0]])
+    middles: np.ndarray = (bounds[:-1] + bounds[1:]) / 2
+    return middles
+
+
+def _to_legacy(hist: np.ndarray) -> np.ndarray:
+    """A live histogram folded into the legacy equal-width bins (exact: edges are shared)."""
+    lower = np.concatenate([[0.0], SCORE_EDGES])
+    index = np.searchsorted(LEGACY_EDGES, lower, side="right")
+    folded: np.ndarray = np.bincount(index, weights=hist, minlength=LEGACY_SCORE_BINS)
+    return folded
+
+
+def add_score_histograms(current: Sequence[float], extra: Sequence[float]) -> np.ndarray:
+    """`current + extra`; a window begun before the live bins were refined stays legacy.
+
+    Only a window that was open while servers were upgraded holds both widths: the live
+    counts fold into its legacy bins, so nothing is lost and the sum stays consistent.
+    """
+    a, b = np.asarray(current, dtype=float), np.asarray(extra, dtype=float)
+    if a.size == b.size:
+        total: np.ndarray = a + b
+        return total
+    if a.size == 0 or b.size == 0:
+        return a if b.size == 0 else b
+    if {a.size, b.size} != {LEGACY_SCORE_BINS, SCORE_BINS}:
+        raise ValueError(f"score histograms of {a.size} and {b.size} bins cannot be added")
+    folded: np.ndarray = (_to_legacy(a) if a.size == SCORE_BINS else a) + (
+        _to_legacy(b) if b.size == SCORE_BINS else b
+    )
+    return folded

@@ -36,7 +36,7 @@ from mlprod.monitoring._drift import drift_table
 from mlprod.monitoring._live import read_feature_counts, read_request_errors, read_window_stats
 from mlprod.monitoring._outcomes import outcome_counts
 from mlprod.monitoring._performance import estimated_performance, realized_performance
-from mlprod.monitoring._reference import SCORE, Binner
+from mlprod.monitoring._reference import SCORE, Binner, add_score_histograms
 from mlprod.monitoring._value import live_value, version_matrices
 from mlprod.registry import VersionRecord, list_versions, resolve
 from mlprod.spec import MonitorSpec
@@ -171,7 +171,7 @@ def _group(
         for key in SUMMED:
             current[key] += row[key]
         for key in HISTOGRAMS:
-            current[key] = current[key] + np.asarray(row[key], dtype=float)
+            current[key] = add_score_histograms(current[key], row[key])
     return grouped
 
 

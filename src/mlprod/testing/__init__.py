@@ -1,4 +1,4 @@
-"""Acceptance testing: the pytest plugin's fixtures and the generated gate suite.
+"""Acceptance testing: the pytest plugin's fixtures and the gate check of ``mlprod gates``.
 
 Kept import-free so that pytest loading the plugin costs nothing until a fixture is used.
 """

@@ -68,7 +68,11 @@ def mlprod_scores(mlprod_model: Model, mlprod_test_data: tuple[Any, Any]) -> np.
 def mlprod_metrics(
     mlprod_model: Model, mlprod_test_data: tuple[Any, Any], mlprod_scores: np.ndarray
 ) -> dict[str, MetricValue]:
-    """Test-set metrics with bootstrap 95% intervals, at the version's threshold."""
+    """Test-set metrics with bootstrap 95% intervals, at the version's threshold.
+
+    `evaluate`'s defaults (resamples and seed) are the ones training used, so these are
+    the intervals the version's gates were decided on.
+    """
     from mlprod.evaluation import evaluate
 
     return evaluate(mlprod_test_data[1], mlprod_scores, mlprod_model.threshold)
