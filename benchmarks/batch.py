@@ -8,7 +8,7 @@ median of its passes.
 - floor: pandas + LightGBM in 100k-row chunks, as a hand-written job would (the model's
   own fitted transformer, the booster on every core, a ParquetWriter);
 - mlprod: ``mlprod predict`` (log and monitoring on, the default; and ``--no-log``);
-- spark: ``mlprod predict --engine spark --master local[2]``.
+- spark: ``mlprod predict --engine spark --master local[2]`` (log and monitoring on).
 
 Then peak RSS of mlprod at 1M and 4M rows (flat in input size), and PostgreSQL to
 PostgreSQL on 1M rows (``--input-sql`` into ``--output-table``).
@@ -149,8 +149,8 @@ def _compare(root: Path, data: Path, args: argparse.Namespace) -> None:
     }
     if not args.no_spark:
         variants["mlprod --engine spark local[2]"] = lambda: _mlprod(
-            root, data, root / "spark-out", "--engine", "spark", "--master", "local[2]", "--no-log"
-        )
+            root, data, root / "spark-out", "--engine", "spark", "--master", "local[2]"
+        )  # logged and counted like the local engine
     results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     for i in range(args.passes):
         for name, run in variants.items():
@@ -169,10 +169,13 @@ def _memory(root: Path, rows: int) -> None:
     """Peak RSS of mlprod predict at 1M and 4M rows: flat in the input's size."""
     sizes = sorted({1_000_000, 4_000_000})
     print("\npeak RSS of mlprod predict (log + monitoring) by input size")
+    peaks = []
     for size in sizes:
         measured = _mlprod(root, _data(root, size), root / "mem.parquet")
+        peaks.append(measured["rss_mib"])
         print(f"{size:>10,} rows: {measured['rss_mib']:,.0f} MiB, "
               f"{size / measured['seconds']:,.0f} rows/s")  # fmt: skip
+    print(f"4M / 1M peak RSS: {peaks[-1] / peaks[0]:.2f}")
 
 
 def _postgres(root: Path, url: str) -> None:

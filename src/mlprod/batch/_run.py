@@ -4,9 +4,9 @@ The job, chunk by chunk (chunk *k* is always the same rows of the source):
 
 1. read the chunk (a reader thread keeps one chunk ahead),
 2. score it on every core (`BatchScorer`),
-3. in one store transaction: its rows into the prediction log (so outcomes join them),
-   its counts into monitoring, and the job's ``counted_chunks`` (so a resumed run never
-   counts a chunk twice),
+3. in one store transaction: its rows into the batch prediction log (narrow rows in one
+   bulk insert, so outcomes join them), its counts into monitoring, and the job's
+   ``counted_chunks`` (so a resumed run never counts a chunk twice),
 4. stage it at the destination (a writer thread, one chunk behind).
 
 Then the staged rows are published at once. A run killed anywhere and started again with

@@ -9,10 +9,15 @@ into the same `BatchScorer` and `output_rows` as the local engine, so both engin
 the same scores and the same kind of prediction ids (the partition number in the high
 bits).
 
-Output is staged like the local engine's (a hidden folder renamed into place, or a
-staging table appended to the target and dropped in one transaction) and the job row in
-the store makes a finished job a no-op. A killed Spark job starts over on its next run;
-Spark itself retries lost tasks.
+Resumable like the local engine: each task writes its partition whole as one Parquet
+part in the job's staging folder (a temporary name renamed into place), and a task whose
+part is already there skips its partition. So a job killed anywhere and run again with
+the same id scores only the partitions it had not finished, and a retried task rewrites
+the same part. The driver then records every part's rows into the batch prediction log
+and monitoring (one transaction per part, counted in the job's row, read in slices so
+memory stays bounded), and publishes: the staging folder renamed into place, or, for a
+table, the parts appended over JDBC to a staging table that one transaction moves into
+the target.
 """
 
 from __future__ import annotations
@@ -27,10 +32,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from mlprod.batch._jobs import JobRecord, get_job, insert_job, job_key, same_job, set_job
+from mlprod.batch._jobs import (
+    InTransaction,
+    JobRecord,
+    get_job,
+    insert_job,
+    job_key,
+    same_job,
+    set_job,
+    update_job,
+)
 from mlprod.batch._output import output_rows, output_schema
 from mlprod.batch._result import BatchResult
 from mlprod.batch._scorer import BatchScorer
@@ -39,11 +55,15 @@ from mlprod.batch._sources import FileSource, open_source
 from mlprod.batch._sql import SqlQuery, SqlTable
 from mlprod.bundle import Model
 from mlprod.data import jdbc_options, spark_session
-from mlprod.errors import DataError, IntegrityError
+from mlprod.errors import ConflictError, DataError, IntegrityError
+from mlprod.monitoring import Binner, LiveStats, merge_live_stats
+from mlprod.predlog import insert_batch_predictions
 from mlprod.settings import Settings
 from mlprod.store import MetadataStore
 
 PARTITION_BITS = 40  # prediction ids: partition << 40 | row within the partition
+RECORD_ROWS = 100_000  # rows of a part read at a time when the driver records them
+_DONE = pa.schema([("partition", pa.int32()), ("rows", pa.int64())])
 
 # One scorer per bundle hash per Python worker: a worker process runs many partitions, and
 # opening a bundle (hashing, loading, checking the encoder) is done once, not per partition.
@@ -69,19 +89,29 @@ def score_on_spark(
     frame, arrow_in, described = _read(spark, source)
     schema = output_schema(model, arrow_in, keep)
     key = job_key(job_id)
-    target = _Target(destination, key, schema)
-    record = _record(store, model, job_id, described, target, settings)
+    target = _Target(destination, key, schema, settings)
+    partitions = int(frame.rdd.getNumPartitions())
+    record = _record(store, model, job_id, described, target, settings, partitions)
     if record.status == "done":
         target.close()
         return BatchResult(
             job_id, record.model, record.version, "spark", record.rows, target.describe(),
             already_done=True, timings=dict(record.timings),
         )  # fmt: skip
+    loads = spark.sparkContext.accumulator(0)
+    resumed = 0
     try:
-        loads = spark.sparkContext.accumulator(0)
-        scored = _scored(spark, frame, model, schema, key, record.scored_at, loads)
-        rows = target.write(scored)
-        set_job(store, job_id, status="publishing", rows=rows)
+        if record.status != "publishing":
+            resumed = target.staged_rows()
+            _score_parts(spark, frame, model, schema, key, record.scored_at, loads, target.stage)
+            rows = target.staged_rows()
+            if rows == 0:
+                target.discard()
+                raise DataError("the input has no rows to score; nothing was written")
+            if log:
+                _record_predictions(store, model, record, target, settings)
+            target.load(spark)
+            set_job(store, job_id, status="publishing", rows=rows)
         target.publish()
     except BaseException as exc:
         set_job(store, job_id, status="failed", error=str(exc) or type(exc).__name__)
@@ -90,11 +120,12 @@ def score_on_spark(
         target.close()
     timings = {"total": time.perf_counter() - started}
     set_job(store, job_id, status="done", finished_at=datetime.now(UTC), timings=timings)
-    partitions = frame.rdd.getNumPartitions()
+    done = get_job(store, job_id)
+    assert done is not None
     note = f"bundle opened {loads.value} time(s) for {partitions} partition(s)"
     return BatchResult(
-        job_id, model.name, int(model.version or 0), "spark", rows, target.describe(),
-        timings=timings, notes=[note],
+        job_id, model.name, int(model.version or 0), "spark", done.rows, target.describe(),
+        resumed_after=resumed, timings=timings, notes=[note],
     )  # fmt: skip
 
 
@@ -122,7 +153,9 @@ def _record(
     source: dict[str, Any],
     target: _Target,
     settings: Settings,
+    partitions: int,
 ) -> JobRecord:
+    """The job's row; a resumed job must cut its input into the same partitions."""
     expected: dict[str, Any] = {
         "model": model.name,
         "version": int(model.version or 0),
@@ -135,17 +168,25 @@ def _record(
         same_job(record, expected)
         if record.status == "done":
             return record
+        if record.chunk_rows != partitions:
+            raise ConflictError(
+                f"batch job {job_id!r} read its input as {record.chunk_rows} Spark partitions, "
+                f"now {partitions}: its staged parts would not line up. Run it with the same "
+                "Spark settings, or give a new --job-id"
+            )
+        if record.status != "publishing":
+            set_job(store, job_id, status="running", key=record.key)
+        return record
     target.check()
-    if record is None:
-        record = JobRecord(
-            id=job_id, chunk_rows=0, scored_at=datetime.now(UTC), user_name=settings.user,
-            **expected,
-        )  # fmt: skip
-        insert_job(store, record)
+    record = JobRecord(  # a Spark job's chunks are its input partitions
+        id=job_id, chunk_rows=partitions, scored_at=datetime.now(UTC), user_name=settings.user,
+        **expected,
+    )  # fmt: skip
+    insert_job(store, record)
     return record
 
 
-def _scored(
+def _score_parts(
     spark: Any,
     frame: Any,
     model: Model,
@@ -153,10 +194,12 @@ def _scored(
     key: str,
     scored_at: datetime,
     loads: Any,
-) -> Any:
-    """`frame` scored by `mapInPandas`, the bundle opened once per Python worker."""
+    stage: Path,
+) -> None:
+    """Score every partition whose part is not staged yet, each into a part of its own."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
+    stage.mkdir(parents=True, exist_ok=True)
     spark.sparkContext.addFile(str(model.folder), recursive=True)
     digest = hashlib.sha256((model.folder / "manifest.json").read_bytes()).hexdigest()
     work = functools.partial(
@@ -168,8 +211,14 @@ def _scored(
         key=key,
         scored_at=scored_at,
         loads=loads,
+        stage=str(stage),
     )
-    return frame.mapInPandas(work, from_arrow_schema(schema))
+    frame.mapInPandas(work, from_arrow_schema(_DONE)).collect()
+
+
+def part_path(stage: Path, partition: int) -> Path:
+    """Where partition `partition`'s scored rows are staged."""
+    return stage / f"part-{partition:06d}.parquet"
 
 
 def _score_partition(
@@ -182,21 +231,33 @@ def _score_partition(
     key: str,
     scored_at: datetime,
     loads: Any,
+    stage: str,
 ) -> Iterator[pd.DataFrame]:
-    """Runs on an executor: score each Arrow batch Spark hands over, as the local engine does."""
+    """Runs on an executor: the partition scored into its part, unless the part is there."""
     from pyspark import TaskContext
 
-    model, scorer = _scorer(bundle, digest, version, loads)
     context = TaskContext.get()
-    offset = (context.partitionId() if context is not None else 0) << PARTITION_BITS
-    for frame in frames:
-        batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
-        scores = scorer.score(batch)
-        rows = output_rows(
-            model, schema, batch, scores, job_key=key, start=offset, scored_at=scored_at
-        )
-        offset += batch.num_rows
-        yield rows.to_pandas()
+    partition = context.partitionId() if context is not None else 0
+    final = part_path(Path(stage), partition)
+    if final.exists():  # staged by an earlier run of the job: not scored again
+        for _ in frames:
+            pass
+        return
+    model, scorer = _scorer(bundle, digest, version, loads)
+    offset = start = partition << PARTITION_BITS
+    partial = final.with_name(f"{final.name}.{os.getpid()}.tmp")
+    with pq.ParquetWriter(partial, schema) as writer:
+        for frame in frames:
+            batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
+            scores = scorer.score(batch)
+            writer.write_table(
+                output_rows(
+                    model, schema, batch, scores, job_key=key, start=offset, scored_at=scored_at
+                )
+            )
+            offset += batch.num_rows
+    os.replace(partial, final)  # the part appears whole, or not at all
+    yield pd.DataFrame({"partition": [partition], "rows": [offset - start]})
 
 
 def _scorer(bundle: str, digest: str, version: int, loads: Any) -> tuple[Model, BatchScorer]:
@@ -221,15 +282,69 @@ def _scorer(bundle: str, digest: str, version: int, loads: Any) -> tuple[Model, 
     return model, scorer
 
 
+def _record_predictions(
+    store: MetadataStore, model: Model, record: JobRecord, target: _Target, settings: Settings
+) -> None:
+    """Each staged part into the batch prediction log and monitoring, once.
+
+    One transaction per part moves its rows, its counts and the job's ``counted_chunks``
+    together, so a job killed here and run again goes on with the next part. Scores come
+    from the staged output, so monitoring counts scores and predictions, not input features.
+    """
+    parts = target.parts()
+    entity = model.signature.get("entity")
+    binner = Binner(model.reference) if settings.monitor and model.reference is not None else None
+    version = int(model.version or 0)
+    for index, (partition, path) in enumerate(parts):
+        if index < record.counted_chunks:
+            continue
+        stats = LiveStats(settings.monitor_bucket) if settings.monitor else None
+
+        def work(conn: Any, partition: int = partition, path: Path = path, index: int = index,
+                 stats: LiveStats | None = stats) -> None:  # fmt: skip
+            inside = InTransaction(store, conn)
+            seq = partition << PARTITION_BITS
+            columns = ["score", *([entity] if entity else [])]
+            for batch in pq.ParquetFile(path).iter_batches(RECORD_ROWS, columns=columns):
+                scores = np.asarray(
+                    batch.column("score").to_numpy(zero_copy_only=False), dtype=float
+                )
+                insert_batch_predictions(
+                    inside, job=target.key, seqs=np.arange(seq, seq + len(scores)),
+                    scores=scores, entities=batch.column(entity) if entity else None,
+                )  # fmt: skip
+                seq += len(scores)
+                if stats is not None:
+                    stats.add(
+                        model.name, version, record.scored_at, scores,
+                        threshold=model.threshold, binner=binner,
+                    )  # fmt: skip
+            if stats is not None:
+                merge_live_stats(inside.as_store(), stats.drain())
+            update_job(conn, record.id, counted_chunks=index + 1)
+
+        store.write(work, conflicts=True)
+
+
 class _Target:
     """Where the Spark job writes: a staged Parquet folder, or a staging table over JDBC."""
 
-    def __init__(self, destination: str | Path | SqlTable, key: str, schema: pa.Schema) -> None:
+    def __init__(
+        self,
+        destination: str | Path | SqlTable,
+        key: str,
+        schema: pa.Schema,
+        settings: Settings,
+    ) -> None:
         self.destination = destination
         self.schema = schema
+        self.key = key
         self.table: TableSink | None = None
         if isinstance(destination, SqlTable):
             self.table = TableSink(destination, key)
+            self.table.schema = schema
+            # the executors write parts here: on a cluster, a folder they all share
+            self.stage = settings.spool_dir().parent / "batch" / f"spark-{key}"
             return
         self.path = Path(destination)
         if self.path.suffix.lower() == ".csv":
@@ -255,30 +370,47 @@ class _Target:
             return self.table.describe()
         return {"kind": "folder", "path": str(self.path.resolve())}
 
-    def write(self, scored: Any) -> int:
-        """Write every scored row to the staging; returns how many."""
-        scored = scored.cache()
-        rows = int(scored.count())
-        if rows == 0:
-            raise DataError("the input has no rows to score; nothing was written")
+    def parts(self) -> list[tuple[int, Path]]:
+        """The staged parts, by partition number."""
+        found = sorted(self.stage.glob("part-*.parquet")) if self.stage.is_dir() else []
+        return [(int(p.name[5:11]), p) for p in found]
+
+    def staged_rows(self) -> int:
+        return sum(pq.ParquetFile(p).metadata.num_rows for _, p in self.parts())
+
+    def discard(self) -> None:
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+    def load(self, spark: Any) -> None:
+        """A table's staged parts into its staging table over JDBC (afresh on every run)."""
+        for leftover in self.stage.glob("*.tmp"):  # a killed or retried task's partial part
+            leftover.unlink(missing_ok=True)
         if self.table is None:
-            shutil.rmtree(self.stage, ignore_errors=True)
-            scored.write.mode("overwrite").parquet(str(self.stage))
-        else:
-            self.table.discard()  # a killed Spark job starts over: its partial staging goes
-            self.table.write(0, pa.Table.from_batches([], schema=self.schema))
-            options = jdbc_options(self.table.target.url)
-            scored.write.format("jdbc").options(**options).option(
-                "dbtable", self.table.stage_name
-            ).mode("append").save()
-        scored.unpersist()
-        return rows
+            return
+        self.table.discard()
+        self.table.write(0, pa.Table.from_batches([], schema=self.schema))
+        options = jdbc_options(self.table.target.url)
+        staged = spark.read.schema(_spark_schema(self.schema)).parquet(str(self.stage))
+        staged.write.format("jdbc").options(**options).option(
+            "dbtable", self.table.stage_name
+        ).mode("append").save()
 
     def publish(self) -> None:
+        """Every staged row visible at once; a job that died after publishing does nothing."""
         if self.table is not None:
-            self.table.publish()
+            if self.table.staging_exists():
+                self.table.publish()
+            self.discard()
             return
+        if not self.stage.exists():
+            return  # published by the run that died before saying so
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_dir():
             self.path.rmdir()
         os.replace(self.stage, self.path)
+
+
+def _spark_schema(schema: pa.Schema) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)
