@@ -135,7 +135,7 @@ def tile_fields(plan: Any, at_ms: int) -> list[str]:
     return list(fields)
 
 
-def lookups(url: str, seconds: float, rounds: int, entities: int = 2000) -> list[str]:
+def lookups(url: str, seconds: float, rounds: int, entities: int = 500) -> list[str]:
     from mlprod.features import compile_plan
     from mlprod.online import FeatureClient, OnlineStore, materialize
     from mlprod.spec import AggregatesSpec
@@ -162,11 +162,21 @@ def lookups(url: str, seconds: float, rounds: int, entities: int = 2000) -> list
         found = await client.lookup(plan, [{"customer_id": 7}], at_ms=at_ms)
         assert found[0] is not None
         assert found[0]["n_30d"] > 0
-        results: dict[str, list[tuple[float, float, float]]] = {"tiles": [], "flat": [], "raw": []}
+        names = ("tiles", "cold", "flat", "raw")
+        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
 
         async def tiles() -> None:
             key = random.randrange(entities)
             await client.lookup(plan, [{"customer_id": key}], at_ms=at_ms)
+
+        async def cold() -> None:  # a cutoff in another hop each time: no kept values
+            key = random.randrange(entities)
+            when = at_ms - random.randrange(86_400) * 1000
+            await client.lookup(plan, [{"customer_id": key}], at_ms=when)
+
+        async def warm_up() -> None:
+            for key in range(entities):
+                await client.lookup(plan, [{"customer_id": key}], at_ms=at_ms)
 
         async def flat_hash() -> None:
             await client.redis.hgetall(f"bench:flat:{random.randrange(entities)}")
@@ -176,7 +186,10 @@ def lookups(url: str, seconds: float, rounds: int, entities: int = 2000) -> list
             await client.redis.hmget(key, fields)
 
         for _ in range(rounds):
-            for name, call in (("tiles", tiles), ("raw", raw_tiles), ("flat", flat_hash)):
+            variants = (("cold", cold), ("tiles", tiles), ("raw", raw_tiles), ("flat", flat_hash))
+            for name, call in variants:
+                if name == "tiles":
+                    await warm_up()  # the cold turn replaced what lookups at at_ms keep
                 latencies = await closed_loop(call, 8, seconds)
                 p50, p99 = percentiles(latencies)
                 results[name].append((p50, p99, len(latencies) / seconds))
@@ -188,7 +201,8 @@ def lookups(url: str, seconds: float, rounds: int, entities: int = 2000) -> list
     lines = ["1. lookup of 20 aggregate features, one entity, c=8 (median of rounds)"]
     for name, label in (("flat", "baseline: 20 stored values (one HGETALL)"),
                         ("raw", f"floor: the {len(fields)} tile fields (raw HMGET)"),
-                        ("tiles", "mlprod: 20 windows from tiles (one script call)")):  # fmt: skip
+                        ("cold", "mlprod, a new hop or write since the last lookup"),
+                        ("tiles", "mlprod, the same hops as the last lookup")):  # fmt: skip
         p50 = statistics.median(r[0] for r in results[name])
         p99 = statistics.median(r[1] for r in results[name])
         rate = statistics.median(r[2] for r in results[name])
@@ -352,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--duration", type=float, default=5.0, help="Seconds per load turn.")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--entities", type=int, default=2000, help="Entities for the lookups.")
+    parser.add_argument("--entities", type=int, default=500, help="Entities for the lookups.")
     parser.add_argument("--only", choices=["lookups", "serving", "pit"], default=None)
     args = parser.parse_args(argv)
     lines: list[str] = []

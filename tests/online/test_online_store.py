@@ -234,3 +234,37 @@ def test_a_window_of_thousands_of_tiles_reads_in_parts(
     assert mismatches(plan, online, offline) == []
     assert int(offline["n_1d"].sum()) > 20
     store.close()
+
+
+def test_kept_lookup_values_follow_every_write_and_every_hop(redis_prefix: str) -> None:
+    """LOOKUP keeps its values per newest tile; a merge or a new hop must never see old ones."""
+    plan = plan_for({**AGGREGATES, "delay": "0s", "joins": []})
+    store = OnlineStore.open(REDIS_URL, prefix=redis_prefix)
+    at = START + pd.Timedelta(days=2)
+    sent: list[dict[str, Any]] = []
+
+    def send(minutes_before: int, amount: float) -> None:
+        event = {"user": "u5", "at": (at - pd.Timedelta(minutes=minutes_before)).isoformat(),
+                 "kind": "buy", "amount": amount}  # fmt: skip
+        sent.append(event)
+        ingest_events(store, [plan], "clicks", [event], now_ms=ms(at))
+
+    def check(when: pd.Timestamp) -> dict[str, Any]:
+        found = store.lookup(plan, [{"user": "u5"}], at_ms=ms(when))[0]
+        offline = point_in_time(pd.DataFrame({"user": ["u5"], "t": [when]}), plan, time="t",
+                                events={"clicks": pd.DataFrame(sent)})  # fmt: skip
+        assert found is not None and mismatches(plan, [found], offline) == []
+        return found
+
+    send(30, 7.0)
+    assert check(at)["n_1h"] == 1
+    assert check(at)["n_1h"] == 1  # read back from the kept values
+    assert store.client.hexists(store.key(plan, "e:u5"), "c")
+    send(20, 9.0)  # a write drops them
+    assert not store.client.hexists(store.key(plan, "e:u5"), "c")
+    assert check(at)["hi_7d"] == 9.0
+    assert check(at + pd.Timedelta(hours=3))["n_1h"] == 0  # a later hop: computed afresh
+    assert check(at)["n_1h"] == 2  # and back again
+    assert store.lookup(plan, [{"user": "nobody"}], at_ms=ms(at)) == [None]
+    assert not store.client.exists(store.key(plan, "e:nobody"))  # nothing written for it
+    store.close()

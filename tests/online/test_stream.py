@@ -322,3 +322,21 @@ def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(
     assert 0 < metrics["mlprod_stream_applied"] <= 3000
     assert parity(plan, store, events) == []
     store.close()
+
+
+@pytest.mark.redis
+def test_a_taken_metrics_port_is_a_clear_error(redis_prefix: str, tmp_path: Path) -> None:
+    import socket
+
+    from mlprod.pipelines import stream_features
+    from mlprod.settings import Settings
+
+    write_stream_project(tmp_path, redis_prefix)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = Settings(online=REDIS_URL, redis_prefix=redis_prefix)
+        spec = tmp_path / "mlprod.yaml"
+        with pytest.raises(SpecError, match=f"--metrics-port {port}: cannot listen"):
+            stream_features(spec, stop=threading.Event(), metrics_port=port, settings=settings)

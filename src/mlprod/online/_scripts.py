@@ -54,6 +54,7 @@ for i = 0, n - 1 do
   if new then redis.call('HSET', key, field, new) end
 end
 for j = 5 + 3 * n, #ARGV do redis.call('HDEL', key, ARGV[j]) end
+redis.call('HDEL', key, 'c')  -- LOOKUP's kept values are stale now
 if ttl > 0 then
   redis.call('EXPIRE', key, ttl)
   if known then
@@ -68,94 +69,128 @@ return n
 # epoch ms; ARGV[2]: the aggregates, "function,slot,slot2,hop_ms,tiles;..." in plan order.
 # Returns {entity known (0/1), one value per aggregate, one row per join, the time before
 # which the entity's tiles are incomplete (after an eviction) or false}.
-# Cost matters here (Redis runs one script at a time): each slot's run of tiles is read
-# once however many features share it, every field in one HMGET, each run summed once.
+# Cost matters here (Redis runs one script at a time). The values depend on the cutoff
+# only through each window's newest tile, so they are kept in the entity's field c under
+# that stamp: until a hop passes or MERGE (which drops c) writes, a lookup reads one
+# field. Otherwise each slot's run of tiles is named and read once however many features
+# share it, every field in one HMGET, each run summed once.
 LOOKUP = r"""
 local cutoff = tonumber(ARGV[1])
 local known = redis.call('EXISTS', KEYS[1])
 local out = {known}
-local fields, runs, specs, suffixes = {}, {}, {}, {}
-local function run(slot, hop, n)
-  local id = slot .. '/' .. hop .. '/' .. n
-  local found = runs[id]
-  if found then return found end
-  local last = math.floor(cutoff / hop)
-  local first = #fields + 1
-  local suffix = suffixes[hop] or {}  -- ':<tile>' texts, made once per hop: numbers to
-  suffixes[hop] = suffix              -- text are the costly part of naming the fields
-  for k = last - n + 1, last do
-    local text = suffix[k]
-    if not text then text = ':' .. k; suffix[k] = text end  -- k < 1e14: exact digits
-    fields[#fields + 1] = slot .. text
-  end
-  found = {first, #fields}
-  runs[id] = found
-  return found
-end
+local parsed, marks = {}, {}
 for spec in string.gmatch(ARGV[2], '[^;]+') do
   local fn, a, b, hop, n = string.match(spec, '^([%a_]+),(%d+),(%d*),(%d+),(%d+)$')
   hop = tonumber(hop); n = tonumber(n)
-  specs[#specs + 1] = {fn, run(a, hop, n), b ~= '' and run(b, hop, n) or false}
+  parsed[#parsed + 1] = {fn, a, b, hop, n}
+  marks[#marks + 1] = math.floor(cutoff / hop)
 end
-local values = {}
-if known == 1 and #fields <= 4000 then
-  values = redis.call('HMGET', KEYS[1], unpack(fields))
-elseif known == 1 then  -- unpack has a limit: read very long runs in parts
-  for i = 1, #fields, 4000 do
-    local part = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 3999, #fields)))
-    for j = 1, #part do values[i + j - 1] = part[j] end
+local stamp = table.concat(marks, ',') .. '|'  -- tile numbers < 1e14: exact digits
+
+local function compute()
+  local fields, runs, suffixes, specs = {}, {}, {}, {}
+  local function run(slot, hop, n)
+    local id = slot .. '/' .. hop .. '/' .. n
+    local found = runs[id]
+    if found then return found end
+    local last = math.floor(cutoff / hop)
+    local first = #fields + 1
+    local suffix = suffixes[hop] or {}  -- ':<tile>' texts, made once per hop: numbers
+    suffixes[hop] = suffix              -- to text are the costly part of naming fields
+    for k = last - n + 1, last do
+      local text = suffix[k]
+      if not text then text = ':' .. k; suffix[k] = text end
+      fields[#fields + 1] = slot .. text
+    end
+    found = {first, #fields}
+    runs[id] = found
+    return found
   end
-end
-local totals = {}
-local function total(r)
-  local sum = totals[r]
-  if sum then return sum end
-  sum = 0
-  for i = r[1], r[2] do local v = values[i]; if v then sum = sum + tonumber(v) end end
-  totals[r] = sum
-  return sum
-end
-for _, spec in ipairs(specs) do
-  local fn, r = spec[1], spec[2]
-  local result = false
-  if fn == 'count' then
-    result = string.format('%d', total(r))
-  elseif fn == 'sum' then
-    result = string.format('%.17g', total(r))
-  elseif fn == 'mean' then
-    local count = total(spec[3])
-    if count > 0 then result = string.format('%.17g', total(r) / count) end
-  elseif fn == 'min' or fn == 'max' then
-    for i = r[1], r[2] do
-      local v = values[i]
-      if v then
-        local x = tonumber(v)
-        if not result or (fn == 'min' and x < result) or (fn == 'max' and x > result) then
-          result = x
+  for _, p in ipairs(parsed) do
+    specs[#specs + 1] = {p[1], run(p[2], p[4], p[5]), p[3] ~= '' and run(p[3], p[4], p[5])}
+  end
+  local values = {}
+  if known == 1 and #fields <= 4000 then
+    values = redis.call('HMGET', KEYS[1], unpack(fields))
+  elseif known == 1 then  -- unpack has a limit: read very long runs in parts
+    for i = 1, #fields, 4000 do
+      local part = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 3999, #fields)))
+      for j = 1, #part do values[i + j - 1] = part[j] end
+    end
+  end
+  local totals = {}
+  local function total(r)
+    local sum = totals[r]
+    if sum then return sum end
+    sum = 0
+    for i = r[1], r[2] do local v = values[i]; if v then sum = sum + tonumber(v) end end
+    totals[r] = sum
+    return sum
+  end
+  local results = {}
+  for index, spec in ipairs(specs) do
+    local fn, r = spec[1], spec[2]
+    local result = false
+    if fn == 'count' then
+      result = string.format('%d', total(r))
+    elseif fn == 'sum' then
+      result = string.format('%.17g', total(r))
+    elseif fn == 'mean' then
+      local count = total(spec[3])
+      if count > 0 then result = string.format('%.17g', total(r) / count) end
+    elseif fn == 'min' or fn == 'max' then
+      for i = r[1], r[2] do
+        local v = values[i]
+        if v then
+          local x = tonumber(v)
+          if not result or (fn == 'min' and x < result) or (fn == 'max' and x > result) then
+            result = x
+          end
         end
       end
-    end
-    if result then result = string.format('%.17g', result) end
-  elseif fn == 'last' then
-    for i = r[1], r[2] do
-      local v = values[i]
-      if v and (not result or v > result) then result = v end
-    end
-  elseif fn == 'distinct_count' then
-    local seen, sets, count = {}, {}, 0
-    for i = r[1], r[2] do
-      local v = values[i]
-      if v and not sets[v] then  -- tiles often hold the same set: split each set once
-        sets[v] = true
-        for part in string.gmatch(v, '[^\30]+') do
-          if not seen[part] then seen[part] = true; count = count + 1 end
+      if result then result = string.format('%.17g', result) end
+    elseif fn == 'last' then
+      for i = r[1], r[2] do
+        local v = values[i]
+        if v and (not result or v > result) then result = v end
+      end
+    elseif fn == 'distinct_count' then
+      local seen, sets, count = {}, {}, 0
+      for i = r[1], r[2] do
+        local v = values[i]
+        if v and not sets[v] then  -- tiles often hold the same set: split each set once
+          sets[v] = true
+          for part in string.gmatch(v, '[^\30]+') do
+            if not seen[part] then seen[part] = true; count = count + 1 end
+          end
         end
       end
+      result = string.format('%d', count)
     end
-    result = string.format('%d', count)
+    results[index] = result
   end
-  out[#out + 1] = result
+  return results
 end
+
+local results = nil
+if known == 1 then
+  local kept = redis.call('HGET', KEYS[1], 'c')
+  if kept and string.sub(kept, 1, #stamp) == stamp then
+    results = {}
+    for v in string.gmatch(string.sub(kept, #stamp + 1), '([^\29]*)\29') do
+      results[#results + 1] = v ~= '' and v
+    end
+  end
+end
+if not results then
+  results = compute()
+  if known == 1 then  -- values never hold \29 (texts are JSON); a refused write is harmless
+    local parts = {}
+    for i = 1, #parsed do parts[i] = results[i] or '' end
+    redis.pcall('HSET', KEYS[1], 'c', stamp .. table.concat(parts, '\29') .. '\29')
+  end
+end
+for i = 1, #parsed do out[#out + 1] = results[i] end
 for j = 2, #KEYS do out[#out + 1] = redis.call('HGET', KEYS[j], 'r') end
 out[#out + 1] = redis.call('HGET', KEYS[1], 'p')
 return out

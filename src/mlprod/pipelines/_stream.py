@@ -96,7 +96,14 @@ def stream_features(
     if metrics_port is not None:
         registry = CollectorRegistry(auto_describe=True)
         registry.register(_ReaderCollector(reader))
-        server, _ = start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
+        try:
+            server, _ = start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
+        except OSError as exc:
+            online.close()
+            raise SpecError(
+                f"--metrics-port {metrics_port}: cannot listen on 127.0.0.1 ({exc.strerror}); "
+                "pick a free port or leave the option out"
+            ) from None
     steps = Steps(quiet=quiet)
     keys = ", ".join(stream.key for stream in reader.sources.values())
     try:
