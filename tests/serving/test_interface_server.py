@@ -78,6 +78,7 @@ GUESSED = [  # accepted silently before: each was turned into a number or a date
     ("tenure_months", "1.5", "a number, not a string"),
     ("signup_date", "now", "an ISO 8601 date-time"),
     ("monthly_charges", "", "a number, not a string"),
+    ("signup_date", "", "an ISO 8601 date-time"),  # was read as a missing date
 ]
 
 
