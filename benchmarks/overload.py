@@ -117,7 +117,7 @@ def accepted_per_second(url: str, body: Path, clients: int, seconds: float) -> f
         script.write_text(WRK_SCRIPT % {"body": body}, encoding="utf-8")
         pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
         threads = str(min(clients, 4))
-        argv = [*pin, "wrk", "-t", threads, "-c", str(clients), "-d", f"{seconds}s"]
+        argv = [*pin, "wrk", "-t", threads, "-c", str(clients), "-d", f"{max(int(seconds), 1)}s"]
         done = subprocess.run(
             [*argv, "-s", str(script), url + "/v1/models/churn/predict"],
             capture_output=True, text=True, timeout=seconds + 120,
