@@ -44,7 +44,7 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from serve import client_rows, train_model  # noqa: E402 - the serving benchmark's model
+from serve import client_rows  # noqa: E402 - the serving benchmark's request records
 
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -83,7 +83,11 @@ class Serve:
             argv, cwd=folder, env=full, stdout=subprocess.DEVNULL, stderr=self.log
         )
 
-    def wait_healthy(self, timeout: float = 180.0) -> bool:
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
+
+    def wait_healthy(self, timeout: float = 600.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
             with contextlib.suppress(httpx.TransportError):
@@ -113,7 +117,7 @@ def accepted_per_second(url: str, body: Path, clients: int, seconds: float) -> f
         script.write_text(WRK_SCRIPT % {"body": body}, encoding="utf-8")
         pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
         threads = str(min(clients, 4))
-        argv = [*pin, "wrk", "-t", threads, "-c", str(clients), "-d", f"{seconds}s"]
+        argv = [*pin, "wrk", "-t", threads, "-c", str(clients), "-d", f"{max(int(seconds), 1)}s"]
         done = subprocess.run(
             [*argv, "-s", str(script), url + "/v1/models/churn/predict"],
             capture_output=True, text=True, timeout=seconds + 120,
@@ -211,6 +215,16 @@ def start_with_store_down(src: str, folder: Path) -> dict[str, Any]:
         server.stop()
 
 
+def train_with(src: str, folder: Path) -> None:
+    """Train the benchmark's model in a process that imports mlprod from `src`."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); from pathlib import Path; "
+        f"from serve import train_model; train_model(Path({str(folder)!r}), rows=5000)"
+    )
+    env = {**os.environ, "PYTHONPATH": src}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=1800)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, help="src folder of the older mlprod")
@@ -223,7 +237,7 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="mlprod-overload-"))
     try:
-        train_model(folder, rows=5000)
+        train_with(args.before, folder)  # the older tree's schema: both trees can read it
         body = folder / "body.json"
         body.write_text(json.dumps({"records": client_rows(args.records)}), encoding="utf-8")
         trees = {"before": args.before, "after": args.after}
@@ -233,7 +247,7 @@ def main() -> None:
             for name, src in trees.items():
                 server = Serve(src, folder, env)
                 if not server.wait_healthy():
-                    raise RuntimeError(f"{name}: the server did not start")
+                    raise RuntimeError(f"{name}: the server did not start: {server.output()}")
                 for label, clients in (("capacity", args.clients), ("5x", 5 * args.clients)):
                     rate = accepted_per_second(server.url, body, clients, args.duration)
                     figures[name].setdefault(label, []).append(rate)
