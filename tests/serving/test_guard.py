@@ -220,7 +220,7 @@ def assert_413_before_the_body(url: str, limit: int) -> bytes:
     """Declare a body one byte over the limit, send none of it: 413 must arrive anyway."""
     with socket.create_connection(_http(url), timeout=5) as sock:
         sock.sendall(
-            b"POST /work HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /work HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {limit + 1}\r\n\r\n".encode()
         )
         head = _read_response(sock)
@@ -234,7 +234,8 @@ def assert_413_while_streaming(url: str, limit: int, path: str = "/work") -> byt
     sent = 0
     with socket.create_connection(_http(url), timeout=5) as sock:
         sock.sendall(
-            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/json\r\n".encode()
             + b"Transfer-Encoding: chunked\r\n\r\n"
         )
         while sent <= limit + len(chunk):
@@ -326,7 +327,8 @@ def _post_slowly(server: Server, body: bytes, split: int) -> socket.socket:
     """Start a predict request and send only part of its body: it stays in flight."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     sock.sendall(
-        b"POST /v1/models/churn/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /v1/models/churn/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\n"
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body[:split]
     )
