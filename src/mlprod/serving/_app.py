@@ -145,7 +145,7 @@ def create_app(
     throttled = ThrottledLog()
     _error_handlers(app, state, throttled)
     install_openapi(app, pool)
-    app.add_middleware(  # added last, so it is the outermost: limits apply before anything
+    app.add_middleware(  # limits apply before the app; only the checks below wrap it
         Guard,
         max_body_bytes=settings.max_body_bytes,
         max_concurrency=settings.max_concurrency,
