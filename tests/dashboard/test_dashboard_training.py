@@ -75,7 +75,7 @@ def test_training_page_follows_the_epochs_and_the_version_page_keeps_them(
         version = register_version(
             store, "churn", run_id=run, bundle_id="a" * 32, flavor="mlp", metrics={},
             gates=[], gates_passed=True, signature={"fields": [], "classes": [0, 1]},
-            threshold=0.5,
+            threshold=0.5, files={},
         ).version  # fmt: skip
         finish_run(store, run, status="finished", version=version)
     page.wait_for_function(

@@ -60,7 +60,7 @@ def _version(store: Store, bundle: str, value: dict[str, float] | None) -> int:
     return register_version(
         store, "churn", run_id=run, bundle_id=bundle, flavor="sklearn", metrics={},
         gates=[], gates_passed=True, signature={"fields": [], "classes": [False, True]},
-        threshold=0.5,
+        threshold=0.5, files={},
     ).version  # fmt: skip
 
 

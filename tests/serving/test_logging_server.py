@@ -207,7 +207,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
 def pg_project(private_pg: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory) -> Project:
     project = write_project(tmp_path_factory.mktemp("pg"), rows=1500, store=private_pg.url)
     run = train(project.spec, settings=project.settings())
-    promote("churn", run.version, "production", store=private_pg.url, actor="t")
+    promote("churn", run.version, "production", settings=project.settings(), actor="t")
     return project
 
 
@@ -265,7 +265,7 @@ def test_kill_9_mid_load_loses_nothing_and_duplicates_nothing(
 ) -> None:
     project = write_project(tmp_path / "project", rows=1500, store=postgres_url)
     promote("churn", train(project.spec, settings=project.settings()).version, "production",
-            store=postgres_url, actor="t")  # fmt: skip
+            settings=project.settings(), actor="t")  # fmt: skip
     server = Server(project)
     try:
         server.wait_ready()

@@ -21,8 +21,11 @@ from mlprod.errors import IntegrityError
 # ``numpy.save``) that an estimator would call with the request's data.
 ALLOWED_TYPES = frozenset(
     {
+        "mlprod.features._subset.ColumnSubset",
         "mlprod.features._transformer.FeatureTransformer",
         "numpy.dtype",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.tree._tree.Tree",
     }
