@@ -25,8 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 PAGE_PREFIX = "/ui"
 PAGE_HEADERS = (
-    (b"x-frame-options", b"DENY"),
-    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-frame-options", b"SAMEORIGIN"),  # its own pages frame the run report
+    (b"content-security-policy", b"frame-ancestors 'self'"),
     (b"x-content-type-options", b"nosniff"),
 )
 REMEMBERED = 256  # distinct allowed Host values kept (names times ports: a handful)
