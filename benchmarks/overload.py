@@ -11,7 +11,8 @@ same trained model and measures:
 
 * accepted throughput (answers 200 per second) at capacity (`--clients`, the server's
   concurrency limit) and at 5x overload (5x as many clients, all back to back), with
-  wrk when it is installed (pinned to core 1), else a Python load generator;
+  wrk when it is installed, else the asyncio load generator of `_load.py` (either pinned
+  to core 1);
 * SIGTERM under load: keep-alive clients that stop reconnecting 0.3 s after the signal,
   as behind a load balancer; connection resets, and seconds from the signal to exit;
 * start-up with the store unreachable: whether the process is still up after 10 s,
@@ -36,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -131,26 +131,18 @@ def accepted_per_second(url: str, body: Path, clients: int, seconds: float) -> f
 
 
 def _python_load(url: str, body: bytes, clients: int, seconds: float) -> float:
-    ok = Counter[int]()
-    lock = threading.Lock()
-    until = time.monotonic() + seconds
-
-    def run() -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            while time.monotonic() < until:
-                try:
-                    status = client.post("/v1/models/churn/predict", content=body).status_code
-                except httpx.TransportError:
-                    continue
-                with lock:
-                    ok[status] += 1
-
-    threads = [threading.Thread(target=run) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return ok[200] / seconds
+    """The asyncio load generator of `_load.py` in its own process, pinned to core 1."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as file:
+        file.write(body)
+        file.flush()
+        pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
+        argv = [*pin, sys.executable, str(HERE / "_load.py")]
+        argv += [url + "/v1/models/churn/predict", file.name, str(clients), str(seconds)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
+    if done.returncode != 0:
+        raise RuntimeError(done.stdout + done.stderr)
+    result = json.loads(done.stdout)
+    return float(result["statuses"].get("200", 0)) / float(result["seconds"])
 
 
 # --- SIGTERM under load -------------------------------------------------------------------
@@ -222,6 +214,7 @@ def train_with(src: str, folder: Path) -> None:
         f"from serve import train_model; train_model(Path({str(folder)!r}), rows=5000)"
     )
     env = {**os.environ, "PYTHONPATH": src}
+    folder.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=1800)
 
 
@@ -237,7 +230,9 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="mlprod-overload-"))
     try:
-        train_with(args.before, folder)  # the older tree's schema: both trees can read it
+        train_with(args.before, folder / "before")  # the older tree's schema: both read it
+        # Each tree serves its own copy: the newer one migrates the store forward on start.
+        shutil.copytree(folder / "before", folder / "after")
         body = folder / "body.json"
         body.write_text(json.dumps({"records": client_rows(args.records)}), encoding="utf-8")
         trees = {"before": args.before, "after": args.after}
@@ -245,7 +240,7 @@ def main() -> None:
         figures: dict[str, dict[str, list[float]]] = {k: {} for k in trees}
         for _ in range(args.passes):
             for name, src in trees.items():
-                server = Serve(src, folder, env)
+                server = Serve(src, folder / name, env)
                 if not server.wait_healthy():
                     raise RuntimeError(f"{name}: the server did not start: {server.output()}")
                 for label, clients in (("capacity", args.clients), ("5x", 5 * args.clients)):
@@ -268,7 +263,7 @@ def main() -> None:
                   f"resets {figures[name]['resets']}, exit s "
                   f"{[round(v, 1) for v in figures[name]['exit_s']]}")  # fmt: skip
         for name, src in trees.items():
-            print(f"{name}: store down at start: {start_with_store_down(src, folder)}")
+            print(f"{name}: store down at start: {start_with_store_down(src, folder / name)}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

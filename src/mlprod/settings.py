@@ -92,7 +92,13 @@ class Settings(BaseSettings):
     write_timeout: float = Field(
         default=30.0, gt=0, description="Seconds before a 504 on bulk writes (outcomes)."
     )
-    max_concurrency: int = Field(default=64, gt=0, description="In-flight requests before 503.")
+    max_concurrency: int = Field(default=64, gt=0, description="In-flight requests at most.")
+    queue_timeout: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds a request beyond the concurrency limit waits for a slot before "
+        "503 (0: refuse at once).",
+    )
     grace_period: float = Field(default=10.0, ge=0, description="Seconds to drain on SIGTERM.")
     poll_interval: float = Field(default=0.5, gt=0, description="Seconds between registry polls.")
 

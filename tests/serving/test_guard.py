@@ -125,11 +125,11 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     return body["error"]
 
 
-# --- concurrency: 503 with Retry-After at once, never a queue
+# --- concurrency: a short bounded wait for a slot, then 503 with Retry-After
 
 
 def test_beyond_the_limit_answers_503_at_once_and_health_stays_open(sleepy: SleepyApp) -> None:
-    guard = guarded(sleepy, max_concurrency=2)
+    guard = guarded(sleepy, max_concurrency=2, queue_timeout=0)
     with serve_in_thread(guard) as (url, _), ThreadPoolExecutor(4) as pool:
         slow = [pool.submit(httpx.get, url + "/work?s=1.5", timeout=10) for _ in range(2)]
         wait_for(lambda: guard.stats()["in_flight"] == 2)
@@ -143,7 +143,58 @@ def test_beyond_the_limit_answers_503_at_once_and_health_stays_open(sleepy: Slee
         assert [f.result().status_code for f in slow] == [200, 200]
         assert httpx.get(url + "/work?s=0", timeout=10).status_code == 200  # slots came back
     assert sleepy.calls.count("/work") == 3  # the rejected request never reached the app
-    assert guard.stats() == {"in_flight": 0, "rejected_busy": 1, "timed_out": 0, "too_large": 0}
+    assert guard.stats() == {
+        "in_flight": 0, "waiting": 0, "rejected_busy": 1, "timed_out": 0, "too_large": 0
+    }  # fmt: skip
+
+
+def test_beyond_the_limit_a_request_waits_for_the_next_free_slot(sleepy: SleepyApp) -> None:
+    guard = guarded(sleepy, max_concurrency=1, queue_timeout=3.0)
+    with serve_in_thread(guard) as (url, _), ThreadPoolExecutor(4) as pool:
+        held = pool.submit(httpx.get, url + "/work?s=0.6", timeout=10)
+        wait_for(lambda: guard.stats()["in_flight"] == 1)
+        queued = [pool.submit(httpx.get, url + f"/work?s=0.1&n={n}", timeout=10) for n in (1, 2)]
+        wait_for(lambda: guard.stats()["waiting"] == 2)
+        assert sleepy.calls == ["/work"]  # the waiting requests have not reached the app
+        assert [f.result().status_code for f in (held, *queued)] == [200, 200, 200]
+    assert sleepy.calls == ["/work"] * 3 and sleepy.finished == ["/work"] * 3
+    assert guard.stats() == {
+        "in_flight": 0, "waiting": 0, "rejected_busy": 0, "timed_out": 0, "too_large": 0
+    }  # fmt: skip
+
+
+def test_the_wait_is_bounded_in_time_and_in_length(sleepy: SleepyApp) -> None:
+    guard = guarded(sleepy, max_concurrency=1, queue_timeout=1.5)
+    with serve_in_thread(guard) as (url, _), ThreadPoolExecutor(12) as pool:
+        held = pool.submit(httpx.get, url + "/work?s=4", timeout=10)
+        wait_for(lambda: guard.stats()["in_flight"] == 1)
+        started = time.monotonic()
+        late = httpx.get(url + "/work?s=0", timeout=10)  # nothing frees within 1.5 s
+        assert 1.5 <= time.monotonic() - started < 3.0
+        assert_error(late, 503, "busy")
+        # eight waiting per slot at most: the ninth is refused without waiting
+        waiting = [pool.submit(httpx.get, url + "/work?s=0", timeout=10) for _ in range(8)]
+        wait_for(lambda: guard.stats()["waiting"] == 8)
+        started = time.monotonic()
+        assert_error(httpx.get(url + "/work?s=0", timeout=10), 503, "busy")
+        assert time.monotonic() - started < 0.3
+        assert [f.result().status_code for f in waiting] == [503] * 8
+        assert held.result().status_code == 200
+    assert sleepy.calls == ["/work"]  # no refused request reached the app
+    assert guard.stats()["rejected_busy"] == 10 and guard.stats()["in_flight"] == 0
+
+
+def test_time_spent_waiting_counts_against_the_budget(sleepy: SleepyApp) -> None:
+    guard = guarded(sleepy, max_concurrency=1, queue_timeout=5.0, request_timeout=1.0)
+    with serve_in_thread(guard) as (url, _), ThreadPoolExecutor(2) as pool:
+        held = pool.submit(httpx.get, url + "/work?s=0.7", timeout=10)
+        wait_for(lambda: guard.stats()["in_flight"] == 1)
+        started = time.monotonic()
+        late = httpx.get(url + "/work?s=0.6", timeout=10)  # waits ~0.7 s, then has ~0.3 s
+        assert time.monotonic() - started < 1.6
+        assert_error(late, 504, "timeout")
+        assert held.result().status_code == 200
+    assert guard.stats()["timed_out"] == 1 and guard.stats()["rejected_busy"] == 0
 
 
 # --- time budget: 504, and the slot is free again at once
@@ -270,7 +321,9 @@ def test_chunked_body_gets_413_as_soon_as_it_passes_the_limit(sleepy: SleepyApp)
         chunked = httpx.post(url + "/work", content=iter([b"z" * 1000] * 10), timeout=10)
         assert chunked.status_code == 200 and chunked.json()["bytes"] == 10_000
     assert sleepy.finished == ["/work"]  # the oversized request never produced an answer
-    assert guard.stats() == {"in_flight": 0, "rejected_busy": 0, "timed_out": 0, "too_large": 1}
+    assert guard.stats() == {
+        "in_flight": 0, "waiting": 0, "rejected_busy": 0, "timed_out": 0, "too_large": 1
+    }  # fmt: skip
 
 
 # --- readiness: off while draining

@@ -88,7 +88,12 @@ def test_as_many_keep_alive_clients_as_the_limit_are_never_busy(
 def test_beyond_the_limit_requests_are_still_refused(trained_project: Project) -> None:
     """The sibling of the two above: the limit does bite when requests really overlap."""
     server = Server(
-        trained_project, env={"MLPROD_MAX_CONCURRENCY": "1", "MLPROD_REQUEST_TIMEOUT": "30"}
+        trained_project,
+        env={
+            "MLPROD_MAX_CONCURRENCY": "1",
+            "MLPROD_REQUEST_TIMEOUT": "30",
+            "MLPROD_QUEUE_TIMEOUT": "0",
+        },
     )
     body = {"records": records_from(trained_project, 3000)}
     try:

@@ -150,6 +150,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         max_concurrency=settings.max_concurrency,
         request_timeout=settings.request_timeout,
+        queue_timeout=settings.queue_timeout,
         budgets={"/v1/outcomes": (settings.write_timeout, "MLPROD_WRITE_TIMEOUT")},
         state=guard,
     )

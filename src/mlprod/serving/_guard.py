@@ -5,8 +5,12 @@ parses anything:
 
 * a body over ``max_body_bytes`` gets 413 at once: by its Content-Length before a byte
   of it is read, or, for chunked bodies, the moment the running count passes the limit;
-* beyond ``max_concurrency`` requests in flight the answer is 503 with ``Retry-After``
-  straight away, never a queue that grows without bound;
+* beyond ``max_concurrency`` requests in flight a request waits for a free slot, in
+  arrival order, at most ``queue_timeout`` seconds (within its time budget) and behind
+  at most ``QUEUE_FACTOR`` x ``max_concurrency`` others; then the answer is 503 with
+  ``Retry-After``. Answering 503 at once made overload worse: clients that retry at
+  once kept the loop busy refusing them, and accepted throughput fell to a fraction of
+  capacity, while a short bounded wait costs nothing but the waiting;
 * a request that has not started its response within ``request_timeout`` gets 504, and
   its slot is free for the next request at that moment. A request counts as in flight
   from its arrival until its last byte is sent, not until its task has unwound: on a
@@ -38,7 +42,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -54,6 +59,7 @@ DRAIN_SECONDS = 1.0  # after a 413, read and discard the rest of the body this l
 DRAIN_BYTES = 1 << 20  # ... and this much at most, then close the connection
 READINESS_NOTICE = 1.0  # after SIGTERM, keep serving this long with /readyz at 503
 STOP_RESERVE = 1.5  # of the grace period, at most this much is kept for the app's own stop
+QUEUE_FACTOR = 8  # requests that may wait for a slot, per slot
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL before a waiting one gets it
 
 
@@ -62,6 +68,7 @@ class GuardState:
     """Counters and the draining flag, shared by the Guard, the server runner and /metrics."""
 
     in_flight: int = 0
+    waiting: int = 0
     rejected_busy: int = 0
     timed_out: int = 0
     too_large: int = 0
@@ -78,6 +85,7 @@ class GuardState:
         """What /metrics reports: requests in flight now, and rejections since start."""
         return {
             "in_flight": self.in_flight,
+            "waiting": self.waiting,
             "rejected_busy": self.rejected_busy,
             "timed_out": self.timed_out,
             "too_large": self.too_large,
@@ -139,6 +147,7 @@ class Guard:
         max_body_bytes: int,
         max_concurrency: int,
         request_timeout: float,
+        queue_timeout: float = 0.0,
         budgets: Mapping[str, tuple[float, str]] | None = None,
         state: GuardState | None = None,
     ) -> None:
@@ -151,9 +160,11 @@ class Guard:
         self.max_body_bytes = max_body_bytes
         self.max_concurrency = max_concurrency
         self.request_timeout = request_timeout
+        self.queue_timeout = queue_timeout
         self.budgets = dict(budgets or {})
         self.state = state or GuardState()
         self._abandoned: set[asyncio.Task[None]] = set()
+        self._queue: deque[asyncio.Future[None]] = deque()  # waiting for a slot, in order
 
     def stats(self) -> dict[str, int]:
         """The shared counters; see `GuardState.stats`."""
@@ -178,7 +189,12 @@ class Guard:
             self.state.too_large += 1
             await _too_large(receive, send, self.max_body_bytes, more=True)
             return
-        if self.state.in_flight >= self.max_concurrency:
+        budget, setting = self.budgets.get(
+            scope["path"], (self.request_timeout, "MLPROD_REQUEST_TIMEOUT")
+        )
+        waited = time.monotonic()
+        slot = await self._slot(min(self.queue_timeout, budget))
+        if slot is None:
             self.state.rejected_busy += 1
             message = (
                 f"the server is at its limit of {self.max_concurrency} requests in flight "
@@ -186,24 +202,65 @@ class Guard:
             )
             await send_error(send, 503, "busy", message, [(b"retry-after", b"1")])
             return
-        slot = _Slot(self.state)
+        left = max(budget - (time.monotonic() - waited), 0.0)
         try:
-            await self._within_budget(scope, receive, send, slot)
+            await self._within_budget(scope, receive, send, slot, (budget, left, setting))
         finally:
             slot.release()
 
-    async def _within_budget(self, scope: Scope, receive: Receive, send: Send, slot: _Slot) -> None:
-        """Run the app as a task; if it has not started answering in time, answer 504."""
-        budget, setting = self.budgets.get(
-            scope["path"], (self.request_timeout, "MLPROD_REQUEST_TIMEOUT")
-        )
+    async def _slot(self, wait: float) -> _Slot | None:
+        """A slot now, or the first one freed within `wait` seconds; None if none came."""
+        if self.state.in_flight < self.max_concurrency and not self._queue:  # the fast path
+            self.state.in_flight += 1
+            return _Slot(self.state, self._hand_over)
+        if wait <= 0 or len(self._queue) >= QUEUE_FACTOR * self.max_concurrency:
+            return None
+        turn = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        self.state.waiting += 1
+        try:
+            await asyncio.wait({turn}, timeout=wait)
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self._hand_over()  # handed a slot as we were cancelled: pass it on
+            raise
+        finally:
+            self.state.waiting -= 1
+            if not turn.done():
+                turn.cancel()  # gave up: leave the queue (at most QUEUE_FACTOR per slot long)
+                self._queue.remove(turn)
+        return _Slot(self.state, self._hand_over) if not turn.cancelled() else None
+
+    def _hand_over(self) -> None:
+        """A slot is free: the first request still waiting takes it, else it is free."""
+        while self._queue:
+            turn = self._queue.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot changes hands: in flight stays the same
+                return
+        self.state.in_flight -= 1
+
+    async def _within_budget(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        slot: _Slot,
+        limits: tuple[float, float, str],
+    ) -> None:
+        """Run the app as a task; if it has not started answering in time, answer 504.
+
+        `limits` is the whole budget, what is left of it after waiting for the slot, and
+        the setting that names it.
+        """
+        budget, left, setting = limits
         claim = Budget()
         scope[BUDGET_KEY] = claim
         exchange = _Exchange(receive, send, self.max_body_bytes, self.state, slot)
         task = asyncio.ensure_future(self._downstream(scope, exchange))
         started = asyncio.ensure_future(exchange.started.wait())
         try:
-            await asyncio.wait({task, started}, timeout=budget, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({task, started}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             task.cancel()  # we were cancelled (shutdown timeout): take the app down with us
             raise
@@ -282,15 +339,15 @@ class _Slot:
     answer, and counting the old one still would turn that request away.
     """
 
-    def __init__(self, state: GuardState) -> None:
+    def __init__(self, state: GuardState, free: Callable[[], None]) -> None:
         self.state = state
+        self.free = free
         self.held = True
-        state.in_flight += 1
 
     def release(self) -> None:
         if self.held:
             self.held = False
-            self.state.in_flight -= 1
+            self.free()
 
 
 class _Exchange:
