@@ -53,7 +53,8 @@ def test_a_stopped_redis_fails_fast_is_counted_and_recovers(private_redis: Priva
     seed(private_redis)
 
     async def scenario() -> dict[str, Any]:
-        client = FeatureClient(private_redis.url, prefix="o", timeout=0.02, cooldown=0.3)
+        # a stopped Redis refuses at once: the budget only has to hold on a busy machine
+        client = FeatureClient(private_redis.url, prefix="o", timeout=0.5, cooldown=0.3)
         first = await attempt(client)
         private_redis.stop()
         down = await attempt(client)
@@ -96,8 +97,12 @@ def test_a_blackholed_redis_times_out_within_the_budget_without_piling_up(
         finally:
             private_redis.resume()
         await asyncio.sleep(0.05)
-        back = await attempt(client)
         stats = client.stats()
+        for _ in range(20):  # on its own again: a busy machine may need a few 20 ms tries
+            back = await attempt(client)
+            if back[0] == "hit":
+                break
+            await asyncio.sleep(0.1)
         await client.close()
         return {"results": results + more, "sockets": sockets, "back": back, "stats": stats}
 
