@@ -58,6 +58,14 @@ def write_small_bundle(
     return folder
 
 
+def good_and_evil(root: Path) -> dict[str, Path]:
+    """An XGBoost bundle (``model.ubj``) and the attacker's, trained on inverted labels."""
+    return {
+        "good": write_small_bundle(root / "good", kind="xgboost"),
+        "evil": write_small_bundle(root / "evil", kind="xgboost", flip=True),
+    }
+
+
 def rewrite_manifest(folder: Path, **changes: object) -> None:
     """Edit manifest.json as an attacker would, without resealing through mlprod."""
     path = folder / "manifest.json"

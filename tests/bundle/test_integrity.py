@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bundle_kit import rewrite_manifest, swap_file, write_small_bundle
+from bundle_kit import good_and_evil, rewrite_manifest, swap_file
 from mlprod.bundle import Model, bundle_files, read_manifest
 from mlprod.bundle.flavors import load_skops
 from mlprod.errors import IntegrityError
@@ -19,12 +19,7 @@ from mlprod.errors import IntegrityError
 
 @pytest.fixture(scope="module")
 def sealed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """An XGBoost bundle, and one trained on inverted labels (the attacker's model)."""
-    root = tmp_path_factory.mktemp("bundles")
-    return {
-        "good": write_small_bundle(root / "good", kind="xgboost"),
-        "evil": write_small_bundle(root / "evil", kind="xgboost", flip=True),
-    }
+    return good_and_evil(tmp_path_factory.mktemp("bundles"))
 
 
 @pytest.fixture

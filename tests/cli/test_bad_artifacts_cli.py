@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bundle_kit import Shelf, swap_file, write_small_bundle
+from bundle_kit import Shelf, good_and_evil, swap_file
 from mlprod.registry import alias_map, create_run, get_deployment, register_version
 from mlprod.store import Store
 from support import Project, run_cli
@@ -14,11 +14,7 @@ from support import Project, run_cli
 
 @pytest.fixture(scope="module")
 def xgb(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("cli-xgb")
-    return {
-        "good": write_small_bundle(root / "good", kind="xgboost"),
-        "evil": write_small_bundle(root / "evil", kind="xgboost", flip=True),
-    }
+    return good_and_evil(tmp_path_factory.mktemp("cli-xgb"))
 
 
 def test_promote_and_deploy_refuse_a_swapped_model_file_in_one_line(

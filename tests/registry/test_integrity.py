@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from bundle_kit import Shelf, rewrite_manifest, swap_file, write_small_bundle
+from bundle_kit import Shelf, good_and_evil, rewrite_manifest, swap_file
 from mlprod.bundle import Model
 from mlprod.errors import BrokenVersionError, IntegrityError
 from mlprod.registry import (
@@ -38,12 +38,7 @@ from mlprod.store import schema as t
 
 @pytest.fixture(scope="module")
 def xgb(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """An XGBoost bundle (``model.ubj``) and the attacker's, trained on inverted labels."""
-    root = tmp_path_factory.mktemp("xgb")
-    return {
-        "good": write_small_bundle(root / "good", kind="xgboost"),
-        "evil": write_small_bundle(root / "evil", kind="xgboost", flip=True),
-    }
+    return good_and_evil(tmp_path_factory.mktemp("xgb"))
 
 
 @pytest.fixture
