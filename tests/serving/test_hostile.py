@@ -85,6 +85,7 @@ def test_pinned_version_past_int64_is_a_404_on_both_stores(store_url: str, tmp_p
             assert answer.json()["error"]["code"] == "not_found"
         ready = httpx.get(url + "/readyz").json()
         assert ready["failed"] == {}  # a version that does not exist is no failed load
+    assert _error_rows(store_url) == []  # and the refusals left no rows behind
 
 
 def test_pinned_version_past_int64_of_a_served_model(server: Server) -> None:
