@@ -4,20 +4,24 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlprod.bundle import write_bundle
+from mlprod.dashboard._app import Dashboard
 from mlprod.features import FeatureTransformer
 from mlprod.monitoring import build_report
 from mlprod.monitoring._outcomes import ingest_outcomes, match_outcomes
 from mlprod.monitoring._value import live_value
 from mlprod.predlog import insert_predictions
 from mlprod.registry import create_run, register_version
+from mlprod.settings import Settings
 from mlprod.store import LocalArtifacts, Store
 from mlprod.training import make_estimator
 
@@ -64,9 +68,10 @@ def _version(store: Store, bundle: str, value: dict[str, float] | None) -> int:
     ).version  # fmt: skip
 
 
-def test_each_live_window_carries_the_value_of_its_labelled_outcomes(
-    store: Store, tmp_path: Path
-) -> None:
+def _scenario(
+    store: Store, tmp_path: Path, t0: datetime
+) -> tuple[LocalArtifacts, list[dict[str, Any]], dict[int, bool]]:
+    """Versions 1 (with a matrix) and 2 (without), 80 predictions from `t0` on, all labelled."""
     artifacts = LocalArtifacts(tmp_path / "artifacts")
     bundle = _bundle(artifacts, tmp_path / "bundle")
     _version(store, bundle, MATRIX)
@@ -75,7 +80,7 @@ def test_each_live_window_carries_the_value_of_its_labelled_outcomes(
     for i in range(80):
         version = 1 + i % 2
         score = 0.8 if i % 4 < 2 else 0.2
-        at = T0 + timedelta(minutes=30 * (i % 4 >= 2) + i % 7)
+        at = t0 + timedelta(minutes=30 * (i % 4 >= 2) + i % 7)
         rows.append(
             {"id": f"{i:032x}", "model": "churn", "version": version, "at": at,
              "record": {"i": i}, "score": score, "label": score >= 0.5, "latency_ms": 1.0,
@@ -89,6 +94,13 @@ def test_each_live_window_carries_the_value_of_its_labelled_outcomes(
         model="churn",
     )
     assert match_outcomes(store, bucket_seconds=60) == 80
+    return artifacts, rows, labels
+
+
+def test_each_live_window_carries_the_value_of_its_labelled_outcomes(
+    store: Store, tmp_path: Path
+) -> None:
+    artifacts, rows, labels = _scenario(store, tmp_path, T0)
     report = build_report(store, artifacts, "churn", window=timedelta(minutes=30), since=T0)
     windows = [p for p in report.performance if p.version == 1]
     assert len(windows) == 2
@@ -110,3 +122,21 @@ def test_each_live_window_carries_the_value_of_its_labelled_outcomes(
     assert all(p.value is None for p in report.performance if p.version == 2)
     period = next(p for p in report.live if p.version == 1)
     assert period.value == pytest.approx(sum(w.value or 0.0 for w in windows))
+
+
+def test_the_dashboard_shows_each_versions_live_value(store: Store, tmp_path: Path) -> None:
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+    artifacts, rows, labels = _scenario(store, tmp_path, start)
+    board = Dashboard(Settings(store=str(store.url)), store, artifacts)
+    html = board.live_update("model", "churn", "24h")["html"]
+    cells = dict(re.findall(r'<tr data-version="(\d+)">.*?data-field="live-value" '
+                            r'data-value="([^"]*)"', html, flags=re.S))  # fmt: skip
+    mine = [i for i, r in enumerate(rows) if r["version"] == 1]
+    by_hand = sum(
+        MATRIX["tp"] if rows[i]["label"] and labels[i] else MATRIX["fp"] if rows[i]["label"]
+        else MATRIX["fn"] if labels[i] else MATRIX["tn"]
+        for i in mine
+    )  # fmt: skip
+    assert float(cells["1"]) == pytest.approx(by_hand)
+    assert cells["2"] == ""  # no matrix, no value: the cell says so
+    assert "live value (95% CI)" in html
