@@ -82,15 +82,23 @@ class Model:
 
     @property
     def classes(self) -> list[Any]:
-        """[negative label, positive label], as they appear in the training data."""
+        """[negative label, positive label] as in the training data; k > 2: every class."""
         return list(self.manifest.signature["classes"])
+
+    @property
+    def multiclass(self) -> bool:
+        """Three or more classes: scores are an n x k matrix and the label is the argmax."""
+        return len(self.classes) > 2
 
     @property
     def feature_names(self) -> list[str]:
         return [field["name"] for field in self.manifest.signature["fields"]]
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
-        """P(positive) for each row of raw feature columns (extra columns are ignored)."""
+        """P(positive) for each row of raw feature columns (extra columns are ignored).
+
+        A multiclass version answers the n x k class probabilities, in `classes` order.
+        """
         if not isinstance(X, pd.DataFrame):
             raise SchemaError(
                 f"expected a pandas DataFrame of raw features, got {type(X).__name__}"
@@ -98,12 +106,22 @@ class Model:
         return self.scorer.scores(self.transformer.transform(X))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """scikit-learn style: column 0 is P(negative), column 1 is P(positive)."""
+        """scikit-learn style: column 0 is P(negative), column 1 is P(positive).
+
+        Multiclass: one column per class, in `classes` order.
+        """
         positive = self.score(X)
+        if positive.ndim == 2:
+            return positive
         return np.column_stack([1.0 - positive, positive])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Class labels at the version's threshold, in the training data's values."""
+        """Class labels at the version's threshold, in the training data's values.
+
+        Multiclass: the most probable class.
+        """
+        if self.multiclass:
+            return np.asarray(self.classes)[np.argmax(self.score(X), axis=1)]
         negative, positive = self.classes
         labels: np.ndarray = np.where(self.score(X) >= self.threshold, positive, negative)
         return labels
@@ -126,7 +144,8 @@ class Model:
         frame, _ = self.test_data()
         scores = np.asarray(self.score(frame.head(WARM_UP_ROWS)), dtype=float)
         expected = min(len(frame), WARM_UP_ROWS)
-        if scores.shape != (expected,) or not np.all((scores >= 0) & (scores <= 1)):
+        shape = (expected, len(self.classes)) if self.multiclass else (expected,)
+        if scores.shape != shape or not np.all((scores >= 0) & (scores <= 1)):
             raise IntegrityError(
                 f"{self.name} answered its warm-up with {scores[:expected].tolist()} for "
                 f"{expected} test rows, not {expected} probabilities; the bundle is damaged"

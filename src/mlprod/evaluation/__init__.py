@@ -15,6 +15,8 @@ from mlprod.evaluation._compare import compare_metrics
 from mlprod.evaluation._experiment_charts import experiment_charts, overlaid_curves
 from mlprod.evaluation._gates import GateResult, check_gates
 from mlprod.evaluation._metrics import MetricValue, evaluate
+from mlprod.evaluation._multiclass import class_key, evaluate_multiclass
+from mlprod.evaluation._multiclass_charts import build_multiclass_charts
 from mlprod.evaluation._profile_report import write_profile_report
 from mlprod.evaluation._report import write_page, write_report
 from mlprod.evaluation._telemetry_charts import telemetry_charts
@@ -25,11 +27,14 @@ __all__ = [
     "GateResult",
     "MetricValue",
     "build_charts",
+    "build_multiclass_charts",
     "business_value",
     "check_gates",
+    "class_key",
     "choose_threshold",
     "compare_metrics",
     "evaluate",
+    "evaluate_multiclass",
     "experiment_charts",
     "overlaid_curves",
     "telemetry_charts",

@@ -91,6 +91,19 @@ def check_gates(
     'gate roc_auc >= 0.8 passed: got 0.86 (95% CI 0.84-0.88)'
     """
     missing = [name for name in gates if name not in metrics]
+    per_class = [name for name in missing if name.endswith("]") and "[" in name]
+    if per_class:
+        classes = sorted({n[n.index("[") + 1 : -1] for n in metrics if n.endswith("]")})
+        there = (
+            f"the target's classes are {', '.join(classes)}"
+            if classes
+            else "per-class gates need a multiclass target; this one is binary (use "
+            "precision, recall, f1)"
+        )
+        raise SpecError(
+            f"gate(s) on {', '.join(sorted(per_class))} name a class the target does not "
+            f"have; {there}"
+        )
     if missing:
         raise SpecError(
             f"gate(s) on {', '.join(sorted(missing))} but no such metric was computed; "

@@ -23,6 +23,7 @@ from mlprod.evaluation import (
     GateResult,
     MetricValue,
     build_charts,
+    build_multiclass_charts,
     check_gates,
     choose_threshold,
     experiment_charts,
@@ -33,6 +34,13 @@ from mlprod.features import build_signature, check_contract
 from mlprod.monitoring import build_reference
 from mlprod.pipelines._candidates import add_ensemble, candidate_curves
 from mlprod.pipelines._context import git_commit, library_versions, open_store
+from mlprod.pipelines._multiclass import (
+    NO_THRESHOLD,
+    is_multiclass,
+    multiclass_metrics,
+    reference_scores,
+    refuse_unsupported,
+)
 from mlprod.pipelines._final import (
     describe_effect,
     final_fit,
@@ -55,6 +63,7 @@ from mlprod.settings import Settings
 from mlprod.spec import CandidateSpec, ProjectSpec, load_spec
 from mlprod.training import (
     CandidateResult,
+    class_scores,
     feature_importance,
     fit_cross_validated,
     fit_holdout,
@@ -77,6 +86,7 @@ class TrainedRun:
     report: Path | None = None
     target: str | None = None  # the predicted column
     positive: Any = None  # the target's value that counts as positive (what scores estimate)
+    classes: list[Any] = field(default_factory=list)  # every class, in the probabilities' order
 
     @property
     def gates_passed(self) -> bool:
@@ -159,6 +169,7 @@ class _Outcome:
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def result(self, run_id: str, version: VersionRecord, report: Path) -> TrainedRun:
+        classes = list(version.signature.get("classes") or [])
         return TrainedRun(
             id=run_id,
             model=version.model,
@@ -170,7 +181,8 @@ class _Outcome:
             candidates=self.candidates,
             report=report,
             target=version.signature.get("target"),
-            positive=(version.signature.get("classes") or [None, None])[-1],
+            positive=classes[-1] if len(classes) == 2 else None,
+            classes=classes,
         )
 
 
@@ -185,26 +197,36 @@ def _run(
         around = [c for c in (spec.data.entity, spec.data.time, spec.aggregate_key()) if c]
         computed = data.plan.names() if data.plan is not None else ()
         check_contract(spec.interface, kinds, classes, context=around, computed=computed)
+    refuse_unsupported(spec, classes)
     to_fit = spec.candidates
     if spec.tuning is not None:
         to_fit = tune_candidates(spec, data, experiment, steps)
     winner, results, y_val, val_scores = _select(spec, to_fit, X, y, split, steps, experiment)
     curves = candidate_curves(spec, results, X, y, split)
 
-    steps("choosing the threshold on validation data")
-    matrix = spec.value.matrix() if spec.value is not None else None
-    threshold = choose_threshold(
-        y_val, val_scores, spec.threshold.policy, spec.threshold.value, matrix=matrix
-    )
-    steps(f"evaluating {winner.name} on {len(split.test):,} test rows")
+    threshold = NO_THRESHOLD
+    if not is_multiclass(classes):  # multiclass: the label is the most probable class
+        steps("choosing the threshold on validation data")
+        matrix = spec.value.matrix() if spec.value is not None else None
+        threshold = choose_threshold(
+            y_val, val_scores, spec.threshold.policy, spec.threshold.value, matrix=matrix
+        )
+
     y_test = y[split.test]
-    test_scores = np.asarray(winner.estimator.predict_proba(X[split.test])[:, 1], dtype=float)
-    metrics = held_out_metrics(spec, y_test, test_scores, threshold)
+
+    def test_metrics(scores: np.ndarray) -> dict[str, MetricValue]:
+        if is_multiclass(classes):
+            return multiclass_metrics(y_test, scores, classes)
+        return held_out_metrics(spec, y_test, scores, threshold)
+
+    steps(f"evaluating {winner.name} on {len(split.test):,} test rows")
+    test_scores = class_scores(winner.estimator, X[split.test])
+    metrics = test_metrics(test_scores)
     effect: dict[str, dict[str, float]] = {}
     if final_fit(spec, winner, X, y, split, steps):
         selected = metrics
-        test_scores = np.asarray(winner.estimator.predict_proba(X[split.test])[:, 1], dtype=float)
-        metrics = held_out_metrics(spec, y_test, test_scores, threshold)
+        test_scores = class_scores(winner.estimator, X[split.test])
+        metrics = test_metrics(test_scores)
         effect = final_fit_effect(selected, metrics)
     gates = check_gates(metrics, spec.gates)
     held_out = split.validation if len(split.validation) else split.train  # cv: no holdout left
@@ -241,7 +263,10 @@ def _run(
         "curves": curves,
         "final_fit": describe_effect(effect, spec.selection_metric) if effect else "train",
         "split": split,
-        "reference": build_reference(df.iloc[split.train], kinds, test_scores, y_test),
+        "reference": build_reference(
+            df.iloc[split.train], kinds, *_reference_scores(test_scores, y_test)
+        ),
+        "classes": classes,
         "experiment": experiment_charts(
             experiment.trials, experiment.summaries, curves, [r.summary() for r in results]
         ),
@@ -340,10 +365,11 @@ def _write_bundle(
 ) -> Manifest:
     """The report first (it is sealed with the rest), then every other file and the seal."""
     spec: ProjectSpec = ctx["spec"]
-    charts = {
-        **build_charts(y_test, test_scores, ctx["threshold"], ctx["importance"]),
-        **ctx["experiment"],
-    }
+    if test_scores.ndim == 2:
+        evaluated = build_multiclass_charts(y_test, test_scores, ctx["classes"], ctx["importance"])
+    else:
+        evaluated = build_charts(y_test, test_scores, ctx["threshold"], ctx["importance"])
+    charts = {**evaluated, **ctx["experiment"]}
     for name, curve in ctx["curves"].items():
         charts.update(telemetry_charts(name, curve))
     summary = {
@@ -359,6 +385,10 @@ def _write_bundle(
         "data sha256": ctx["fingerprint"]["sha256"][:16],
         "final fit": ctx["final_fit"],
     }
+    if test_scores.ndim == 2:  # no threshold: the label is the most probable class
+        del summary["threshold"]
+        summary["classes"] = ", ".join(str(c) for c in ctx["classes"])
+        summary["label"] = "the most probable class"
     if spec.value is not None:
         value = ctx["metrics"]["value"]
         summary["business value (test)"] = (
@@ -389,6 +419,11 @@ def _write_bundle(
         importance=ctx["importance"],
         libraries=library_versions(),
     )
+
+
+def _reference_scores(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the monitoring reference bins: P(positive) and labels, or the top class's."""
+    return reference_scores(scores, y) if scores.ndim == 2 else (scores, y)
 
 
 def _split_facts(split: Any) -> dict[str, Any]:

@@ -63,7 +63,9 @@ def tuning_tasks(spec: ProjectSpec, data: Prepared) -> list[TuneTask]:
     train_idx, cv_folds = training_folds(data.split)
     X, y = data.X[train_idx], data.y[train_idx]
     folds = cv_folds if cv_folds else tuning_folds(y, spec.tuning.folds, spec.seed)
-    metric = spec.tuning.metric or spec.selection_metric
+    # multiclass trials optimise log loss unless the spec names a metric for them
+    default = "log_loss" if len(data.classes) > 2 else spec.selection_metric
+    metric = spec.tuning.metric or default
     names = candidate_names(spec.candidates)
     return [
         TuneTask(name, c, search_space(c, i), X, y, folds, spec.tuning, metric, spec.seed)

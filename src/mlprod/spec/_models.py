@@ -45,9 +45,12 @@ GATE_METRICS = (
     "log_loss",
     "brier",
 )
-GateMetric = Literal[
-    "roc_auc", "average_precision", "precision", "recall", "f1", "log_loss", "brier"
-]
+# Multiclass targets: macro one-vs-rest roc_auc, log_loss, accuracy, macro_f1 and
+# weighted_f1, and per class ``precision[CLASS]`` / ``recall[CLASS]``.
+MULTICLASS_GATE_METRICS = ("roc_auc", "log_loss", "accuracy", "macro_f1", "weighted_f1")
+PER_CLASS_GATE_METRICS = ("precision", "recall")
+GateMetric = str  # a name of GATE_METRICS or MULTICLASS_GATE_METRICS, or ``recall[CLASS]``
+_PER_CLASS_RE = re.compile(r"^(precision|recall)\[(.+)\]$")
 FeatureKind = Literal["numeric", "categorical", "boolean", "datetime"]
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 _GATE_RE = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*$")
@@ -217,8 +220,10 @@ class TuningSpec(_Strict):
 
     trials: int = Field(default=20, ge=1, le=10_000)
     timeout: float | None = Field(default=None, gt=0, description="Seconds per candidate.")
-    metric: Literal["roc_auc", "average_precision", "log_loss"] | None = Field(
-        default=None, description="What trials optimise; default: selection_metric."
+    metric: Literal["roc_auc", "average_precision", "log_loss", "macro_f1"] | None = Field(
+        default=None,
+        description="What trials optimise; default: selection_metric (log_loss for a "
+        "multiclass target).",
     )
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     folds: int = Field(default=3, ge=2, le=10, description="CV folds over the training rows.")
@@ -347,6 +352,22 @@ def _parse_gate(raw: Any) -> Any:
 GateField = Annotated[Gate, Field()]
 
 
+def _gate_name(name: Any) -> str:
+    """A known metric or ``precision[CLASS]`` / ``recall[CLASS]``; classes are checked later.
+
+    Whether a class exists (and whether the target is binary or multiclass) is only known
+    once the data is read, so `check_gates` names the classes there are.
+    """
+    text = str(name)
+    if text in GATE_METRICS or text in MULTICLASS_GATE_METRICS or _PER_CLASS_RE.match(text):
+        return text
+    known = sorted({*GATE_METRICS, *MULTICLASS_GATE_METRICS})
+    raise ValueError(
+        f"gates.{text} is not a metric; gates can use {', '.join(known)}, or per class of a "
+        "multiclass target precision[CLASS] and recall[CLASS], e.g. 'recall[fraud]'"
+    )
+
+
 class DeployRoute(_Strict):
     """A version and its share of traffic."""
 
@@ -426,7 +447,11 @@ class ProjectSpec(_Strict):
         ],
         min_length=1,
     )
-    selection_metric: Literal["roc_auc", "average_precision", "log_loss"] = "roc_auc"
+    selection_metric: Literal["roc_auc", "average_precision", "log_loss", "macro_f1"] = Field(
+        default="roc_auc",
+        description="Validation metric that picks the winner; multiclass: roc_auc (macro "
+        "one-vs-rest), log_loss or macro_f1.",
+    )
     threshold: ThresholdSpec = Field(default_factory=ThresholdSpec)
     value: ValueSpec | None = Field(
         default=None, description="Worth of tp, fp, tn, fn: business value offline and live."
@@ -456,7 +481,7 @@ class ProjectSpec(_Strict):
     @classmethod
     def _gate_strings(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {metric: _parse_gate(raw) for metric, raw in value.items()}
+            return {_gate_name(metric): _parse_gate(raw) for metric, raw in value.items()}
         return value
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ from mlprod.training._ensemble import Ensemble, ensemble_cross_validated, ensemb
 from mlprod.training._fit import (
     CandidateResult,
     candidate_names,
+    class_scores,
     feature_importance,
     fit_cross_validated,
     fit_holdout,
@@ -35,6 +36,7 @@ __all__ = [
     "Selection",
     "TuneTask",
     "candidate_names",
+    "class_scores",
     "create_study",
     "describe_space",
     "ensemble_cross_validated",

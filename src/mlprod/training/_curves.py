@@ -137,8 +137,9 @@ def learning_curve(
 ) -> dict[str, Any] | None:
     """Validation log loss and `metric` at each size of a fitted model, or None.
 
-    None for models that do not grow in rounds (logistic regression, ensembles). A network
-    returns the epochs it recorded while training, with their telemetry.
+    None for models that do not grow in rounds (logistic regression, ensembles), and for
+    boosters and forests on a multiclass target (their staged scores here are binary). A
+    network returns the epochs it recorded while training, with their telemetry.
 
     Example::
 
@@ -148,6 +149,8 @@ def learning_curve(
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     if callable(getattr(final, "telemetry_curve", None)):  # a network: its epochs
         return dict(final.telemetry_curve())
+    if np.unique(np.asarray(y)).size > 2:
+        return None
     staged = _staged(estimator, X)
     if staged is None:
         return None

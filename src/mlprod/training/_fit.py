@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+from sklearn.metrics import average_precision_score, f1_score, log_loss, roc_auc_score
 
 from mlprod.errors import TrainingError
 from mlprod.spec import CandidateSpec
@@ -27,7 +27,11 @@ EpochSink = Callable[[str, dict[str, Any]], None]  # (candidate name, curve so f
 
 @dataclass
 class CandidateResult:
-    """One candidate's outcome; `estimator` is fitted, `validation_scores` are P(positive)."""
+    """One candidate's outcome; `estimator` is fitted.
+
+    `validation_scores` are P(positive) for a binary target, the n x k class
+    probabilities for a multiclass one (see `class_scores`).
+    """
 
     name: str
     type: str
@@ -50,14 +54,43 @@ class CandidateResult:
         }
 
 
+def class_scores(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """P(positive) per row for a binary model; the n x k probabilities for k > 2 classes."""
+    proba = np.asarray(estimator.predict_proba(X), dtype=float)
+    return proba[:, 1] if proba.shape[1] == 2 else proba
+
+
 def selection_score(metric: str, y: np.ndarray, scores: np.ndarray) -> float:
-    """The selection metric, oriented so that higher is better."""
+    """The selection metric, oriented so that higher is better.
+
+    Multiclass scores (n x k, `y` coded 0..k-1): roc_auc is the macro one-vs-rest AUC,
+    average_precision the macro AP, log_loss the multiclass log loss; macro_f1 takes the
+    most probable class (binary: score >= 0.5) as the label.
+    """
+    if scores.ndim == 2:
+        return _multiclass_score(metric, y, scores)
+    if metric == "macro_f1":
+        return float(f1_score(y, scores >= 0.5, average="macro"))
     if metric == "roc_auc":
         return float(roc_auc_score(y, scores))
     if metric == "average_precision":
         return float(average_precision_score(y, scores))
     clipped = np.clip(scores, 1e-15, 1 - 1e-15)
     return -float(log_loss(y, clipped, labels=[0, 1]))
+
+
+def _multiclass_score(metric: str, y: np.ndarray, proba: np.ndarray) -> float:
+    labels = list(range(proba.shape[1]))
+    if metric == "roc_auc":
+        return float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels))
+    if metric == "average_precision":
+        onehot = (y[:, None] == np.arange(proba.shape[1])[None, :]).astype(int)
+        return float(average_precision_score(onehot, proba, average="macro"))
+    if metric == "macro_f1":
+        predicted = np.argmax(proba, axis=1)
+        return float(f1_score(y, predicted, labels=labels, average="macro", zero_division=0))
+    clipped = np.clip(proba, 1e-15, 1 - 1e-15)
+    return -float(log_loss(y, clipped / clipped.sum(axis=1, keepdims=True), labels=labels))
 
 
 def candidate_names(candidates: Sequence[CandidateSpec]) -> list[str]:
@@ -106,7 +139,7 @@ def fit_holdout(
                 )
             else:
                 fit_model(estimator, X_train, y_train, name, on_epoch)
-            scores = np.asarray(estimator.predict_proba(X_val)[:, 1], dtype=float)
+            scores = class_scores(estimator, X_val)
             result.validation_score = selection_score(metric, y_val, scores)
         except (ValueError, ArithmeticError, MemoryError) as exc:
             result.error = f"{type(exc).__name__}: {exc}"
@@ -121,9 +154,18 @@ def fit_model(
     estimator: Any, X: np.ndarray, y: np.ndarray, name: str, on_epoch: EpochSink | None
 ) -> Any:
     """`estimator.fit(X, y)`, passing an epoch callback to models that take one."""
+    multiclass_metric(estimator, y)
     if on_epoch is not None and "on_epoch" in inspect.signature(estimator.fit).parameters:
         return estimator.fit(X, y, on_epoch=lambda curve: on_epoch(name, curve))
     return estimator.fit(X, y)
+
+
+def multiclass_metric(estimator: Any, y: np.ndarray) -> None:
+    """XGBoost's binary ``logloss`` eval metric becomes ``mlogloss`` for k > 2 classes."""
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if type(final).__name__ == "XGBClassifier" and np.unique(y).size > 2:
+        if final.get_params().get("eval_metric") == "logloss":
+            final.set_params(eval_metric="mlogloss")
 
 
 def fit_cross_validated(
@@ -146,14 +188,15 @@ def fit_cross_validated(
         result = CandidateResult(name, candidate.type, dict(candidate.params))
         started = time.perf_counter()
         template = make_estimator(candidate.type, candidate.params, seed)
-        oof = np.full(len(y), np.nan)
+        k = np.unique(y).size
+        oof = np.full(len(y), np.nan) if k <= 2 else np.full((len(y), k), np.nan)
         try:
             for i, (fit_idx, val_idx) in enumerate(folds):
                 progress(f"fitting {name}, fold {i + 1}/{len(folds)}")
                 fold = f"{name} (fold {i + 1}/{len(folds)})"
                 fold_model = fit_model(clone(template), X[fit_idx], y[fit_idx], fold, on_epoch)
-                oof[val_idx] = fold_model.predict_proba(X[val_idx])[:, 1]
-            covered = ~np.isnan(oof)
+                oof[val_idx] = class_scores(fold_model, X[val_idx])
+            covered = ~np.isnan(oof) if oof.ndim == 1 else ~np.isnan(oof).any(axis=1)
             result.validation_score = selection_score(metric, y[covered], oof[covered])
         except (ValueError, ArithmeticError, MemoryError) as exc:
             result.error = f"{type(exc).__name__}: {exc}"
@@ -190,12 +233,14 @@ def feature_importance(
     if hasattr(final, "feature_importances_"):
         raw = np.asarray(final.feature_importances_, dtype=float)
     elif hasattr(final, "coef_"):
-        raw = np.abs(np.asarray(final.coef_, dtype=float)).ravel()
+        # multiclass: one row of coefficients per class, summed per column
+        raw = np.abs(np.atleast_2d(np.asarray(final.coef_, dtype=float))).sum(axis=0)
     elif X is not None and y is not None:
         from sklearn.inspection import permutation_importance
 
+        scoring = "roc_auc" if np.unique(y).size <= 2 else "neg_log_loss"
         found = permutation_importance(
-            estimator, X, y, scoring="roc_auc", n_repeats=3, random_state=0
+            estimator, X, y, scoring=scoring, n_repeats=3, random_state=0
         )
         raw = np.clip(np.asarray(found.importances_mean, dtype=float), 0.0, None)
     else:

@@ -27,7 +27,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from mlprod.spec import CandidateSpec, Dimension, TuningSpec
 from mlprod.training._catalogue import make_estimator
-from mlprod.training._fit import selection_score
+from mlprod.training._fit import class_scores, multiclass_metric, selection_score
 from mlprod.training._space import grid, sample
 
 MAX_ROUNDS = 1000
@@ -114,6 +114,7 @@ def fit_early_stopped(
         estimator.fit(X[fit], y[fit], callbacks=[stopper], **evals)
         kept = estimator.best_iteration_ or estimator.n_estimators
         return estimator, int(kept)
+    multiclass_metric(estimator, y)
     estimator.set_params(early_stopping_rounds=rounds)
     estimator.fit(X[fit], y[fit], eval_set=[(X[stop], y[stop])], verbose=False)
     return estimator, int(estimator.best_iteration) + 1
@@ -139,7 +140,7 @@ def _score_folds(trial: Any, task: TuneTask, params: dict[str, Any]) -> float:
         estimator, stopped = fit_early_stopped(
             task.candidate.type, estimator, task.X[fit_idx], task.y[fit_idx], rounds, task.seed
         )
-        proba = np.asarray(estimator.predict_proba(task.X[val_idx])[:, 1], dtype=float)
+        proba = class_scores(estimator, task.X[val_idx])
         scores.append(selection_score(task.metric, task.y[val_idx], proba))
         if stopped is not None:
             kept.append(stopped)

@@ -18,7 +18,10 @@ from mlprod.errors import IntegrityError
 
 
 class Scorer(Protocol):
-    """Scores a transformed feature matrix: P(positive class) per row."""
+    """Scores a transformed feature matrix: P(positive class) per row.
+
+    A multiclass model answers the n x k class probabilities instead, in its classes' order.
+    """
 
     def scores(self, X: np.ndarray) -> np.ndarray: ...
 

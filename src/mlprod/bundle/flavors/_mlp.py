@@ -84,7 +84,8 @@ class MLPScorer:
         return np.asarray(shifted / shifted.sum(axis=1, keepdims=True), dtype=np.float64)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.probabilities(X)[:, 1], dtype=float)
+        proba = self.probabilities(X)
+        return np.asarray(proba[:, 1] if proba.shape[1] == 2 else proba, dtype=float)
 
 
 class MLPFlavor:

@@ -16,7 +16,8 @@ class _SklearnScorer:
         self.estimator = estimator
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict_proba(X)[:, 1], dtype=float)
+        proba = self.estimator.predict_proba(X)  # multiclass: every class's column
+        return np.asarray(proba[:, 1] if proba.shape[1] == 2 else proba, dtype=float)
 
 
 class SklearnFlavor:
