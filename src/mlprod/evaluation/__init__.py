@@ -15,7 +15,11 @@ from mlprod.evaluation._compare import compare_metrics
 from mlprod.evaluation._experiment_charts import experiment_charts, overlaid_curves
 from mlprod.evaluation._gates import GateResult, check_gates
 from mlprod.evaluation._metrics import MetricValue, evaluate
-from mlprod.evaluation._multiclass import class_key, evaluate_multiclass
+from mlprod.evaluation._multiclass import (
+    MULTICLASS_METRIC_NAMES,
+    class_key,
+    evaluate_multiclass,
+)
 from mlprod.evaluation._multiclass_charts import build_multiclass_charts
 from mlprod.evaluation._profile_report import write_profile_report
 from mlprod.evaluation._report import write_page, write_report
@@ -24,6 +28,7 @@ from mlprod.evaluation._threshold import choose_threshold
 from mlprod.evaluation._value import business_value, value_of_counts
 
 __all__ = [
+    "MULTICLASS_METRIC_NAMES",
     "GateResult",
     "MetricValue",
     "build_charts",

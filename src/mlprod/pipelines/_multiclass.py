@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from mlprod.errors import SpecError
-from mlprod.evaluation import MetricValue, evaluate_multiclass
-from mlprod.spec import ProjectSpec
+from mlprod.evaluation import MULTICLASS_METRIC_NAMES, MetricValue, class_key, evaluate_multiclass
+from mlprod.spec import GATE_METRICS, ProjectSpec
 
 NO_THRESHOLD = 0.0  # recorded for a multiclass version; its label is the argmax
 
@@ -25,7 +25,11 @@ def is_multiclass(classes: list[Any]) -> bool:
 
 
 def refuse_unsupported(spec: ProjectSpec, classes: list[Any]) -> None:
-    """A SpecError naming the first spec setting that multiclass training cannot honour."""
+    """A SpecError naming the first spec setting this target cannot honour, before fitting.
+
+    Gates are checked against the metrics the target's kind has and the classes it holds.
+    """
+    check_gate_names(spec, classes)
     if not is_multiclass(classes):
         return
     found = f"target {spec.data.target!r} has {len(classes)} classes"
@@ -61,3 +65,26 @@ def reference_scores(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
     """
     top = np.argmax(proba, axis=1)
     return proba[np.arange(len(top)), top], (top == y).astype(int)
+
+
+def check_gate_names(spec: ProjectSpec, classes: list[Any]) -> None:
+    """Every gate names a metric this target gets; per-class gates a class it has."""
+    labels = [str(c) for c in classes]
+    if is_multiclass(classes):
+        known = {*MULTICLASS_METRIC_NAMES}
+        known |= {class_key(m, label) for m in ("precision", "recall") for label in labels}
+        kind = f"a multiclass target (classes {', '.join(labels)})"
+    else:
+        known, kind = set(GATE_METRICS), "a binary target"
+    for name in spec.gates:
+        if name in known:
+            continue
+        if name.endswith("]") and is_multiclass(classes):
+            raise SpecError(
+                f"gates.{name}: the target has no such class; its classes are {', '.join(labels)}"
+            )
+        raise SpecError(
+            f"gates.{name} is not a metric of {kind}; gates can use "
+            f"{', '.join(sorted(m for m in known if '[' not in m))}"
+            + (", precision[CLASS] and recall[CLASS]" if is_multiclass(classes) else "")
+        )

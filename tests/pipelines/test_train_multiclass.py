@@ -1,0 +1,194 @@
+"""A target with three classes, end to end: training, metrics, gates, registry and load."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, log_loss, recall_score, roc_auc_score
+
+import mlprod
+from mlprod.errors import GateFailedError, SpecError
+from mlprod.pipelines import TrainedRun, promote, train
+from mlprod.registry import get_version
+from mlprod.store import Store
+
+CLASSES = ["bronze", "gold", "silver"]  # sorted: the order of the probabilities' columns
+
+SPEC = """\
+name: tiers
+data:
+  source: customers.csv
+  target: tier
+features:
+  numeric: [spend, visits, tenure]
+  categorical: [region]
+split: {method: stratified, test_size: 0.25}
+candidates: [logistic_regression, lightgbm]
+selection_metric: log_loss
+"""
+
+
+def make_tiers(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Customers whose tier follows a noisy score of spend, visits and region.
+
+    Gold is the rarest class, so per-class figures differ from the averages.
+    """
+    rng = np.random.default_rng(seed)
+    spend = rng.gamma(2.0, 50.0, rows)
+    visits = rng.poisson(4, rows).astype(float)
+    tenure = rng.uniform(0, 60, rows)
+    region = rng.choice(["north", "south", "east"], rows)
+    score = 0.02 * spend + 0.3 * visits + np.where(region == "east", 0.8, 0.0)
+    score += rng.normal(0, 0.8, rows)
+    tier = np.where(score > 5.0, "gold", np.where(score > 2.4, "silver", "bronze"))
+    return pd.DataFrame(
+        {"spend": spend, "visits": visits, "tenure": tenure, "region": region, "tier": tier}
+    )
+
+
+def write_tiers(root: Path, spec: str = SPEC, rows: int = 1500) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    make_tiers(rows).to_csv(root / "customers.csv", index=False)
+    (root / "mlprod.yaml").write_text(spec, encoding="utf-8")
+    return root / "mlprod.yaml"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainedRun]:
+    root = tmp_path_factory.mktemp("tiers")
+    spec = SPEC + 'gates:\n  macro_f1: ">= 0.5"\n  recall[gold]: ">= 0.3"\n'
+    path = write_tiers(root, spec)
+    return root, train(path, store=str(root / ".mlprod"))
+
+
+def test_three_classes_train_gate_and_register_with_every_class(
+    trained: tuple[Path, TrainedRun],
+) -> None:
+    root, run = trained
+    assert run.classes == CLASSES and run.positive is None
+    assert run.gates_passed and [g.metric for g in run.gates] == ["macro_f1", "recall[gold]"]
+    assert {c["name"] for c in run.candidates} == {"logistic_regression", "lightgbm"}
+    assert all(c["error"] is None and c["validation_score"] < 0 for c in run.candidates)
+    with Store.open(f"sqlite:///{root}/.mlprod/mlprod.db") as store:
+        version = get_version(store, "tiers", run.version)
+    assert version.signature["classes"] == CLASSES
+    assert version.gates_passed
+    for name in ("accuracy", "macro_f1", "weighted_f1", "roc_auc", "log_loss"):
+        metric = version.metrics[name]
+        assert metric["low"] <= metric["value"] <= metric["high"], name
+    for label in CLASSES:
+        assert 0 < version.metrics[f"recall[{label}]"]["value"] <= 1
+        assert 0 < version.metrics[f"precision[{label}]"]["value"] <= 1
+    assert 0.8 < version.metrics["roc_auc"]["value"] < 1
+
+
+def test_loaded_model_answers_every_class_and_matches_sklearn(
+    trained: tuple[Path, TrainedRun],
+) -> None:
+    root, run = trained
+    model = mlprod.load(f"tiers@{run.version}", store=str(root / ".mlprod"))
+    X, y = model.test_data()
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 3) and model.multiclass
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    labels = model.predict(X)
+    assert set(labels.tolist()) <= set(CLASSES)
+    assert labels.tolist() == [CLASSES[i] for i in np.argmax(proba, axis=1)]
+    predicted = np.argmax(proba, axis=1)
+    recorded = run.metrics
+    assert recorded["accuracy"].value == pytest.approx(accuracy_score(y, predicted), abs=1e-12)
+    assert recorded["macro_f1"].value == pytest.approx(
+        f1_score(y, predicted, average="macro"), abs=1e-12
+    )
+    assert recorded["weighted_f1"].value == pytest.approx(
+        f1_score(y, predicted, average="weighted"), abs=1e-12
+    )
+    assert recorded["roc_auc"].value == pytest.approx(
+        roc_auc_score(y, proba, multi_class="ovr", average="macro"), abs=1e-9
+    )
+    assert recorded["log_loss"].value == pytest.approx(log_loss(y, proba), abs=1e-9)
+    recalls = recall_score(y, predicted, average=None)
+    for i, label in enumerate(CLASSES):
+        assert recorded[f"recall[{label}]"].value == pytest.approx(recalls[i], abs=1e-12)
+    warm = model.warm_up()
+    assert warm.shape == (5, 3)
+
+
+def test_report_shows_the_k_by_k_confusion_matrix_and_each_class_roc(
+    trained: tuple[Path, TrainedRun],
+) -> None:
+    root, run = trained
+    model = mlprod.load(f"tiers@{run.version}", store=str(root / ".mlprod"))
+    html = (model.folder / "report.html").read_text()
+    for label in CLASSES:
+        assert f"predicted {label}" in html and f"actual {label}" in html
+        assert f"{label} vs rest" in html
+    assert "recall[gold]" in html and "macro_f1" in html
+    assert not re.search(r"Score distribution by class", html)
+
+
+def test_failed_class_gate_blocks_promotion(tmp_path: Path) -> None:
+    spec = SPEC.replace("[logistic_regression, lightgbm]", "[logistic_regression]")
+    path = write_tiers(tmp_path, spec + 'gates:\n  recall[gold]: ">= 0.99"\n  accuracy: ">= 0.3"\n')
+    run = train(path, store=str(tmp_path / ".mlprod"))
+    verdicts = {g.metric: g for g in run.gates}
+    assert not verdicts["recall[gold]"].passed and verdicts["accuracy"].passed
+    assert "recall[gold] >= 0.99 failed" in verdicts["recall[gold]"].message
+    with pytest.raises(GateFailedError, match="failed its gates"):
+        promote("tiers", run.version, store=str(tmp_path / ".mlprod"))
+
+
+def test_lightgbm_alone_fits_three_classes_and_is_saved_natively(tmp_path: Path) -> None:
+    spec = SPEC.replace(
+        "candidates: [logistic_regression, lightgbm]",
+        "candidates:\n  - {type: lightgbm, params: {n_estimators: 40}}",
+    ).replace("selection_metric: log_loss", "selection_metric: macro_f1")
+    path = write_tiers(tmp_path, spec)
+    run = train(path, store=str(tmp_path / ".mlprod"))
+    assert run.winner == "lightgbm" and 0 < run.candidates[0]["validation_score"] <= 1
+    model = mlprod.load(f"tiers@{run.version}", store=str(tmp_path / ".mlprod"))
+    X, _ = model.test_data()
+    assert model.flavor == "lightgbm" and model.predict_proba(X).shape == (len(X), 3)
+    assert run.metrics["macro_f1"].value > 0.5
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ('gates:\n  recall[platinum]: ">= 0.5"\n', ["recall[platinum]", "bronze, gold, silver"]),
+        ("ensemble: {method: voting, top: 2}\n", ["ensemble", "multiclass", "3 classes"]),
+        ("value: {tp: 90, fp: -10}\n", ["value", "binary target"]),
+    ],
+)
+def test_what_multiclass_cannot_do_is_a_clear_spec_error(
+    tmp_path: Path, extra: str, words: list[str]
+) -> None:
+    spec = SPEC.replace("[logistic_regression, lightgbm]", "[logistic_regression]")
+    path = write_tiers(tmp_path, spec + extra, rows=600)
+    with pytest.raises(SpecError) as caught:
+        train(path, store=str(tmp_path / ".mlprod"))
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_a_positive_class_on_a_multiclass_target_is_a_spec_error(tmp_path: Path) -> None:
+    spec = SPEC.replace("target: tier", "target: tier\n  positive: gold")
+    path = write_tiers(tmp_path, spec, rows=300)
+    with pytest.raises(SpecError, match=r"no positive class; remove data\.positive"):
+        train(path, store=str(tmp_path / ".mlprod"))
+
+
+def test_tuning_a_multiclass_target_minimises_log_loss(tmp_path: Path) -> None:
+    spec = SPEC.replace("[logistic_regression, lightgbm]", "[logistic_regression]").replace(
+        "selection_metric: log_loss", "selection_metric: macro_f1"
+    )
+    path = write_tiers(tmp_path, spec + "tuning: {trials: 3, folds: 2}\n", rows=900)
+    run = train(path, store=str(tmp_path / ".mlprod"))
+    tuned = run.candidates[0]
+    assert tuned["trials"] == 3
+    assert tuned["best_value"] < 0  # log loss, oriented so that higher is better
+    assert 0 < tuned["validation_score"] <= 1  # selection still by macro F1
