@@ -111,7 +111,7 @@ def test_a_gate_on_a_class_the_target_lacks_names_the_classes(rng: np.random.Gen
         {"name": "pets", "data": {"source": "x.csv", "target": "kind"},
          "gates": {"recall[fraud]": ">= 0.6"}}
     )  # fmt: skip
-    with pytest.raises(SpecError, match="recall\\[fraud\\].*cat, dog, fox, owl"):
+    with pytest.raises(SpecError, match=r"recall\[fraud\].*cat, dog, fox, owl"):
         check_gates(m, spec.gates)
 
 

@@ -120,10 +120,12 @@ class Model:
 
         Multiclass: the most probable class.
         """
+        labels: np.ndarray
         if self.multiclass:
-            return np.asarray(self.classes)[np.argmax(self.score(X), axis=1)]
+            labels = np.asarray(self.classes)[np.argmax(self.score(X), axis=1)]
+            return labels
         negative, positive = self.classes
-        labels: np.ndarray = np.where(self.score(X) >= self.threshold, positive, negative)
+        labels = np.where(self.score(X) >= self.threshold, positive, negative)
         return labels
 
     @functools.cached_property

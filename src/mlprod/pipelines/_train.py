@@ -34,19 +34,19 @@ from mlprod.features import build_signature, check_contract
 from mlprod.monitoring import build_reference
 from mlprod.pipelines._candidates import add_ensemble, candidate_curves
 from mlprod.pipelines._context import git_commit, library_versions, open_store
-from mlprod.pipelines._multiclass import (
-    NO_THRESHOLD,
-    is_multiclass,
-    multiclass_metrics,
-    reference_scores,
-    refuse_unsupported,
-)
 from mlprod.pipelines._final import (
     describe_effect,
     final_fit,
     final_fit_effect,
     held_out_metrics,
     live_curves,
+)
+from mlprod.pipelines._multiclass import (
+    NO_THRESHOLD,
+    is_multiclass,
+    multiclass_metrics,
+    reference_scores,
+    refuse_unsupported,
 )
 from mlprod.pipelines._prepare import prepare, training_folds
 from mlprod.pipelines._progress import Steps

@@ -163,9 +163,9 @@ def fit_model(
 def multiclass_metric(estimator: Any, y: np.ndarray) -> None:
     """XGBoost's binary ``logloss`` eval metric becomes ``mlogloss`` for k > 2 classes."""
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    if type(final).__name__ == "XGBClassifier" and np.unique(y).size > 2:
-        if final.get_params().get("eval_metric") == "logloss":
-            final.set_params(eval_metric="mlogloss")
+    xgboost = type(final).__name__ == "XGBClassifier"
+    if xgboost and final.get_params().get("eval_metric") == "logloss" and np.unique(y).size > 2:
+        final.set_params(eval_metric="mlogloss")
 
 
 def fit_cross_validated(
