@@ -62,6 +62,7 @@ EXPORTS = {
         "read_manifest",
         "read_reference",
         "register_flavor",
+        "require_binary",
         "save_model",
         "save_skops",
         "seal_bundle",

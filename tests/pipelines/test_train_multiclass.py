@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, log_loss, recall_score, roc_auc_score
 
 import mlprod
-from mlprod.errors import GateFailedError, SpecError
+from mlprod.errors import GateFailedError, NotSupportedError, SpecError
 from mlprod.pipelines import TrainedRun, promote, train
 from mlprod.registry import get_version
 from mlprod.store import Store
+from support import Project, Server, cli_json, run_cli
 
 CLASSES = ["bronze", "gold", "silver"]  # sorted: the order of the probabilities' columns
 
@@ -192,3 +194,62 @@ def test_tuning_a_multiclass_target_minimises_log_loss(tmp_path: Path) -> None:
     assert tuned["trials"] == 3
     assert tuned["best_value"] < 0  # log loss, oriented so that higher is better
     assert 0 < tuned["validation_score"] <= 1  # selection still by macro F1
+
+
+def test_cli_shows_every_class_and_rechecks_gates(trained: tuple[Path, TrainedRun]) -> None:
+    root, run = trained
+    project = Project(root)
+    shown = cli_json(project, "models", "show", "tiers")["versions"][-1]
+    assert shown["classes"] == CLASSES and shown["positive"] is None
+    assert shown["serving_path"] == "unavailable" and "multiclass" in shown["serving_path_reason"]
+    text = run_cli(project, "models", "show", "tiers").stdout
+    assert "classes of tier: bronze, gold, silver" in text
+    assert re.search(r"gold\s+│\s+0\.\d{4} \(0\.\d{4}-", text)  # per-class precision
+    checked = cli_json(project, "gates", f"tiers@{run.version}")
+    assert checked["passed"] and [g["metric"] for g in checked["gates"]] == [
+        "macro_f1",
+        "recall[gold]",
+    ]
+
+
+def test_serving_and_batch_refuse_a_multiclass_version_clearly(
+    trained: tuple[Path, TrainedRun], tmp_path: Path
+) -> None:
+    from mlprod.batch import score
+
+    root, run = trained
+    store = str(root / ".mlprod")
+    promote("tiers", run.version, store=store)  # it loads and warms up: the library serves it
+    model = mlprod.load("tiers@production", store=store)
+    make_tiers(20, seed=5).drop(columns="tier").to_csv(tmp_path / "new.csv", index=False)
+    with pytest.raises(NotSupportedError, match="batch scoring does not support multiclass"):
+        score(model, tmp_path / "new.csv", tmp_path / "out.parquet", log=False)
+    assert not (tmp_path / "out.parquet").exists()
+    server = Server(Project(root))
+    try:
+        server.wait_ready()
+        ready = httpx.get(server.url + "/readyz")
+    finally:
+        server.stop()
+    assert ready.status_code == 503
+    reason = ready.json()["failed"][f"tiers@{run.version}"]
+    assert "serving does not support multiclass versions yet" in reason
+    assert "bronze, gold, silver" in reason
+
+
+def test_dashboard_shows_a_multiclass_version_with_its_classes(
+    trained: tuple[Path, TrainedRun],
+) -> None:
+    root, run = trained
+    board = Server(Project(root), command="dashboard")
+    try:
+        board.wait_ready()
+        assert httpx.get(board.url + "/ui/").status_code == 200
+        assert httpx.get(board.url + "/ui/models/tiers").status_code == 200
+        page = httpx.get(board.url + f"/ui/models/tiers/versions/{run.version}")
+    finally:
+        board.stop()
+    assert page.status_code == 200
+    assert "classes of tier: bronze, gold, silver" in page.text
+    assert "positive class" not in page.text
+    assert 'data-metric="recall[gold]"' in page.text

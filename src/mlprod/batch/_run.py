@@ -49,7 +49,7 @@ from mlprod.batch._scorer import BatchScorer
 from mlprod.batch._sinks import Sink, open_sink
 from mlprod.batch._sources import Source, open_source
 from mlprod.batch._sql import SqlQuery, SqlTable
-from mlprod.bundle import Model
+from mlprod.bundle import Model, require_binary
 from mlprod.errors import DataError
 from mlprod.monitoring import Binner, LiveStats, merge_live_stats
 from mlprod.predlog import insert_batch_predictions
@@ -113,6 +113,7 @@ def score(
         result = score(model, "new/*.parquet", SqlTable(url, "churn_scores"), job_id="nightly")
         result.rows, result.timings
     """
+    require_binary(model.classes, f"{model.name}@{model.version}", "batch scoring")
     settings = settings or Settings()
     opened = store is None
     meta: MetadataStore = Store.from_settings(settings) if store is None else store

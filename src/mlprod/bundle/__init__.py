@@ -28,6 +28,7 @@ from mlprod.bundle._manifest import (
     seal_bundle,
 )
 from mlprod.bundle._model import Model
+from mlprod.bundle._multiclass import require_binary
 from mlprod.bundle._write import write_bundle
 from mlprod.bundle.flavors import (
     Flavor,
@@ -60,6 +61,7 @@ __all__ = [
     "read_manifest",
     "read_reference",
     "register_flavor",
+    "require_binary",
     "save_model",
     "save_skops",
     "seal_bundle",

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlprod import registry
+from mlprod.bundle import require_binary
 from mlprod.cli._common import (
     EXIT_GATES_FAILED,
     EXIT_OK,
@@ -44,13 +45,21 @@ def version_summary(record: VersionRecord) -> dict[str, Any]:
         "fields": [{"name": f["name"], "kind": f["kind"]} for f in record.signature["fields"]],
         "target": target,
         "positive": positive,
+        "classes": list(record.signature.get("classes") or []),
     }
 
 
 def positive_class(record: VersionRecord) -> tuple[str | None, Any]:
-    """The target column and the value of it the version's scores are the probability of."""
+    """The target column and the value of it the version's scores are the probability of.
+
+    A multiclass version has no positive class (None): its scores are one per class.
+    """
     classes = record.signature.get("classes") or [None, None]
-    return record.signature.get("target"), classes[-1]
+    return record.signature.get("target"), classes[-1] if len(classes) == 2 else None
+
+
+def _classes(record: VersionRecord) -> list[Any]:
+    return list(record.signature.get("classes") or [])
 
 
 def serving_path(artifacts: ArtifactStore, record: VersionRecord) -> tuple[str, str]:
@@ -63,6 +72,7 @@ def serving_path(artifacts: ArtifactStore, record: VersionRecord) -> tuple[str, 
 
     try:
         model = open_version(artifacts, record)
+        require_binary(model.classes, record.ref, "serving")
     except MlprodError as exc:
         return "unavailable", str(exc)
     check = check_fast_path(model)
@@ -117,18 +127,11 @@ def show(name: str, store: StoreOption = None, json: JsonOption = False) -> None
         ]
         print_json({"model": name, "aliases": aliases, "versions": summaries})
         return
-    table = Table(
-        "version",
-        "created",
-        "flavor",
-        "aliases",
-        "roc_auc",
-        "precision",
-        "recall",
-        "gates",
-        "path",
-        title=name,
+    multiclass = len(_classes(versions[-1])) > 2
+    figures = (
+        ("roc_auc", "macro_f1", "accuracy") if multiclass else ("roc_auc", "precision", "recall")
     )
+    table = Table("version", "created", "flavor", "aliases", *figures, "gates", "path", title=name)
     for v in versions:
         gates = Text("passed", "green") if v.gates_passed else Text("failed", "red")
         table.add_row(
@@ -136,9 +139,7 @@ def show(name: str, store: StoreOption = None, json: JsonOption = False) -> None
             when(v.created_at),
             v.flavor,
             ", ".join(v.aliases) or "-",
-            metric_text(v.metrics.get("roc_auc")),
-            metric_text(v.metrics.get("precision")),
-            metric_text(v.metrics.get("recall")),
+            *(metric_text(v.metrics.get(figure)) for figure in figures),
             gates,
             paths[v.version][0],
         )
@@ -148,13 +149,35 @@ def show(name: str, store: StoreOption = None, json: JsonOption = False) -> None
             console.print(f"  v{version} serves on the {path} path: {reason}", soft_wrap=True)
     latest = versions[-1]
     target, positive = positive_class(latest)
-    console.print(
-        f"  positive class: {target} = {positive!r} (scores are P({target} = {positive!r}))",
-        highlight=False,
-    )
+    if multiclass:
+        _print_classes(latest)
+    else:
+        console.print(
+            f"  positive class: {target} = {positive!r} (scores are P({target} = {positive!r}))",
+            highlight=False,
+        )
     for gate in latest.gates:
         style, mark = ("green", "  ✓") if gate["passed"] else ("red", "  ✗")
         console.print(styled(style, mark, f"v{latest.version}: {gate['message']}"))
+
+
+def _print_classes(record: VersionRecord) -> None:
+    """Every class of a multiclass version with its test precision and recall."""
+    classes = _classes(record)
+    console.print(
+        f"  classes of {record.signature.get('target')}: {', '.join(map(str, classes))} "
+        "(one probability per class; the label is the most probable)",
+        highlight=False,
+        markup=False,
+    )
+    table = Table("class", "precision", "recall", title=f"v{record.version} per class (test)")
+    for label in classes:
+        table.add_row(
+            str(label),
+            metric_text(record.metrics.get(f"precision[{label}]")),
+            metric_text(record.metrics.get(f"recall[{label}]")),
+        )
+    console.print(table)
 
 
 def promote(

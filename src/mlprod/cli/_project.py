@@ -88,6 +88,12 @@ def _guess_positive(values: pd.Series) -> tuple[object, str]:
         _, classes, _ = encode_target(values, None)
     except MlprodError as exc:
         return None, f"positive class: not chosen ({exc.message})"
+    if len(classes) > 2:
+        shown = ", ".join(str(c) for c in classes[:10])
+        return None, (
+            f"multiclass target: {values.name} has {len(classes)} classes ({shown}); no "
+            "positive class, the label is the most probable class"
+        )
     return classes[1], (
         f"positive class: {values.name} = {classes[1]!r} (data.positive in the spec; scores "
         f"are P({values.name} = {classes[1]!r}), change it there if it is the other value)"
@@ -120,6 +126,7 @@ def print_run(run: TrainedRun, json: bool) -> None:
                 "threshold": run.threshold,
                 "target": run.target,
                 "positive": run.positive,
+                "classes": run.classes,
                 "gates_passed": run.gates_passed,
                 "metrics": {k: v.model_dump() for k, v in run.metrics.items()},
                 "gates": [g.model_dump() for g in run.gates],
@@ -144,12 +151,22 @@ def print_run(run: TrainedRun, json: bool) -> None:
 
 
 def _print_summary(run: TrainedRun) -> None:
+    decision = "label: the most probable class" if len(run.classes) > 2 else "threshold"
+    if decision == "threshold":
+        decision = f"threshold {run.threshold:.4f}"
     console.print(
         f"[bold]{run.model}@{run.version}[/] from run {run.id[:12]}: "
-        f"winner {run.winner}, threshold {run.threshold:.4f}",
+        f"winner {run.winner}, {decision}",
         highlight=False,
     )
-    if run.target is not None:
+    if len(run.classes) > 2:
+        console.print(
+            f"  classes of {run.target}: {', '.join(map(str, run.classes))} (one probability "
+            "per class; the label is the most probable)",
+            markup=False,
+            highlight=False,
+        )
+    elif run.target is not None:
         console.print(
             f"  positive class: {run.target} = {run.positive!r} (scores are P({run.target} = "
             f"{run.positive!r}); precision and recall count this class)",

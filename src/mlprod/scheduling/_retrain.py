@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mlprod._time import parse_duration
-from mlprod.bundle import Model
+from mlprod.bundle import Model, require_binary
 from mlprod.data import load_frame, parse_times
 from mlprod.errors import ConflictError, DataError, MlprodError, SpecError
 from mlprod.monitoring import labelled_predictions
@@ -209,6 +209,9 @@ def _compare(
     challenger: VersionRecord,
     rows: _Rows,
 ) -> Comparison:
+    for record in (champion, challenger):
+        classes = record.signature.get("classes") or []
+        require_binary(classes, record.ref, "the champion/challenger comparison")
     metric = spec.retrain.metric or spec.selection_metric
     scores = [_scores(open_version(ctx.artifacts, v), rows) for v in (champion, challenger)]
     return paired_comparison(rows.y, scores[0], scores[1], metric, seed=spec.seed)

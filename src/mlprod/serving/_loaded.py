@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mlprod.bundle import Model
+from mlprod.bundle import Model, require_binary
 from mlprod.monitoring import Binner
 from mlprod.serving._fastpath import FastPath, compile_fast_path, upgrade_scorer
 from mlprod.serving._validate import Contract, records_to_frame
@@ -42,6 +42,7 @@ class LoadedVersion:
         1e-9; the reference bins come from the bundle (None for bundles from before
         monitoring).
         """
+        require_binary(model.classes, f"{model.name}@{model.version}", "serving")
         reference = model.reference
         loaded = cls(
             model=model,

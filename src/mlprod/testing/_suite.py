@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from mlprod.evaluation import GateResult, check_gates, evaluate
+from mlprod.evaluation import GateResult, check_gates, evaluate, evaluate_multiclass
 from mlprod.registry import get_run, open_version, resolve
 from mlprod.settings import Settings
 from mlprod.spec import Gate
@@ -39,7 +39,10 @@ def run_gate_suite(
         recorded = get_run(meta, record.run_id).spec.get("gates") or {}
     model = open_version(open_artifacts(settings), record)
     features, labels = model.test_data()
-    metrics = evaluate(labels, model.score(features), model.threshold)
+    if model.multiclass:  # the label is the most probable class: no threshold
+        metrics = evaluate_multiclass(labels, model.score(features), model.classes)
+    else:
+        metrics = evaluate(labels, model.score(features), model.threshold)
     results = check_gates(metrics, {name: Gate(**recorded[name]) for name in sorted(recorded)})
     elapsed = time.perf_counter() - started
     out = sys.stderr if quiet else sys.stdout
