@@ -253,3 +253,16 @@ def test_dashboard_shows_a_multiclass_version_with_its_classes(
     assert "classes of tier: bronze, gold, silver" in page.text
     assert "positive class" not in page.text
     assert 'data-metric="recall[gold]"' in page.text
+
+
+def test_init_writes_a_spec_without_a_positive_class_that_trains(tmp_path: Path) -> None:
+    write_tiers(tmp_path, rows=800)
+    (tmp_path / "mlprod.yaml").unlink()
+    project = Project(tmp_path)
+    done = run_cli(project, "init", "--data", "customers.csv", "--target", "tier")
+    assert "multiclass target: tier has 3 classes (bronze, gold, silver)" in done.stdout
+    written = mlprod.spec.load_spec(tmp_path / "mlprod.yaml")
+    assert written.data.target == "tier" and written.data.positive is None
+    trained = cli_json(project, "train")
+    assert trained["classes"] == CLASSES and trained["positive"] is None
+    assert set(trained["metrics"]) >= {"macro_f1", "recall[gold]", "precision[bronze]"}
