@@ -266,3 +266,44 @@ def test_init_writes_a_spec_without_a_positive_class_that_trains(tmp_path: Path)
     trained = cli_json(project, "train")
     assert trained["classes"] == CLASSES and trained["positive"] is None
     assert set(trained["metrics"]) >= {"macro_f1", "recall[gold]", "precision[bronze]"}
+
+
+@pytest.mark.parametrize(
+    ("candidate", "flavor"),
+    [
+        ("{type: random_forest, params: {n_estimators: 50}}", "sklearn"),
+        ("{type: hist_gbm, params: {max_iter: 50}}", "sklearn"),
+        ("{type: xgboost, params: {n_estimators: 50}}", "xgboost"),
+        ("svm", "sklearn"),
+        ("{type: mlp, params: {max_epochs: 20}}", "mlp"),
+    ],
+)
+def test_every_catalogue_type_fits_three_classes_and_round_trips(
+    tmp_path: Path, candidate: str, flavor: str
+) -> None:
+    spec = SPEC.replace("[logistic_regression, lightgbm]", f"\n  - {candidate}")
+    run = train(write_tiers(tmp_path, spec, rows=800), store=str(tmp_path / ".mlprod"))
+    model = mlprod.load(f"tiers@{run.version}", store=str(tmp_path / ".mlprod"))
+    X, y = model.test_data()
+    proba = model.predict_proba(X)
+    assert model.flavor == flavor and proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)  # XGBoost: float32 sums
+    # the loaded model scores the test rows as recorded (sklearn's formula, written out:
+    # it warns on XGBoost's float32 rows, which sum to one only to 1e-7)
+    chosen = np.clip(proba[np.arange(len(y)), y], np.finfo(float).eps, 1 - np.finfo(float).eps)
+    assert run.metrics["log_loss"].value == pytest.approx(-np.mean(np.log(chosen)), abs=1e-9)
+    assert run.metrics["macro_f1"].value > 0.5
+
+
+def test_cross_validation_and_early_stopped_tuning_handle_three_classes(tmp_path: Path) -> None:
+    spec = SPEC.replace(
+        "candidates: [logistic_regression, lightgbm]",
+        "candidates: [logistic_regression, xgboost]",
+    ).replace("split: {method: stratified, test_size: 0.25}", "split: {method: cv, folds: 3}")
+    spec += "tuning: {trials: 2, folds: 2, early_stopping_rounds: 5}\n"
+    run = train(write_tiers(tmp_path, spec, rows=700), store=str(tmp_path / ".mlprod"))
+    scores = {c["name"]: c for c in run.candidates}
+    assert set(scores) == {"logistic_regression", "xgboost"}
+    assert all(c["error"] is None and c["validation_score"] < 0 for c in scores.values())
+    assert scores["xgboost"]["best_params"]["n_estimators"] < 1000  # stopped early
+    assert run.classes == CLASSES and 0 < run.metrics["accuracy"].value <= 1
