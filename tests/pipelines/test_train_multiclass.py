@@ -307,3 +307,35 @@ def test_cross_validation_and_early_stopped_tuning_handle_three_classes(tmp_path
     assert all(c["error"] is None and c["validation_score"] < 0 for c in scores.values())
     assert scores["xgboost"]["best_params"]["n_estimators"] < 1000  # stopped early
     assert run.classes == CLASSES and 0 < run.metrics["accuracy"].value <= 1
+
+
+def test_acceptance_fixtures_give_the_multiclass_metrics_training_gated_on(
+    trained: tuple[Path, TrainedRun], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    root, run = trained
+    recall = run.metrics["recall[gold]"]
+    (tmp_path / "test_accept.py").write_text(
+        "def test_gold(mlprod_metrics, mlprod_scores):\n"
+        f"    assert mlprod_metrics['recall[gold]'].value == {recall.value!r}\n"
+        f"    assert mlprod_metrics['recall[gold]'].low == {recall.low!r}\n"
+        "    assert mlprod_scores.shape[1] == 3\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_accept.py",
+         f"--mlprod-model=tiers@{run.version}", f"--mlprod-store={root / '.mlprod'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+def test_runs_compare_refuses_multiclass_runs_clearly(trained: tuple[Path, TrainedRun]) -> None:
+    from mlprod.pipelines import compare_runs
+
+    root, run = trained
+    with pytest.raises(NotSupportedError, match="mlprod runs compare does not support"):
+        compare_runs(run.id, run.id, store=str(root / ".mlprod"))

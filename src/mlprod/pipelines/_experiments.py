@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mlprod.bundle import require_binary
 from mlprod.errors import SpecError
 from mlprod.evaluation import compare_metrics, overlaid_curves, write_page
 from mlprod.pipelines._context import open_store
@@ -101,6 +102,7 @@ def version_test_scores(run: RunRecord, meta: Any, artifacts: Any) -> tuple[Any,
     if run.version is None:
         return None
     model = open_version(artifacts, get_version(meta, run.model, run.version))
+    require_binary(model.classes, f"{run.model}@{run.version}", "mlprod runs compare")
     frame, y = model.test_data()
     return frame, y, model.score(frame), np.array(model.threshold)
 

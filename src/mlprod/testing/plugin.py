@@ -60,7 +60,7 @@ def mlprod_test_data(mlprod_model: Model) -> tuple[pd.DataFrame, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def mlprod_scores(mlprod_model: Model, mlprod_test_data: tuple[Any, Any]) -> np.ndarray:
-    """P(positive) for every test row, from the loaded bundle."""
+    """P(positive) for every test row, from the loaded bundle (multiclass: n x k)."""
     return mlprod_model.score(mlprod_test_data[0])
 
 
@@ -71,8 +71,11 @@ def mlprod_metrics(
     """Test-set metrics with bootstrap 95% intervals, at the version's threshold.
 
     `evaluate`'s defaults (resamples and seed) are the ones training used, so these are
-    the intervals the version's gates were decided on.
+    the intervals the version's gates were decided on. A multiclass version gets the
+    multiclass metrics (``macro_f1``, ``recall[CLASS]``, ...), as its training did.
     """
-    from mlprod.evaluation import evaluate
+    from mlprod.evaluation import evaluate, evaluate_multiclass
 
+    if mlprod_model.multiclass:
+        return evaluate_multiclass(mlprod_test_data[1], mlprod_scores, mlprod_model.classes)
     return evaluate(mlprod_test_data[1], mlprod_scores, mlprod_model.threshold)
