@@ -164,6 +164,7 @@ def test_lightgbm_alone_fits_three_classes_and_is_saved_natively(tmp_path: Path)
         ('gates:\n  recall[platinum]: ">= 0.5"\n', ["recall[platinum]", "bronze, gold, silver"]),
         ("ensemble: {method: voting, top: 2}\n", ["ensemble", "multiclass", "3 classes"]),
         ("value: {tp: 90, fp: -10}\n", ["value", "binary target"]),
+        ("threshold: {policy: min_recall, value: 0.8}\n", ["threshold", "most probable class"]),
     ],
 )
 def test_what_multiclass_cannot_do_is_a_clear_spec_error(

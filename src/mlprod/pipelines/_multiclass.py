@@ -43,6 +43,11 @@ def refuse_unsupported(spec: ProjectSpec, classes: list[Any]) -> None:
             f"value: the tp/fp/tn/fn matrix needs a binary target ({found}); remove the "
             "value section from mlprod.yaml"
         )
+    if spec.threshold.policy != "max_f1" or spec.threshold.value is not None:
+        raise SpecError(
+            f"threshold: a multiclass label is the most probable class, there is no "
+            f"threshold to choose ({found}); remove the threshold section from mlprod.yaml"
+        )
     if spec.training.engine == "spark":
         raise SpecError(
             f"training.engine spark is not yet supported for a multiclass target ({found}); "

@@ -73,7 +73,9 @@ class DataSpec(_Strict):
     source: str | SqlSource = Field(description="CSV or Parquet path, or {url, query}.")
     target: str
     positive: str | int | float | bool | None = Field(
-        default=None, description="The target value that counts as positive."
+        default=None,
+        description="The target value that counts as positive (two-valued targets only; "
+        "a target with three or more values is multiclass and has none).",
     )
     time: str | None = Field(default=None, description="Event-time column.")
     entity: str | None = Field(default=None, description="Entity id column (never a feature).")
