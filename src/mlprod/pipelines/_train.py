@@ -204,29 +204,16 @@ def _run(
     winner, results, y_val, val_scores = _select(spec, to_fit, X, y, split, steps, experiment)
     curves = candidate_curves(spec, results, X, y, split)
 
-    threshold = NO_THRESHOLD
-    if not is_multiclass(classes):  # multiclass: the label is the most probable class
-        steps("choosing the threshold on validation data")
-        matrix = spec.value.matrix() if spec.value is not None else None
-        threshold = choose_threshold(
-            y_val, val_scores, spec.threshold.policy, spec.threshold.value, matrix=matrix
-        )
-
+    threshold = _threshold(spec, classes, y_val, val_scores, steps)
     y_test = y[split.test]
-
-    def test_metrics(scores: np.ndarray) -> dict[str, MetricValue]:
-        if is_multiclass(classes):
-            return multiclass_metrics(y_test, scores, classes)
-        return held_out_metrics(spec, y_test, scores, threshold)
-
     steps(f"evaluating {winner.name} on {len(split.test):,} test rows")
     test_scores = class_scores(winner.estimator, X[split.test])
-    metrics = test_metrics(test_scores)
+    metrics = _test_metrics(spec, classes, y_test, test_scores, threshold)
     effect: dict[str, dict[str, float]] = {}
     if final_fit(spec, winner, X, y, split, steps):
         selected = metrics
         test_scores = class_scores(winner.estimator, X[split.test])
-        metrics = test_metrics(test_scores)
+        metrics = _test_metrics(spec, classes, y_test, test_scores, threshold)
         effect = final_fit_effect(selected, metrics)
     gates = check_gates(metrics, spec.gates)
     held_out = split.validation if len(split.validation) else split.train  # cv: no holdout left
@@ -307,6 +294,28 @@ def _run(
         candidates=candidates,
         curves=curves,
     )
+
+
+def _threshold(
+    spec: ProjectSpec, classes: list[Any], y_val: np.ndarray, scores: np.ndarray, steps: Steps
+) -> float:
+    """The spec's threshold policy on validation data; none for multiclass (the argmax)."""
+    if is_multiclass(classes):
+        return NO_THRESHOLD
+    steps("choosing the threshold on validation data")
+    matrix = spec.value.matrix() if spec.value is not None else None
+    return choose_threshold(
+        y_val, scores, spec.threshold.policy, spec.threshold.value, matrix=matrix
+    )
+
+
+def _test_metrics(
+    spec: ProjectSpec, classes: list[Any], y: np.ndarray, scores: np.ndarray, threshold: float
+) -> dict[str, MetricValue]:
+    """The held-out metrics of a binary or a multiclass model, with intervals."""
+    if is_multiclass(classes):
+        return multiclass_metrics(y, scores, classes)
+    return held_out_metrics(spec, y, scores, threshold)
 
 
 def _select(
