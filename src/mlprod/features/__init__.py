@@ -15,17 +15,6 @@ from mlprod.features._aggregates import (
     value_text,
     window_start,
 )
-from mlprod.features._coerce import (
-    DATETIME_PARTS,
-    MISSING,
-    as_boolean,
-    as_category,
-    as_datetime,
-    as_numeric,
-    boolean_value,
-    category_string,
-    datetime_parts,
-)
 from mlprod.features._infer import id_columns, infer_kind, infer_kinds, resolve_features
 from mlprod.features._pit import (
     aggregate_kinds,
@@ -43,11 +32,22 @@ from mlprod.features._signature import (
     contract_differences,
     contract_signature,
     draft_interface,
-    json_safe,
 )
 from mlprod.features._sources import read_event_sources, read_join_tables
 from mlprod.features._subset import ColumnSubset
 from mlprod.features._transformer import FeatureTransformer
+from mlprod.records import (
+    DATETIME_PARTS,
+    MISSING,
+    as_boolean,
+    as_category,
+    as_datetime,
+    as_numeric,
+    boolean_value,
+    category_string,
+    datetime_parts,
+    json_safe,
+)
 
 __all__ = [
     "DATETIME_PARTS",

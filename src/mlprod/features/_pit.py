@@ -31,8 +31,8 @@ from mlprod.features._aggregates import (
     text_value,
     texts,
 )
-from mlprod.features._coerce import category_string
 from mlprod.features._infer import infer_kind
+from mlprod.records import category_string
 from mlprod.spec import FeatureKind
 
 _SEP = "\x1f"

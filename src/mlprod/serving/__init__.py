@@ -6,10 +6,10 @@ Example::
     run_server(app, Settings())                           # or `mlprod serve`
 """
 
+from mlprod.records import FastPathCheck, check_fast_path, records_to_frame
 from mlprod.serving._app import create_app
 from mlprod.serving._auth import Authenticator
 from mlprod.serving._crashes import CrashLog
-from mlprod.serving._fastpath import FastPathCheck, check_fast_path
 from mlprod.serving._guard import GuardState, run_server
 from mlprod.serving._hosts import HostCheck
 from mlprod.serving._loaded import LoadedVersion
@@ -23,7 +23,6 @@ from mlprod.serving._tokens import (
     revoke_token,
     verify_token,
 )
-from mlprod.serving._validate import records_to_frame
 from mlprod.serving._workers import run_workers
 
 __all__ = [
