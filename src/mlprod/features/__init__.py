@@ -3,7 +3,15 @@ aggregates over event tables and their point-in-time computation.
 
 The coercion functions are the one definition of how a raw value becomes a number, a
 category, a boolean or a time; training, serving's fast path and monitoring all call them.
+
+The two scikit-learn estimators (`FeatureTransformer`, `ColumnSubset`) load on first use:
+monitoring and the command line use the coercion functions without scikit-learn.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from mlprod.features._aggregates import (
     AggregateFeature,
@@ -34,8 +42,6 @@ from mlprod.features._signature import (
     draft_interface,
 )
 from mlprod.features._sources import read_event_sources, read_join_tables
-from mlprod.features._subset import ColumnSubset
-from mlprod.features._transformer import FeatureTransformer
 from mlprod.records import (
     DATETIME_PARTS,
     MISSING,
@@ -48,6 +54,15 @@ from mlprod.records import (
     datetime_parts,
     json_safe,
 )
+
+if TYPE_CHECKING:
+    from mlprod.features._subset import ColumnSubset
+    from mlprod.features._transformer import FeatureTransformer
+
+_LAZY = {
+    "ColumnSubset": "mlprod.features._subset",
+    "FeatureTransformer": "mlprod.features._transformer",
+}
 
 __all__ = [
     "DATETIME_PARTS",
@@ -90,3 +105,9 @@ __all__ = [
     "value_text",
     "window_start",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlprod.features' has no attribute {name!r}")
