@@ -35,7 +35,7 @@ import mlprod
 from mlprod.serving import LoadedVersion
 from mlprod.serving._scoring import score_records
 try:
-    from mlprod.serving._validate import without_extras
+    from mlprod.records._validate import without_extras
 except ImportError:
     without_extras = None
 store, ref, rows_path = sys.argv[1:4]

@@ -117,7 +117,7 @@ def train_model(folder: Path, rows: int, store: str | None = None) -> str:
 def client_rows(count: int) -> list[dict[str, Any]]:
     """Fresh customers as a client sends them (all columns, JSON values)."""
     from mlprod.data import make_churn_table
-    from mlprod.serving._fastpath import client_records
+    from mlprod.records._fastpath import client_records
 
     return client_records(make_churn_table(count, seed=8).drop(columns=["churned"]))
 
@@ -150,8 +150,8 @@ def in_process(store: str, records: list[dict[str, Any]]) -> list[Result]:
     import pandas as pd
 
     import mlprod
+    from mlprod.records._fastpath import check_fast_path
     from mlprod.serving import records_to_frame
-    from mlprod.serving._fastpath import check_fast_path
 
     model = mlprod.load("churn@production", store=store)
     check = check_fast_path(model)

@@ -17,6 +17,7 @@ FOUNDATION = {"errors", "settings", "_time", "_threads", "__init__", "__main__"}
 LAYERS = [
     "spec",
     "store",
+    "records",
     "bundle",
     "data",
     "features",

@@ -117,7 +117,7 @@ def test_kind_inference() -> None:
 )
 def test_typed_columns_convert_once_per_value_with_the_same_labels(values: pd.Series) -> None:
     """Converting each distinct value once gives what converting every row gives."""
-    from mlprod.features._coerce import as_boolean, as_category, boolean_value, category_string
+    from mlprod.records._coerce import as_boolean, as_category, boolean_value, category_string
 
     every_row = [category_string(value) for value in values.tolist()]
     assert as_category(values).tolist() == every_row

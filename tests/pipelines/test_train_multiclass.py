@@ -118,6 +118,13 @@ def test_loaded_model_answers_every_class_and_matches_sklearn(
         assert recorded[f"recall[{label}]"].value == pytest.approx(recalls[i], abs=1e-12)
     warm = model.warm_up()
     assert warm.shape == (5, 3)
+    records = make_tiers(4, seed=9).drop(columns="tier").to_dict("records")
+    from_records = model.predict_proba(records)
+    assert from_records.shape == (4, 3)
+    np.testing.assert_allclose(from_records, model.predict_proba(pd.DataFrame(records)))
+    answer = model.predict_record(records[0])
+    assert list(answer["probabilities"]) == CLASSES
+    assert answer["label"] == CLASSES[int(np.argmax(from_records[0]))]
 
 
 def test_report_shows_the_k_by_k_confusion_matrix_and_each_class_roc(

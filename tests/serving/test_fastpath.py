@@ -19,14 +19,14 @@ import mlprod
 from mlprod.bundle import Manifest, Model
 from mlprod.errors import SchemaError
 from mlprod.features import FeatureTransformer
-from mlprod.features._coerce import datetime_parts
-from mlprod.serving import records_to_frame, score_records
-from mlprod.serving._fastpath import (
+from mlprod.records._coerce import datetime_parts
+from mlprod.records._fastpath import (
     FastPath,
     check_fast_path,
     client_records,
     compile_fast_path,
 )
+from mlprod.serving import records_to_frame, score_records
 from mlprod.serving._loaded import LoadedVersion
 from support import SMALL_SPEC, Project, Server, write_project
 
@@ -146,7 +146,7 @@ def test_values_are_never_guessed_at_on_either_path(
 
 
 def test_strict_iso_dates_split_into_the_parts_pandas_gives(rng: np.random.Generator) -> None:
-    from mlprod.serving._fastpath import _datetime_values, _iso_parts
+    from mlprod.records._fastpath import _datetime_values, _iso_parts
 
     seconds = rng.integers(-2_000_000_000, 4_000_000_000, size=600)  # years 1906 to 2096
     layouts = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d"]

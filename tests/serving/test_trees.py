@@ -13,11 +13,11 @@ import pytest
 
 import mlprod
 from mlprod.bundle import CompiledTrees, Model, compile_trees, tree_compiler_available
-from mlprod.serving import records_to_frame
-from mlprod.serving._fastpath import (
+from mlprod.records._fastpath import (
     _MismatchError,
     client_records,
 )
+from mlprod.serving import records_to_frame
 from mlprod.serving._loaded import LoadedVersion
 from support import SMALL_SPEC, Project, Server, records_from, write_project
 

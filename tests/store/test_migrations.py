@@ -54,6 +54,21 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (folder / "versions" / "0004_monitoring.py").is_file()
     assert (folder / "versions" / "0005_experiments.py").is_file()
     assert _migrate.head_revision() == HEAD
+    # The constant that spares every open an Alembic import is the scripts' own head.
+    assert _migrate.scripts_head() == HEAD
+
+
+def test_the_revision_read_without_alembic_is_alembics(store_url: str) -> None:
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            assert _migrate.current_revision(conn) is None  # an empty database
+        Store.open(store_url).close()
+        with engine.connect() as conn:
+            ours = _migrate.current_revision(conn)
+            assert ours == MigrationContext.configure(conn).get_current_revision() == HEAD
+    finally:
+        engine.dispose()
 
 
 def test_fresh_store_is_migrated_to_head(

@@ -29,11 +29,12 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlprod.bundle._model import Model
+if TYPE_CHECKING:
+    from mlprod.bundle._model import Model  # which takes cached trees from here
 
 log = logging.getLogger("mlprod.bundle")
 

@@ -3,12 +3,17 @@
 `Model.open` checks every file against the hashes the store kept at registration (or,
 for versions registered before it kept them, the manifest's) first, then builds the
 transformer (skops, allowed types only) and the flavour's scorer; nothing unpickles.
+
+`Model.prepare` (which `mlprod.load` and the server call) compiles the verified fast path:
+from then on DataFrames, lists of records and single records skip pandas and
+scikit-learn's per-call checks, and score as the full pipeline does to 1e-9.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,17 +32,36 @@ from mlprod.bundle._manifest import (
 )
 from mlprod.bundle.flavors import Scorer, load_scorer, load_skops
 from mlprod.errors import IntegrityError, SchemaError
+from mlprod.records import (
+    Contract,
+    FastPath,
+    FastPathCheck,
+    check_fast_path,
+    records_to_frame,
+    reference_scores,
+    upgrade_scorer,
+)
+
+log = logging.getLogger("mlprod.bundle")
 
 WARM_UP_ROWS = 5
+
+
+Features = pd.DataFrame | list[Any]
 
 
 class Model:
     """A loaded, hash-verified model version: raw records in, scores and labels out.
 
+    `X` is a DataFrame of raw feature columns or a list of records (dicts of field values,
+    as the server takes them); `predict_record` answers one dict. Once `prepare`d, each
+    call takes the fast path when it passed its parity check (`path` says which).
+
     Example::
 
-        model = mlprod.load("churn@production")
+        model = mlprod.load("churn@production")     # prepared: model.path == "fast"
         model.predict_proba(frame)[:, 1]
+        model.predict_record({"tenure_months": 3, "plan": "basic", ...})
     """
 
     def __init__(self, folder: Path, manifest: Manifest, transformer: Any, scorer: Scorer):
@@ -46,6 +70,7 @@ class Model:
         self.transformer = transformer
         self.scorer = scorer
         self.version: int | None = None
+        self.fast_check: FastPathCheck | None = None  # set by `prepare`
 
     @classmethod
     def open(cls, folder: str | Path, *, expected: Mapping[str, str] | None = None) -> Model:
@@ -94,18 +119,89 @@ class Model:
     def feature_names(self) -> list[str]:
         return [field["name"] for field in self.manifest.signature["fields"]]
 
-    def score(self, X: pd.DataFrame) -> np.ndarray:
-        """P(positive) for each row of raw feature columns (extra columns are ignored).
+    @functools.cached_property
+    def contract(self) -> Contract:
+        """What a record must hold: the signature's fields (and its interface's bounds)."""
+        return Contract.of(self.signature)
 
-        A multiclass version answers the n x k class probabilities, in `classes` order.
+    def prepare(self, compiled: Path | None = None) -> FastPathCheck:
+        """Compile and verify the fast path once; `compiled`: a cache of compiled trees.
+
+        The fast path serves only if it reproduces the full pipeline's scores to 1e-9 on
+        the version's test set and probe records; otherwise everything stays on the full
+        pipeline and `fast_check.reason` says why. Compiled trees already in `compiled`
+        (a server or batch job left them; nothing is compiled here) take over the
+        booster after passing the same check.
         """
+        if self.fast_check is None:
+            check = check_fast_path(self)
+            where = f"{self.name}@{self.version}"
+            if check.fast is None:
+                log.info("%s scores on the full pipeline: %s", where, check.reason)
+            else:
+                log.info("%s scores on the fast path: %s", where, check.reason)
+            if check.fast is not None and compiled is not None:
+                self._take_compiled_trees(check.fast, compiled, where)
+            self.fast_check = check
+        return self.fast_check
+
+    def _take_compiled_trees(self, fast: FastPath, folder: Path, where: str) -> None:
+        from mlprod.bundle._compiled import cached_trees  # it builds on this module
+
+        try:
+            trees = cached_trees(self, folder)
+            if trees is not None:
+                upgrade_scorer(self, fast, trees)
+        except Exception as exc:  # an optimisation must never fail a load; the booster stays
+            log.warning("%s keeps its booster: compiled trees failed: %s", where, exc)
+
+    @property
+    def path(self) -> str:
+        """``fast`` or ``reference`` (the full pipeline): how `score` reaches the model."""
+        return "fast" if self.fast_check is not None and self.fast_check.fast else "reference"
+
+    @property
+    def engine(self) -> str:
+        """What scores the matrix: ``reference``, ``model`` or ``compiled trees``."""
+        fast = self.fast_check.fast if self.fast_check else None
+        return "reference" if fast is None else fast.engine
+
+    def score(self, X: Features) -> np.ndarray:
+        """P(positive) per row of raw feature columns (extra columns are ignored) or record.
+
+        Records are checked as the server checks them: a bad one raises a SchemaError
+        naming the record, the field, what was expected and what came. A multiclass
+        version answers the n x k class probabilities, in `classes` order.
+        """
+        fast = self.fast_check.fast if self.fast_check else None
+        if isinstance(X, pd.DataFrame):
+            scores = None if fast is None else fast.score_frame(X)
+            return self.reference_score(X) if scores is None else scores
+        if isinstance(X, list) and X:
+            if fast is not None:
+                return fast.score_records(X, max_records=len(X))
+            return self.reference_score(records_to_frame(X, self.contract, max_records=len(X)))
+        if isinstance(X, Mapping):
+            raise SchemaError(
+                "expected a DataFrame or a list of records, got one dict: "
+                "use predict_record(record), or pass [record]"
+            )
+        got = "an empty list" if isinstance(X, list) else type(X).__name__
+        raise SchemaError(
+            f"expected a pandas DataFrame of raw features or a non-empty list of records "
+            f"(dicts), got {got}"
+        )
+
+    def reference_score(self, X: pd.DataFrame) -> np.ndarray:
+        """P(positive) on the full pipeline (transformer, then model): what the fast path
+        is checked against, and what answers whenever it steps aside."""
         if not isinstance(X, pd.DataFrame):
             raise SchemaError(
                 f"expected a pandas DataFrame of raw features, got {type(X).__name__}"
             )
-        return self.scorer.scores(self.transformer.transform(X))
+        return reference_scores(self, X)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: Features) -> np.ndarray:
         """scikit-learn style: column 0 is P(negative), column 1 is P(positive).
 
         Multiclass: one column per class, in `classes` order.
@@ -115,7 +211,7 @@ class Model:
             return positive
         return np.column_stack([1.0 - positive, positive])
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict(self, X: Features) -> np.ndarray:
         """Class labels at the version's threshold, in the training data's values.
 
         Multiclass: the most probable class.
@@ -127,6 +223,24 @@ class Model:
         negative, positive = self.classes
         labels = np.where(self.score(X) >= self.threshold, positive, negative)
         return labels
+
+    def predict_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """One record's answer as the server gives it: ``{"score": ..., "label": ...}``.
+
+        A score that is not a finite number comes back as None, flagged, with no label.
+        Multiclass: ``{"probabilities": {class: p, ...}, "label": the most probable}``.
+        """
+        if self.multiclass:
+            proba = np.asarray(self.score([record])[0], dtype=float)
+            if not np.all(np.isfinite(proba)):
+                return {"probabilities": None, "label": None, "flags": ["non_finite_score"]}
+            named = {str(c): float(p) for c, p in zip(self.classes, proba, strict=True)}
+            return {"probabilities": named, "label": self.classes[int(np.argmax(proba))]}
+        score = float(self.score([record])[0])
+        if not np.isfinite(score):
+            return {"score": None, "label": None, "flags": ["non_finite_score"]}
+        negative, positive = self.classes
+        return {"score": score, "label": positive if score >= self.threshold else negative}
 
     @functools.cached_property
     def reference(self) -> dict[str, Any] | None:

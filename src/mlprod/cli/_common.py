@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -24,7 +24,9 @@ from rich.text import Text
 
 from mlprod._time import parse_since
 from mlprod.settings import Settings
-from mlprod.store import ArtifactStore, Store, open_artifacts
+
+if TYPE_CHECKING:
+    from mlprod.store import ArtifactStore, Store
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -62,6 +64,10 @@ def open_stores(settings: Settings, *, create: bool = False) -> tuple[Store, Art
     acts on models that must already be there) run outside a project says so instead
     of leaving an empty ``.mlprod/`` behind.
     """
+    # Imported here, not at the top: `mlprod --help` and commands without a store stay
+    # clear of SQLAlchemy and Redis.
+    from mlprod.store import Store, open_artifacts
+
     return Store.from_settings(settings, create=create), open_artifacts(settings)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,12 +16,15 @@ from mlprod.cli._common import (
     settings_for,
 )
 from mlprod.errors import SpecError
-from mlprod.registry import Route, clear_deployment, set_deployment
-from mlprod.registry import rollback as rollback_alias
 from mlprod.spec import SPEC_FILE, load_spec
+
+if TYPE_CHECKING:
+    from mlprod.registry import Route
 
 
 def _parse_route(text: str) -> Route:
+    from mlprod.registry import Route
+
     version, sep, weight = text.partition("=")
     try:
         return Route(version=int(version), weight=float(weight) if sep else 100.0)
@@ -55,6 +58,8 @@ def deploy(
     have passed its gates unless --force --reason; shadows only score, so any may shadow.
     Every named version, routed or shadow, must load, verify and answer a warm-up.
     """
+    from mlprod.registry import Route, clear_deployment, set_deployment
+
     settings = settings_for(store)
     meta, artifacts = open_stores(settings)
     with meta:
@@ -99,6 +104,8 @@ def rollback(
     json: JsonOption = False,
 ) -> None:
     """Move the alias back to its previous version and clear any routes: all traffic returns."""
+    from mlprod.registry import rollback as rollback_alias
+
     settings = settings_for(store)
     meta, artifacts = open_stores(settings)
     with meta:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from mlprod import registry
-from mlprod.bundle import require_binary
 from mlprod.cli._common import (
     EXIT_GATES_FAILED,
     EXIT_OK,
@@ -25,15 +23,10 @@ from mlprod.cli._common import (
     when,
 )
 from mlprod.errors import MlprodError
-from mlprod.pipelines import promote as promote_version
-from mlprod.registry import (
-    VersionRecord,
-    alias_map,
-    list_versions,
-    open_version,
-    resolve,
-)
-from mlprod.store import ArtifactStore
+
+if TYPE_CHECKING:
+    from mlprod.registry import VersionRecord
+    from mlprod.store import ArtifactStore
 
 app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
 
@@ -68,6 +61,8 @@ def serving_path(artifacts: ArtifactStore, record: VersionRecord) -> tuple[str, 
     Worked out now, as the server does at load: compile the fast path and replay the
     version's test set through both paths.
     """
+    from mlprod.bundle import require_binary
+    from mlprod.registry import open_version
     from mlprod.serving import check_fast_path
 
     try:
@@ -82,11 +77,13 @@ def serving_path(artifacts: ArtifactStore, record: VersionRecord) -> tuple[str, 
 @app.command("list")
 def list_models(store: StoreOption = None, json: JsonOption = False) -> None:
     """Every model, with its newest version and aliases."""
+    from mlprod.registry import alias_map, list_models, list_versions
+
     settings = settings_for(store)
     meta, _ = open_stores(settings)
     with meta:
         rows: list[dict[str, Any]] = []
-        for name in registry.list_models(meta):
+        for name in list_models(meta):
             versions = list_versions(meta, name)
             rows.append(
                 {
@@ -109,14 +106,12 @@ def list_models(store: StoreOption = None, json: JsonOption = False) -> None:
 @app.command("show")
 def show(name: str, store: StoreOption = None, json: JsonOption = False) -> None:
     """A model's versions, aliases, test metrics with 95% intervals, and gate results."""
+    from mlprod.registry import alias_map, list_models, list_versions, resolve
+
     settings = settings_for(store)
     meta, artifacts = open_stores(settings)
     with meta:
-        versions = (
-            list_versions(meta, name)
-            if name in registry.list_models(meta)
-            else [resolve(meta, name)]
-        )
+        versions = list_versions(meta, name) if name in list_models(meta) else [resolve(meta, name)]
         aliases = alias_map(meta, name)
     paths = {v.version: serving_path(artifacts, v) for v in versions}
     if json:
@@ -194,6 +189,8 @@ def promote(
     --force --reason overrides failed gates, never a version whose bundle does not load,
     verify against the hashes kept at registration and answer a warm-up prediction.
     """
+    from mlprod.pipelines import promote as promote_version
+
     entry = promote_version(
         name, version, alias, force=force, reason=reason, settings=settings_for(store)
     )

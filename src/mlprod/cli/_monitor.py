@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 from rich.text import Text
@@ -23,6 +22,8 @@ from mlprod.cli._common import (
 from mlprod.errors import DataError, SpecError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from mlprod.monitoring import MonitoringReport, Performance
 
 outcomes_app = typer.Typer(
@@ -224,6 +225,8 @@ def ingest(
 
 def _outcomes(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as outcome dicts: the columns that matter, missing values dropped."""
+    import pandas as pd
+
     if "label" not in frame:
         raise DataError(
             f"outcomes need a label column (columns: {', '.join(map(str, frame.columns))})"

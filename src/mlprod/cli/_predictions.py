@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -20,7 +19,9 @@ from mlprod.cli._common import (
     since_option,
     when,
 )
-from mlprod.predlog import read_predictions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(help="The prediction log.", no_args_is_help=True)
 
@@ -58,6 +59,8 @@ def export(
     settings = settings_for(store)
     meta, _ = open_stores(settings)
     with meta:
+        from mlprod.predlog import read_predictions
+
         frame = read_predictions(meta, model, since=start)
     if output is not None:
         _write(frame, output)
@@ -97,6 +100,8 @@ def _json_text(value: Any) -> str | None:
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as plain dicts without the flattened inputs: JSON-ready, `record` kept whole."""
+    import pandas as pd
+
     columns = [c for c in frame.columns if not str(c).startswith("input.")]
     rows: list[dict[str, Any]] = []
     for raw in frame[columns].to_dict("records"):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from mlprod.cli._common import (
@@ -20,12 +19,16 @@ from mlprod.cli._common import (
     settings_for,
     styled,
 )
-from mlprod.data import load_frame
 from mlprod.errors import MlprodError, SpecError
-from mlprod.features import draft_interface, id_columns, infer_kinds
-from mlprod.pipelines import TrainedRun, encode_target
-from mlprod.pipelines import train as train_model
 from mlprod.spec import SPEC_FILE, render_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlprod.pipelines import TrainedRun
+
+# Each command imports the stages it runs inside its body: typer reads every command's
+# signature at start-up, so what is imported here is paid by `mlprod --help` too.
 
 
 def init(
@@ -38,6 +41,9 @@ def init(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing spec.")] = False,
 ) -> None:
     """Write a commented mlprod.yaml for your table: its columns' kinds and its interface."""
+    from mlprod.data import load_frame
+    from mlprod.features import draft_interface, id_columns, infer_kinds
+
     if output.exists() and not overwrite:
         raise SpecError(
             f"{output} already exists; pass --overwrite to replace it or --output elsewhere"
@@ -84,6 +90,8 @@ def init(
 
 def _guess_positive(values: pd.Series) -> tuple[object, str]:
     """The target value training would take as positive, written into the spec, and a note."""
+    from mlprod.pipelines import encode_target
+
     try:
         _, classes, _ = encode_target(values, None)
     except MlprodError as exc:
@@ -106,6 +114,8 @@ def train(
     json: JsonOption = False,
 ) -> None:
     """Train, evaluate, gate and register a version from mlprod.yaml."""
+    from mlprod.pipelines import train as train_model
+
     run = train_model(spec, settings=settings_for(store), quiet=json)
     print_run(run, json)
 

@@ -20,7 +20,6 @@ from mlprod.cli._common import (
     styled,
     when,
 )
-from mlprod.registry import get_run, list_trials, search_runs
 
 app = typer.Typer(help="Training runs.", no_args_is_help=True)
 
@@ -45,6 +44,8 @@ def list_runs(
     json: JsonOption = False,
 ) -> None:
     """Runs, newest first, or filtered and sorted by metrics, params, date and user."""
+    from mlprod.registry import search_runs
+
     settings = settings_for(store)
     meta, _ = open_stores(settings)
     with meta:
@@ -80,6 +81,8 @@ def show(
     json: JsonOption = False,
 ) -> None:
     """Everything a run recorded: spec, params, metrics, data fingerprint, environment."""
+    from mlprod.registry import get_run, list_trials
+
     settings = settings_for(store)
     meta, _ = open_stores(settings)
     with meta:

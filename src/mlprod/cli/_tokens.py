@@ -23,7 +23,6 @@ from mlprod.cli._common import (
     styled,
     when,
 )
-from mlprod.serving import create_token, list_tokens, revoke_token
 
 app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
 
@@ -43,6 +42,8 @@ def create(
     json: JsonOption = False,
 ) -> None:
     """Create a token and print its secret, once."""
+    from mlprod.serving import create_token  # serving imports FastAPI: only here
+
     settings = settings_for(store)
     meta, _ = open_stores(settings, create=True)
     with meta:
@@ -69,6 +70,8 @@ def list_(
     json: JsonOption = False,
 ) -> None:
     """Every token with its scopes and state; secrets are never shown."""
+    from mlprod.serving import list_tokens  # serving imports FastAPI: only here
+
     settings = settings_for(store)
     meta, _ = open_stores(settings)
     with meta:
@@ -90,6 +93,8 @@ def revoke(
     json: JsonOption = False,
 ) -> None:
     """Revoke a token; servers stop accepting it within a few seconds."""
+    from mlprod.serving import revoke_token  # serving imports FastAPI: only here
+
     settings = settings_for(store)
     meta, _ = open_stores(settings)
     with meta:

@@ -17,7 +17,6 @@ from datetime import tzinfo
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from mlprod.data._sources import parse_times
 from mlprod.errors import DataError
@@ -80,6 +79,10 @@ def _check_labels(y: np.ndarray) -> np.ndarray:
 
 def _holdout(indices: np.ndarray, labels: np.ndarray, size: float, seed: int, part: str) -> Fold:
     """(kept, held out) positions, stratified on `labels` at those positions."""
+    # scikit-learn loads on first split, not with `mlprod.data`: readers of a store or a
+    # bundle (monitoring, batch scoring, the CLI) import this package and never split.
+    from sklearn.model_selection import train_test_split
+
     try:
         kept, held = train_test_split(
             indices, test_size=size, stratify=labels[indices], random_state=seed
@@ -111,6 +114,8 @@ def _cv_split(labels: np.ndarray, spec: SplitSpec, seed: int) -> Split:
             f"fewer than split.folds={spec.folds}; every fold needs both classes. "
             "Lower split.folds or use more data."
         )
+    from sklearn.model_selection import StratifiedKFold
+
     splitter = StratifiedKFold(n_splits=spec.folds, shuffle=True, random_state=seed)
     folds = tuple((train[fit], train[val]) for fit, val in splitter.split(train, labels[train]))
     return Split(train=train, validation=_EMPTY.copy(), test=test, folds=folds)

@@ -3,7 +3,15 @@ aggregates over event tables and their point-in-time computation.
 
 The coercion functions are the one definition of how a raw value becomes a number, a
 category, a boolean or a time; training, serving's fast path and monitoring all call them.
+
+The two scikit-learn estimators (`FeatureTransformer`, `ColumnSubset`) load on first use:
+monitoring and the command line use the coercion functions without scikit-learn.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from mlprod.features._aggregates import (
     AggregateFeature,
@@ -14,17 +22,6 @@ from mlprod.features._aggregates import (
     text_value,
     value_text,
     window_start,
-)
-from mlprod.features._coerce import (
-    DATETIME_PARTS,
-    MISSING,
-    as_boolean,
-    as_category,
-    as_datetime,
-    as_numeric,
-    boolean_value,
-    category_string,
-    datetime_parts,
 )
 from mlprod.features._infer import id_columns, infer_kind, infer_kinds, resolve_features
 from mlprod.features._pit import (
@@ -43,11 +40,29 @@ from mlprod.features._signature import (
     contract_differences,
     contract_signature,
     draft_interface,
-    json_safe,
 )
 from mlprod.features._sources import read_event_sources, read_join_tables
-from mlprod.features._subset import ColumnSubset
-from mlprod.features._transformer import FeatureTransformer
+from mlprod.records import (
+    DATETIME_PARTS,
+    MISSING,
+    as_boolean,
+    as_category,
+    as_datetime,
+    as_numeric,
+    boolean_value,
+    category_string,
+    datetime_parts,
+    json_safe,
+)
+
+if TYPE_CHECKING:
+    from mlprod.features._subset import ColumnSubset
+    from mlprod.features._transformer import FeatureTransformer
+
+_LAZY = {
+    "ColumnSubset": "mlprod.features._subset",
+    "FeatureTransformer": "mlprod.features._transformer",
+}
 
 __all__ = [
     "DATETIME_PARTS",
@@ -90,3 +105,9 @@ __all__ = [
     "value_text",
     "window_start",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlprod.features' has no attribute {name!r}")

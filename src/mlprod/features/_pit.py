@@ -15,14 +15,16 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import orjson
 import pandas as pd
 
 from mlprod.data import parse_times, require_columns
+
+if TYPE_CHECKING:
+    import duckdb
 from mlprod.errors import DataError
 from mlprod.features._aggregates import (
     AggregateFeature,
@@ -31,8 +33,8 @@ from mlprod.features._aggregates import (
     text_value,
     texts,
 )
-from mlprod.features._coerce import category_string
 from mlprod.features._infer import infer_kind
+from mlprod.records import category_string
 from mlprod.spec import FeatureKind
 
 _SEP = "\x1f"
@@ -79,6 +81,8 @@ def point_in_time(
         raise DataError(f"time column {time!r} has missing values: every row needs a cutoff")
     cutoff = cutoff - plan.delay * 1000
     out = pd.DataFrame(index=rows.index)
+    import duckdb  # only point-in-time joins need it; importing features must not load it
+
     with duckdb.connect() as con:
         keys = key_texts(rows[plan.key]).to_numpy()
         for name in sorted({f.events for f in plan.aggregates}):

@@ -10,27 +10,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mlprod.errors import SpecError
-from mlprod.features._coerce import MISSING, as_category
+from mlprod.records import MISSING, as_category, json_safe
 from mlprod.spec import InterfaceSpec
 
 TOP_CATEGORIES = 20
-
-
-def json_safe(value: Any) -> Any:
-    """A plain JSON value for one cell (numpy scalars, timestamps, missing)."""
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    return value
 
 
 def build_signature(

@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from mlprod.errors import SchemaError
-from mlprod.features._coerce import (
+from mlprod.records import (
     DATETIME_PARTS,
     as_boolean,
     as_category,

@@ -20,8 +20,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
-
 from mlprod.errors import SpecError
 from mlprod.monitoring._alerts import AlertKind, AlertRecord, close_alerts, raise_alert
 from mlprod.monitoring._document import DriftRow, ErrorWindow, MonitoringReport
@@ -147,6 +145,8 @@ def check_webhook(url: str, *, allow_private: bool = False) -> None:
 
 def post_webhook(url: str, payload: Mapping[str, Any], *, allow_private: bool = False) -> bool:
     """POST `payload` as JSON; never follows redirects. False (and a log line) on failure."""
+    import httpx  # only alerts with a webhook need it
+
     try:
         check_webhook(url, allow_private=allow_private)
         answer = httpx.post(

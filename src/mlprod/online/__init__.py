@@ -16,9 +16,10 @@ Example::
 from mlprod.online._client import FeatureClient
 from mlprod.online._live import Ingested, apply_due, ingest_events
 from mlprod.online._materialize import Materialized, SourceRun, materialize
-from mlprod.online._skew import LOOKUP_TIME, FeatureSkew, SkewReport, same_value, skew_report
+from mlprod.online._skew import FeatureSkew, SkewReport, same_value, skew_report
 from mlprod.online._store import DEFAULT_PREFIX, OnlineStore, key_text
 from mlprod.online._stream import StreamReader, StreamStats, entry_event
+from mlprod.records import LOOKUP_TIME
 
 __all__ = [
     "DEFAULT_PREFIX",

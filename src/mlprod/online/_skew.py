@@ -17,8 +17,8 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from mlprod.features import FeaturePlan, point_in_time, value_text
+from mlprod.records import LOOKUP_TIME
 
-LOOKUP_TIME = "@features_at"  # the instant a server looked a record's features up
 TOLERANCE = 1e-9
 EXAMPLES = 5
 

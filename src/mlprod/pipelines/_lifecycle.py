@@ -8,18 +8,31 @@ from mlprod.registry import AuditRecord, open_version, resolve, set_alias
 from mlprod.settings import Settings
 
 
-def load(ref: str, *, store: str | None = None, settings: Settings | None = None) -> Model:
+def load(
+    ref: str, *, store: str | None = None, settings: Settings | None = None, fast: bool = True
+) -> Model:
     """Load a verified model by reference: ``churn``, ``churn@production`` or ``churn@3``.
+
+    With `fast` (the default) the model is prepared as a server prepares it: the fast path
+    is compiled and checked against the full pipeline (to 1e-9, on the version's test
+    set), and compiled trees a server or batch job left in the store's cache take over the
+    booster after the same check. ``model.path`` says which path scores.
 
     Example::
 
         model = mlprod.load("churn@production")
         model.predict_proba(frame)
     """
-    meta, artifacts = open_store(store, settings)
+    settings = settings or Settings()
+    if store is not None:
+        settings = settings.model_copy(update={"store": store})
+    meta, artifacts = open_store(settings=settings)
     with meta:
         record = resolve(meta, ref)
-    return open_version(artifacts, record)
+    model = open_version(artifacts, record)
+    if fast:
+        model.prepare(compiled=settings.compiled_dir())
+    return model
 
 
 def promote(

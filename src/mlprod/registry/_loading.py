@@ -7,14 +7,22 @@ Older versions (``files`` is None) are checked against their manifest, as they a
 
 from __future__ import annotations
 
-from mlprod.bundle import Model
+from typing import TYPE_CHECKING
+
 from mlprod.errors import BrokenVersionError, IntegrityError
 from mlprod.registry._records import VersionRecord
-from mlprod.store import ArtifactStore
+
+if TYPE_CHECKING:
+    from mlprod.bundle import Model
+    from mlprod.store import ArtifactStore
 
 
 def open_version(artifacts: ArtifactStore, record: VersionRecord) -> Model:
     """The verified model behind a version record."""
+    # Loading brings the model's libraries (pandas, scikit-learn, its flavour's): only
+    # here, not for every reader of the registry's records.
+    from mlprod.bundle import Model
+
     model = Model.open(artifacts.path(record.bundle_id), expected=record.files)
     if model.name != record.model:
         raise IntegrityError(

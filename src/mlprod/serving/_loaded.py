@@ -8,6 +8,7 @@ with it. Nothing is kept in module-level tables keyed by models.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +16,9 @@ import numpy as np
 
 from mlprod.bundle import Model, require_binary
 from mlprod.monitoring import Binner
-from mlprod.serving._fastpath import FastPath, compile_fast_path, upgrade_scorer
-from mlprod.serving._validate import Contract, records_to_frame
+from mlprod.records import Contract, FastPath, records_to_frame, upgrade_scorer
+
+log = logging.getLogger("mlprod.serving")
 
 
 @dataclass(eq=False)
@@ -39,14 +41,20 @@ class LoadedVersion:
         """Everything done to a fresh version before it may serve, then a warm-up.
 
         The fast path is attached only if it reproduces the reference path's scores to
-        1e-9; the reference bins come from the bundle (None for bundles from before
-        monitoring).
+        1e-9 (the model's own, `Model.prepare`: the library and the server share it); the
+        reference bins come from the bundle (None for bundles from before monitoring).
         """
         require_binary(model.classes, f"{model.name}@{model.version}", "serving")
         reference = model.reference
+        check = model.prepare()
+        where = f"{model.name}@{model.version}"
+        if check.fast is None:
+            log.warning("%s serves on the reference path: %s", where, check.reason)
+        else:
+            log.info("%s serves on the fast path: %s", where, check.reason)
         loaded = cls(
             model=model,
-            fast=compile_fast_path(model),
+            fast=check.fast,
             binner=Binner(reference) if reference is not None else None,
         )
         frame, _ = model.test_data()

@@ -22,10 +22,10 @@ from mlprod._threads import lower_priority
 from mlprod.errors import MlprodError, SpoolFullError
 from mlprod.monitoring import LiveCounter
 from mlprod.predlog import PredictionLog, prediction_entry
+from mlprod.records import without_extras
 from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._pool import Served
 from mlprod.serving._scoring import score_records
-from mlprod.serving._validate import without_extras
 
 log = logging.getLogger("mlprod.serving")
 

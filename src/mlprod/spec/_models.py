@@ -7,9 +7,8 @@ the keys allowed there, instead of a setting silently ignored.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pandas as pd
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -23,6 +22,9 @@ from mlprod._time import parse_duration
 from mlprod.spec._aggregates import AggregatesSpec
 from mlprod.spec._interface import InterfaceSpec
 from mlprod.spec._schedule import RetrainSpec, ScheduleSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CATALOGUE = (
     "logistic_regression",
@@ -150,6 +152,8 @@ class SplitSpec(_Strict):
 
     def gap_delta(self) -> pd.Timedelta:
         """The gap as a Timedelta (zero when unset)."""
+        import pandas as pd  # only splits need it; reading a spec must not load pandas
+
         return pd.Timedelta(parse_duration(self.gap)) if self.gap else pd.Timedelta(0)
 
 

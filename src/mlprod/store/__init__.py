@@ -9,14 +9,24 @@ Example::
 
     with Store.from_settings(Settings()) as store:
         store.read(lambda conn: conn.execute(sa.select(schema.models.c.name)).scalars().all())
+
+The Redis client library loads only when a Redis is asked for (`redis_client`,
+`RedisArtifacts`), and Alembic only when a schema needs migrating.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from mlprod.store import schema
 from mlprod.store._artifacts import ArtifactStore, LocalArtifacts, open_artifacts, safe_join
 from mlprod.store._engine import hide_password, json_dumps, plain_json
 from mlprod.store._redis import check_redis_url, redis_client, redis_problem, shown_url
-from mlprod.store._redis_artifacts import RedisArtifacts
 from mlprod.store._store import MetadataStore, Store, row_exists
+
+if TYPE_CHECKING:
+    from mlprod.store._redis_artifacts import RedisArtifacts
 
 __all__ = [
     "ArtifactStore",
@@ -36,3 +46,9 @@ __all__ = [
     "schema",
     "shown_url",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisArtifacts":
+        return importlib.import_module("mlprod.store._redis_artifacts").RedisArtifacts
+    raise AttributeError(f"module 'mlprod.store' has no attribute {name!r}")

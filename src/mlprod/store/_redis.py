@@ -8,13 +8,12 @@ retries, so a caller's time budget is the budget. Passwords never reach a messag
 
 from __future__ import annotations
 
-from typing import Any
-
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from typing import TYPE_CHECKING, Any
 
 from mlprod.errors import SpecError
+
+if TYPE_CHECKING:
+    import redis
 
 SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -53,6 +52,10 @@ def redis_client(
 
         client = redis_client("redis://127.0.0.1:6379/0", what="MLPROD_CACHE", timeout=1)
     """
+    import redis  # a store without Redis never loads the client library
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     check_redis_url(url, what)
     pool = redis.BlockingConnectionPool.from_url(
         url,

@@ -8,7 +8,12 @@ the platform's, not the manifest's: a manifest listing more types widens nothing
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import sys
+import threading
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from mlprod.bundle.flavors._base import SavedModel
@@ -32,9 +37,71 @@ ALLOWED_TYPES = frozenset(
 )
 
 
+# The scikit-learn packages whose estimators mlprod's bundles hold: the catalogue's models,
+# their calibration and pipelines, feature selection and the feature transformer's parts.
+SKLEARN_PACKAGES = (
+    "sklearn.calibration",
+    "sklearn.compose",
+    "sklearn.decomposition",
+    "sklearn.ensemble",
+    "sklearn.feature_selection",
+    "sklearn.impute",
+    "sklearn.isotonic",
+    "sklearn.linear_model",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "sklearn.svm",
+    "sklearn.tree",
+)
+_SKOPS_IMPORT = threading.Lock()
+
+
+def _bundle_estimators() -> list[tuple[str, type]]:
+    """The public, concrete estimators of `SKLEARN_PACKAGES`, as `all_estimators` lists them."""
+    from sklearn.base import BaseEstimator
+
+    found: set[tuple[str, type]] = set()
+    for package in SKLEARN_PACKAGES:
+        for name, cls in inspect.getmembers(importlib.import_module(package), inspect.isclass):
+            if (
+                not name.startswith("_")
+                and issubclass(cls, BaseEstimator)
+                and cls is not BaseEstimator
+                and not inspect.isabstract(cls)
+            ):
+                found.add((name, cls))
+    return sorted(found, key=lambda pair: (pair[0], pair[1].__module__))
+
+
+def skops_io() -> ModuleType:
+    """``skops.io``, imported so that its default trust is `SKLEARN_PACKAGES`' estimators.
+
+    skops builds its default list of trusted scikit-learn types once, at import, from
+    ``sklearn.utils.all_estimators()``, which imports every scikit-learn module and,
+    walking ``sklearn.externals``, PyTorch when it is installed: about 400 MiB and 2 s
+    before the first row is scored. The types mlprod's bundles hold are known, so the list
+    is given explicitly. It narrows skops' default trust and never widens it: a file naming
+    any other type is reported untrusted and refused by `check_allowed`. When something
+    else imported skops first, its (wider) defaults stand, and files load the same.
+    """
+    loaded: ModuleType | None = sys.modules.get("skops.io")
+    if loaded is not None:
+        return loaded
+    with _SKOPS_IMPORT:
+        import sklearn.utils
+
+        everything = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = _bundle_estimators  # read once, by skops' import
+        try:
+            module = importlib.import_module("skops.io")
+        finally:
+            sklearn.utils.all_estimators = everything
+    return module
+
+
 def save_skops(obj: Any, path: Path, flavor: str) -> SavedModel:
     """skops-dump `obj` and record exactly the types its file will ask to build."""
-    import skops.io as sio
+    sio = skops_io()
 
     sio.dump(obj, path)
     needed = tuple(sorted(sio.get_untrusted_types(file=path)))
@@ -58,7 +125,7 @@ def load_skops(path: Path, recorded: list[str]) -> Any:
 
     `recorded` (the manifest's list) can only narrow what is built, never widen it.
     """
-    import skops.io as sio
+    sio = skops_io()
 
     needed = sio.get_untrusted_types(file=path)
     check_allowed(needed, path.name)

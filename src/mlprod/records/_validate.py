@@ -24,10 +24,10 @@ from typing import Any
 import pandas as pd
 
 from mlprod.errors import SchemaError
-from mlprod.online import LOOKUP_TIME
 from mlprod.spec import KIND_OF_TYPE
 
 MAX_REPORTED = 20
+LOOKUP_TIME = "@features_at"  # the instant a server looked a record's features up
 _BOOL_TEXT = {"true", "false", "yes", "no", "t", "f", "y", "n", "1", "0"}
 
 

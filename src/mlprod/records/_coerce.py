@@ -100,6 +100,19 @@ def as_datetime(values: pd.Series) -> pd.Series:
     return parsed.dt.tz_localize(None)
 
 
+def json_safe(value: Any) -> Any:
+    """A plain JSON value for one cell (numpy scalars, timestamps, missing)."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
+
+
 def datetime_parts(values: pd.Series) -> np.ndarray:
     """Year, month, day of week and hour as floats (NaN where missing)."""
     stamps = as_datetime(values)

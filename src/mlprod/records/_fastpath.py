@@ -26,14 +26,13 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from mlprod.bundle import Model
-from mlprod.features import (
+from mlprod.records._coerce import (
     DATETIME_PARTS,
     MISSING,
     boolean_value,
@@ -41,7 +40,8 @@ from mlprod.features import (
     datetime_parts,
     json_safe,
 )
-from mlprod.serving._validate import (
+from mlprod.records._frames import FrameEncoder, frame_variants
+from mlprod.records._validate import (
     CHECKS,
     Contract,
     record_problems,
@@ -49,7 +49,7 @@ from mlprod.serving._validate import (
     value_check,
 )
 
-log = logging.getLogger("mlprod.serving")
+log = logging.getLogger("mlprod.records")
 
 TOLERANCE = 1e-9
 VERIFY_ROWS = 100_000  # test rows replayed at most (evenly spaced beyond that)
@@ -65,6 +65,26 @@ _ISO = re.compile(
     r"(?:Z|[+-]\d{2}:?\d{2})?)?"  # offset
 )
 _ISO_YEARS = (1678, 2261)
+
+
+# The transformer the fast path mirrors, named as the bundle's trusted types name it: it
+# lives in a higher layer (features), and the compiled plan is checked against it anyway.
+_TRANSFORMER = "mlprod.features._transformer.FeatureTransformer"
+
+
+class Scored(Protocol):
+    """What the fast path needs of a loaded version (``mlprod.bundle.Model``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def signature(self) -> dict[str, Any]: ...
+
+    transformer: Any
+    scorer: Any
+    version: int | None
+
+    def test_data(self) -> tuple[pd.DataFrame, np.ndarray]: ...
 
 
 class _InvalidError(Exception):
@@ -258,7 +278,7 @@ class FastPath:
             scores = fast.score_records([{"tenure_months": 12, ...}])
     """
 
-    def __init__(self, model: Model, plan: _Plan) -> None:
+    def __init__(self, model: Scored, plan: _Plan) -> None:
         self.transformer = model.transformer
         self.scorer = model.scorer
         self.engine = "model"  # what scores the matrix; "compiled trees" once upgraded
@@ -266,6 +286,8 @@ class FastPath:
         self.fields = [dict(f) for f in self.contract.fields]
         self.plan = plan
         self.verified = ""
+        self.frames: FrameEncoder | None = None  # DataFrames too, once verified
+        self.frames_verified = "not checked"
         names = plan.names
         self._row = operator.itemgetter(*names) if len(names) > 1 else _single(names[0])
         self._fill = np.asarray(plan.fill, dtype=float)
@@ -297,6 +319,11 @@ class FastPath:
             frame = records_to_frame(records, self.contract, max_records=max_records)
             return np.asarray(self.scorer.scores(self.transformer.transform(frame)))
         return np.asarray(self.scorer.scores(matrix))
+
+    def score_frame(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """P(positive) per row of raw columns; None when the full pipeline must answer."""
+        matrix = None if self.frames is None else self.frames.encode(frame)
+        return None if matrix is None else np.asarray(self.scorer.scores(matrix))
 
     def encode(self, records: list[Any]) -> np.ndarray:
         """The float64 matrix the transformer would produce, in its column order."""
@@ -368,12 +395,11 @@ def _single(name: str) -> Callable[[Any], tuple[Any]]:
 # --- compiling the fitted transformer ------------------------------------------------------
 
 
-def _compile(model: Model) -> FastPath:
+def _compile(model: Scored) -> FastPath:
     """A FastPath mirroring `model`'s fitted transformer, or `NotCompilableError` saying why."""
-    from mlprod.features import FeatureTransformer
-
     transformer = model.transformer
-    if not isinstance(transformer, FeatureTransformer) or not hasattr(transformer, "encoder_"):
+    mirrored = any(_qualified(kind) == _TRANSFORMER for kind in type(transformer).__mro__)
+    if not mirrored or not hasattr(transformer, "encoder_"):
         kind = type(transformer).__name__
         raise NotCompilableError(f"the transformer is a {kind}, not a fitted FeatureTransformer")
     kinds = {str(k): str(v) for k, v in (transformer.kinds or {}).items()}
@@ -394,6 +420,10 @@ def _compile(model: Model) -> FastPath:
             _add_onehot(plan, fitted, [str(c) for c in inputs], kinds, where)
     _check_coverage(plan)
     return FastPath(model, plan)
+
+
+def _qualified(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _check_coverage(plan: _Plan) -> None:
@@ -509,7 +539,7 @@ class FastPathCheck:
         return "reference" if self.fast is None else "fast"
 
 
-def check_fast_path(model: Model) -> FastPathCheck:
+def check_fast_path(model: Scored) -> FastPathCheck:
     """Compile `model`'s fast path and replay its test set and probes through both paths."""
     try:
         fast = _compile(model)
@@ -521,10 +551,24 @@ def check_fast_path(model: Model) -> FastPathCheck:
     except Exception as exc:  # an optimisation must never make a servable version unservable
         return FastPathCheck(None, f"verification failed: {type(exc).__name__}: {exc}")
     fast.verified = summary
+    _check_frames(model, fast)
     return FastPathCheck(fast, summary)
 
 
-def compile_fast_path(model: Model) -> FastPath | None:
+def _check_frames(model: Scored, fast: FastPath) -> None:
+    """Let `fast` take DataFrames too once it encodes them as the transformer does."""
+    try:
+        encoder = FrameEncoder(fast.plan, {str(f["name"]): str(f["kind"]) for f in fast.fields})
+        fast.frames_verified = _verify_frames(model, fast, encoder)
+    except _MismatchError as exc:
+        fast.frames_verified = f"DataFrames take the full pipeline: {exc}"
+    except Exception as exc:  # as above: a faster path is never worth a failed load
+        fast.frames_verified = f"DataFrames take the full pipeline: {type(exc).__name__}: {exc}"
+    else:
+        fast.frames = encoder
+
+
+def compile_fast_path(model: Scored) -> FastPath | None:
     """The verified fast path of `model`, or None (logged with the reason) to use the reference.
 
     Example::
@@ -540,7 +584,7 @@ def compile_fast_path(model: Model) -> FastPath | None:
     return check.fast
 
 
-def upgrade_scorer(model: Model, fast: FastPath, scorer: Any) -> str:
+def upgrade_scorer(model: Scored, fast: FastPath, scorer: Any) -> str:
     """Let `scorer` (with an ``engine`` name) score `model`'s fast path `fast` from now on.
 
     Only after it passes the fast path's own check: the version's test set and probes
@@ -554,7 +598,7 @@ def upgrade_scorer(model: Model, fast: FastPath, scorer: Any) -> str:
     return summary
 
 
-def _verify(model: Model, fast: FastPath) -> str:
+def _verify(model: Scored, fast: FastPath) -> str:
     frame, _ = model.test_data()
     if len(frame) > VERIFY_ROWS:
         frame = frame.iloc[np.linspace(0, len(frame) - 1, VERIFY_ROWS).astype(int)]
@@ -568,17 +612,58 @@ def _verify(model: Model, fast: FastPath) -> str:
         records = [records[i] for i in keep]
         base = base or records[0]
         got = fast.score_records(records, max_records=len(records))
-        worst = max(worst, _max_diff(got, model.score(chunk.iloc[keep])))
+        worst = max(worst, _max_diff(got, reference_scores(model, chunk.iloc[keep])))
         rows += len(keep)
     probes = 0
     for batch in _probe_batches(fast, base or _example_record(fast.fields)):
-        reference = model.score(records_to_frame(batch, fast.contract, max_records=len(batch)))
+        reference = reference_scores(
+            model, records_to_frame(batch, fast.contract, max_records=len(batch))
+        )
         worst = max(worst, _max_diff(fast.score_records(batch, max_records=len(batch)), reference))
         probes += len(batch)
     where = f"{rows:,} test rows and {probes} probe records"
     if not worst <= TOLERANCE:
         raise _MismatchError(f"scores differ from the reference path by {worst:.3g} on {where}")
     return f"matches the reference path to {worst:.1e} on {where}"
+
+
+def _verify_frames(model: Scored, fast: FastPath, encoder: FrameEncoder) -> str:
+    """The transformer's exact matrix from `encoder` on the test rows and the probes.
+
+    The test rows go in as stored, as objects and with their timestamps parsed; the
+    probes both as a client's raw records and as the server would frame them. A frame
+    the transformer refuses must be declined (None) too.
+    """
+    frame, _ = model.test_data()
+    kinds = {str(f["name"]): str(f["kind"]) for f in fast.fields}
+    frame = frame.iloc[: min(len(frame), VERIFY_CHUNK)].reset_index(drop=True)
+    frames = list(frame_variants(frame, kinds)) if len(frame) else []
+    base = client_records(frame.head(1))[0] if len(frame) else _example_record(fast.fields)
+    for batch in _probe_batches(fast, base):
+        frames += [pd.DataFrame(batch), records_to_frame(batch, fast.contract, max_records=10**9)]
+    rows = 0
+    for candidate in frames:
+        try:
+            expected: np.ndarray | None = model.transformer.transform(candidate)
+        except (ValueError, TypeError):
+            expected = None
+        got = encoder.encode(candidate)
+        if got is None:
+            continue  # the full pipeline answers this one, as it always did
+        if expected is None or not np.array_equal(got, expected):
+            raise _MismatchError(
+                f"the DataFrame encoding differs from the transformer's on a frame of "
+                f"{len(candidate)} row(s) with dtypes {sorted({str(d) for d in candidate.dtypes})}"
+            )
+        rows += len(candidate)
+    return (
+        f"DataFrames match the transformer's matrix exactly on {rows:,} rows ({len(frames)} frames)"
+    )
+
+
+def reference_scores(model: Scored, frame: pd.DataFrame) -> np.ndarray:
+    """The full pipeline's scores: the fitted transformer, then the model's own scorer."""
+    return np.asarray(model.scorer.scores(model.transformer.transform(frame)), dtype=float)
 
 
 def _max_diff(got: np.ndarray, expected: np.ndarray) -> float:

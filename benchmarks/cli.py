@@ -1,0 +1,97 @@
+"""CLI start-up: CPU seconds of `mlprod --help`, `models show` and `monitor`.
+
+One command (about a minute, most of it training the small model)::
+
+    .venv/bin/python benchmarks/cli.py
+    .venv/bin/python benchmarks/cli.py --before ../mlprod-old/src   # beside an older tree
+
+It trains the quickstart's churn model (LightGBM only, 2,000 rows) into a SQLite store
+in a temporary folder, then runs each command in a fresh process and reads the process's
+own CPU time (user + system, from `wait4`), which a busy neighbour inflates far less than
+wall time. Beside them, in the same passes: `python -c "pass"` (the interpreter's floor)
+and `python -c "import typer"` (the floor of any typer CLI). Passes are interleaved and
+every figure is the median of `--passes` runs. The goal is under 0.5 s for every command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SRC = str(HERE.parent / "src")
+MODEL = "churn"
+COMMANDS: dict[str, list[str]] = {
+    'python -c "pass"': ["-c", "pass"],
+    'python -c "import typer"': ["-c", "import typer"],
+    "mlprod --help": ["-m", "mlprod", "--help"],
+    f"mlprod models show {MODEL}": ["-m", "mlprod", "models", "show", MODEL],
+    f"mlprod monitor {MODEL}": ["-m", "mlprod", "monitor", MODEL],
+}
+
+
+def cpu_seconds(args: list[str], src: str, folder: Path) -> float:
+    """User + system CPU seconds of one fresh `python args` importing mlprod from `src`."""
+    env = {**os.environ, "PYTHONPATH": src, "MLPROD_STORE": str(folder / ".mlprod")}
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{args} exited {process.returncode}: {errors.decode()[-2000:]}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def train(folder: Path, src: str) -> None:
+    """The serving benchmark's small trained project, trained by the tree in `src`."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); from pathlib import Path; "
+        f"from serve import train_model; train_model(Path({str(folder)!r}), rows=2000)"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": src}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=1800)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", help="src folder of another mlprod to compare with")
+    parser.add_argument("--after", default=SRC, help="src folder measured (default: this tree)")
+    parser.add_argument("--passes", type=int, default=5)
+    args = parser.parse_args()
+
+    trees = {"before": args.before, "after": args.after} if args.before else {"": args.after}
+    folder = Path(tempfile.mkdtemp(prefix="mlprod-cli-"))
+    try:
+        # The older tree trains, so both can read the store (the newer migrates forward).
+        train(folder / "project", args.before or args.after)
+        figures: dict[tuple[str, str], list[float]] = {}
+        for _ in range(args.passes):
+            for label, command in COMMANDS.items():
+                for tree, src in trees.items():
+                    seconds = cpu_seconds(command, src, folder / "project")
+                    figures.setdefault((label, tree), []).append(seconds)
+        header = "".join(f"{tree or 'CPU s':>12}" for tree in trees)
+        print(f"\n{'median of ' + str(args.passes) + ' runs':34}{header}")
+        for label in COMMANDS:
+            row = [statistics.median(figures[(label, tree)]) for tree in trees]
+            print(f"{label:34}" + "".join(f"{value:>12.3f}" for value in row))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
