@@ -51,7 +51,8 @@ def render_spec(
         "data:",
         f"  source: {scalar(source)}   # CSV or Parquet path, or {{url: ..., query: ...}} for SQL",
         f"  target: {scalar(target)}",
-        f"  positive: {scalar(positive)}   # the target value that counts as positive",
+        f"  positive: {scalar(positive)}   # the target value that counts as positive "
+        "(null with more than two classes)",
         f"  time: {scalar(time)}       # event-time column, for time splits and fingerprints",
         f"  entity: {scalar(entity)}     # entity id column; never used as a feature",
         "",
