@@ -149,6 +149,7 @@ class Forwarder:
         self.target = target
         self.port = free_port()
         self.listener: socket.socket | None = None
+        self.sockets: list[socket.socket] = []  # every connection's two ends, closed by close()
 
     def open(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", self.port))
@@ -161,6 +162,7 @@ class Forwarder:
             except OSError:
                 return
             upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
@@ -175,6 +177,8 @@ class Forwarder:
     def close(self) -> None:
         if self.listener is not None:
             self.listener.close()
+        for end in self.sockets:
+            end.close()
 
 
 @pytest.mark.postgres
