@@ -255,6 +255,7 @@ def serving(url: str, seconds: float, rounds: int) -> list[str]:
                              until=NOW.tz_localize("UTC").to_pydatetime())  # fmt: skip
         own = made["table"][["customer_id", "tenure_months", "monthly_charges", "support_calls",
                              "plan"]].head(200)  # fmt: skip
+        own = own.astype(object).where(own.notna(), None)  # a missing value is null in JSON
         keyed = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
                  for r in own.to_dict("records")]  # fmt: skip
         full = [{**r, **{f"{n}_{w}": 1.0 for n, _, _ in FUNCTIONS for w in WINDOWS}} for r in keyed]
