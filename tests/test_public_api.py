@@ -258,6 +258,7 @@ EXPORTS = {
         "compile_fast_path",
         "datetime_parts",
         "json_safe",
+        "max_difference",
         "record_problems",
         "records_to_frame",
         "reference_scores",

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from mlprod.batch._encode import ArrowEncoder, NotEncodableError
 from mlprod.bundle import Model, cached_trees, compile_trees, tree_compiler_available
+from mlprod.records import max_difference
 
 log = logging.getLogger("mlprod.batch")
 
@@ -115,7 +116,7 @@ class BatchScorer:
         """A spread of rows scored by the reference path too; any difference ends the fast path."""
         rows = np.unique(np.linspace(0, batch.num_rows - 1, SAMPLE_ROWS).astype(int))
         expected = _reference_scores(self.model, batch.take(pa.array(rows)))
-        worst = _worst(scores[rows], expected)
+        worst = max_difference(scores[rows], expected)
         if worst <= TOLERANCE:
             return True
         with self._lock:
@@ -137,7 +138,7 @@ class BatchScorer:
             return None
         matrix = encoder.encode(self._test)
         reference = self.model.transformer.transform(self._test.to_pandas())
-        worst = _worst(matrix, np.asarray(reference, dtype=float))
+        worst = max_difference(matrix, np.asarray(reference, dtype=float))
         if not worst <= 1e-12:
             self.notes.append(f"reference transformer: the encoder differs by {worst:.3g}")
             return None
@@ -171,7 +172,7 @@ class BatchScorer:
         if encoder is None or test is None:
             return
         matrix = encoder.encode(test)
-        worst = _worst(trees.scores(matrix), self.model.scorer.scores(matrix))
+        worst = max_difference(trees.scores(matrix), self.model.scorer.scores(matrix))
         if worst <= TOLERANCE:
             with self._lock:
                 if self._encoder is not None:
@@ -197,11 +198,3 @@ def _test_batch(model: Model) -> pa.RecordBatch | None:
         table = table.take(pa.array(np.linspace(0, table.num_rows - 1, TEST_ROWS).astype(int)))
     batches = table.combine_chunks().to_batches()
     return batches[0] if batches else None
-
-
-def _worst(got: np.ndarray, expected: np.ndarray) -> float:
-    got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
-    if got.shape != expected.shape or not np.array_equal(np.isnan(got), np.isnan(expected)):
-        return float("inf")
-    finite = ~np.isnan(got)
-    return float(np.max(np.abs(got[finite] - expected[finite]), initial=0.0))

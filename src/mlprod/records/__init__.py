@@ -37,6 +37,7 @@ from mlprod.records._fastpath import (
     check_fast_path,
     client_records,
     compile_fast_path,
+    max_difference,
     reference_scores,
     upgrade_scorer,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "compile_fast_path",
     "datetime_parts",
     "json_safe",
+    "max_difference",
     "record_problems",
     "records_to_frame",
     "reference_scores",

@@ -612,14 +612,16 @@ def _verify(model: Scored, fast: FastPath) -> str:
         records = [records[i] for i in keep]
         base = base or records[0]
         got = fast.score_records(records, max_records=len(records))
-        worst = max(worst, _max_diff(got, reference_scores(model, chunk.iloc[keep])))
+        worst = max(worst, max_difference(got, reference_scores(model, chunk.iloc[keep])))
         rows += len(keep)
     probes = 0
     for batch in _probe_batches(fast, base or _example_record(fast.fields)):
         reference = reference_scores(
             model, records_to_frame(batch, fast.contract, max_records=len(batch))
         )
-        worst = max(worst, _max_diff(fast.score_records(batch, max_records=len(batch)), reference))
+        worst = max(
+            worst, max_difference(fast.score_records(batch, max_records=len(batch)), reference)
+        )
         probes += len(batch)
     where = f"{rows:,} test rows and {probes} probe records"
     if not worst <= TOLERANCE:
@@ -666,7 +668,8 @@ def reference_scores(model: Scored, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.scorer.scores(model.transformer.transform(frame)), dtype=float)
 
 
-def _max_diff(got: np.ndarray, expected: np.ndarray) -> float:
+def max_difference(got: np.ndarray, expected: np.ndarray) -> float:
+    """The largest absolute difference; inf when shapes or missing values differ."""
     got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
     if got.shape != expected.shape or not np.array_equal(np.isnan(got), np.isnan(expected)):
         return float("inf")
