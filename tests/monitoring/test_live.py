@@ -44,6 +44,7 @@ from mlprod.monitoring._live import (
 )
 from mlprod.monitoring._reference import (
     LEGACY_SCORE_BINS,
+    PREDICTED,
     SCORE,
     SCORE_BINS,
     SCORE_EDGES,
@@ -613,3 +614,38 @@ def test_a_window_stored_with_legacy_score_bins_takes_new_counts_exactly(
     both = np.concatenate([old_scores, new_scores])
     assert row["predictions"] == 500
     assert row["score_hist"] == np.histogram(both, bins=LEGACY_SCORE_BINS, range=(0, 1))[0].tolist()
+
+
+# --- multiclass: predicted classes are counted as class shares beside the features
+
+
+def test_predicted_classes_are_counted_into_the_reference_class_bins(
+    rng: np.random.Generator,
+) -> None:
+    """Shares of each predicted class, counted by hand; None (no answer) is missing."""
+    frame = pd.DataFrame({"tenure": rng.normal(24, 8, 200)})
+    predicted = ["low"] * 50 + ["mid"] * 30 + ["high"] * 20
+    reference = build_reference(
+        frame, {"tenure": "numeric"}, rng.uniform(0.34, 1, 100), rng.integers(0, 2, 100),
+        predicted=predicted,
+    )  # fmt: skip
+    assert reference["predicted"]["categories"] == ["low", "mid", "high"]
+    assert reference["predicted"]["counts"] == [50, 30, 20, 0, 0, 0]
+    binner = Binner(reference)
+    labels = ["high", "high", "mid", "unknown", None, "low", "high"]
+    stats = LiveStats(bucket_seconds=60)
+    stats.add("tiers", 2, T0, rng.uniform(0.34, 1, len(labels)), threshold=0.0,
+              binner=binner, records=[{"tenure": 3.0}] * len(labels), labels=labels)  # fmt: skip
+
+    got = stats.drain()[("tiers", 2, T0)]
+    # low, mid, high, other, unseen, missing
+    assert got.features[PREDICTED].tolist() == [1, 1, 3, 0, 1, 1]
+    assert got.predicted_positive == len(labels)  # threshold 0: every answer is "taken"
+
+
+def test_binary_references_count_no_class_shares(binner: Binner, rng: np.random.Generator) -> None:
+    assert binner.class_counts(["yes", "no"]) is None
+    stats = LiveStats(bucket_seconds=60)
+    stats.add("churn", 3, T0, live_scores(rng, 20), threshold=THRESHOLD, binner=binner,
+              records=live_records(rng, 20), labels=["yes"] * 20)  # fmt: skip
+    assert PREDICTED not in stats.drain()[("churn", 3, T0)].features

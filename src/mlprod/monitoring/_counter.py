@@ -63,6 +63,7 @@ class _Batch:
     model: Counted
     records: Sequence[Any]
     scores: np.ndarray
+    labels: Sequence[Any] | None  # a multiclass version's predicted classes
     at: float  # time.time() of the answer: cheaper than a datetime on the request path
 
 
@@ -92,16 +93,23 @@ class LiveCounter:
     # --- the request path: appends only
 
     def submit(
-        self, model: Counted, records: Sequence[Any], scores: Sequence[float | None]
+        self,
+        model: Counted,
+        records: Sequence[Any],
+        scores: Sequence[float | None],
+        labels: Sequence[Any] | None = None,
     ) -> None:
-        """Queue one version's scored records (None scores were not finite)."""
+        """Queue one version's scored records (None scores were not finite).
+
+        Multiclass: `scores` are the top class's probability, `labels` the predicted classes.
+        """
         with self._lock:
             if self._queued + len(records) > self.max_queued:
                 self._counts["skipped"] += len(records)
                 return
             self._queued += len(records)
         values = np.array([np.nan if s is None else s for s in scores], dtype=float)
-        self._queue.append(_Batch(model, records, values, time.time()))
+        self._queue.append(_Batch(model, records, values, labels, time.time()))
 
     def error(self, model: str, code: str) -> None:
         """Count one request `model` answered with error `code`."""
@@ -160,6 +168,9 @@ class LiveCounter:
         for number, group in by_window.items():
             records = [record for batch in group for record in batch.records]
             scores = np.concatenate([batch.scores for batch in group])
+            labels = None
+            if all(batch.labels is not None for batch in group):
+                labels = [label for batch in group for label in batch.labels or ()]
             self.stats.add(
                 model.name,
                 model.version,
@@ -168,6 +179,7 @@ class LiveCounter:
                 threshold=model.threshold,
                 binner=binner,
                 records=records,
+                labels=labels,
             )
             with self._lock:
                 self._counts["counted"] += len(records)

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from mlprod._time import as_utc, parse_utc
 from mlprod.monitoring._reference import (
+    PREDICTED,
     SCORE,
     SCORE_BINS,
     Binner,
@@ -100,8 +101,13 @@ class LiveStats:
         binner: Binner | None,
         records: Sequence[Mapping[str, Any]] | None = None,
         frame: pd.DataFrame | None = None,
+        labels: Sequence[Any] | None = None,
     ) -> None:
-        """Count one batch of scored records (raw `records` or a raw `frame`)."""
+        """Count one batch of scored records (raw `records` or a raw `frame`).
+
+        `labels`: a multiclass version's predicted class per record (its `scores` are the
+        top class's probability); counted as class shares under `PREDICTED`.
+        """
         scores = np.asarray(scores, dtype=float)
         finite = np.isfinite(scores)
         positive = finite & (np.where(finite, scores, -np.inf) >= threshold)
@@ -114,6 +120,9 @@ class LiveStats:
             elif frame is not None:
                 features = binner.count_frame(frame)
             features[SCORE] = binner.score_counts(scores)
+            classes = None if labels is None else binner.class_counts(labels)
+            if classes is not None:
+                features[PREDICTED] = classes
         key = (model, int(version), window_start(at, self.bucket_seconds))
         with self._lock:
             counts = self._windows.setdefault(key, WindowCounts())

@@ -50,6 +50,7 @@ CALIBRATION_POINTS = 200
 CACHE_LIMIT = 10_000  # raw values remembered per categorical feature by a Binner
 OTHER, UNSEEN = "__other__", "__unseen__"
 SCORE = "__score__"  # the score's histogram is stored like a feature's, under this name
+PREDICTED = "__class__"  # a multiclass version's predicted classes, stored the same way
 
 
 def build_reference(
@@ -57,17 +58,26 @@ def build_reference(
     kinds: Mapping[str, str],
     test_scores: np.ndarray,
     test_labels: np.ndarray,
+    predicted: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """Bins and counts of every feature in `frame` (training rows) and of the test scores."""
+    """Bins and counts of every feature in `frame` (training rows) and of the test scores.
+
+    `predicted`: a multiclass version's predicted class per test row; its class shares
+    become the reference that live class shares drift from.
+    """
     features = {name: _feature_reference(frame[name], kind) for name, kind in kinds.items()}
     scores = np.asarray(test_scores, dtype=float)
-    return {
+    reference = {
         "format": FORMAT,
         "rows": len(frame),
         "features": features,
         "score": _numeric_reference(scores, "numeric"),
         "calibration": _calibration(scores, np.asarray(test_labels, dtype=int)),
     }
+    if predicted is not None:
+        labels = pd.Series([str(label) for label in predicted], dtype=object)
+        reference["predicted"] = _feature_reference(labels, "categorical")
+    return reference
 
 
 def _feature_reference(values: pd.Series, kind: str) -> dict[str, Any]:
@@ -204,6 +214,10 @@ class Binner:
         self._calibration_x = np.asarray(calibration["scores"], dtype=float)
         self._calibration_y = np.asarray(calibration["probabilities"], dtype=float)
         self.score_edges = list(reference["score"]["edges"])
+        self.predicted: Mapping[str, Any] | None = reference.get("predicted")
+        if self.predicted is not None:
+            self._lookups[PREDICTED] = _category_lookup(self.predicted)
+            self._caches[PREDICTED] = {}
 
     def count_records(self, records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         """Counts per feature for request records (raw JSON values, fields by name)."""
@@ -254,6 +268,16 @@ class Binner:
                 bins[position] = index
         counts: np.ndarray = np.bincount(np.asarray(bins, dtype=np.int64), minlength=top + 3)
         return counts
+
+    def class_counts(self, labels: Sequence[Any]) -> np.ndarray | None:
+        """Counts of predicted classes in the reference's class bins (None: not multiclass).
+
+        A label that is None (a non-finite score) counts as missing.
+        """
+        if self.predicted is None:
+            return None
+        values = [None if label is None else str(label) for label in labels]
+        return self._count_categories(PREDICTED, self.predicted, values)
 
     def calibrated(self, scores: np.ndarray) -> np.ndarray:
         """P(positive) for each score, from the map fitted on held-out rows."""

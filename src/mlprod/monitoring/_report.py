@@ -36,7 +36,7 @@ from mlprod.monitoring._drift import drift_table
 from mlprod.monitoring._live import read_feature_counts, read_request_errors, read_window_stats
 from mlprod.monitoring._outcomes import outcome_counts
 from mlprod.monitoring._performance import estimated_performance, realized_performance
-from mlprod.monitoring._reference import SCORE, Binner, add_score_histograms
+from mlprod.monitoring._reference import PREDICTED, SCORE, Binner, add_score_histograms
 from mlprod.monitoring._value import live_value, version_matrices
 from mlprod.registry import VersionRecord, list_versions, resolve
 from mlprod.spec import MonitorSpec
@@ -55,6 +55,8 @@ SUMMED = (
 )
 HISTOGRAMS = ("score_hist", "pos_hist", "neg_hist")
 TEST_FIGURES = ("precision", "recall", "f1", "roc_auc", "average_precision")
+# How the drift table names the pseudo-features stored beside real ones.
+PSEUDO_FEATURES = {SCORE: "score", PREDICTED: "predicted class"}
 WHOLE_PERIOD = datetime.fromtimestamp(0, UTC)  # the one "window" of the period's totals
 
 
@@ -247,7 +249,7 @@ def _drift(
         reference = references.get(version)
         if reference is None:
             continue
-        ref = reference["score"] if feature == SCORE else reference["features"].get(feature)
+        ref = _reference_bins(reference, feature)
         if ref is None or any(len(c) != len(ref["counts"]) for c in row_counts):
             continue
         starts, live = _sum_by_window(row_starts, row_counts)
@@ -259,7 +261,7 @@ def _drift(
             found.append(
                 DriftRow(
                     version=version,
-                    feature="score" if feature == SCORE else feature,
+                    feature=PSEUDO_FEATURES.get(feature, feature),
                     window_start=start.isoformat(),
                     count=stats.count,
                     psi=stats.psi,
@@ -274,6 +276,18 @@ def _drift(
                 )
             )
     return sorted(found, key=lambda r: (r.version, r.window_start, r.feature))
+
+
+def _reference_bins(reference: Mapping[str, Any], feature: str) -> Mapping[str, Any] | None:
+    """The reference bins live counts under `feature` are compared with (None: none)."""
+    found: Mapping[str, Any] | None
+    if feature == SCORE:
+        found = reference["score"]
+    elif feature == PREDICTED:
+        found = reference.get("predicted")  # a multiclass version's class shares
+    else:
+        found = reference["features"].get(feature)
+    return found
 
 
 def _sum_by_window(starts: list[datetime], counts: list[Any]) -> tuple[list[datetime], np.ndarray]:

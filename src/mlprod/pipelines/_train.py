@@ -251,7 +251,10 @@ def _run(
         "final_fit": describe_effect(effect, spec.selection_metric) if effect else "train",
         "split": split,
         "reference": build_reference(
-            df.iloc[split.train], kinds, *_reference_scores(test_scores, y_test)
+            df.iloc[split.train],
+            kinds,
+            *_reference_scores(test_scores, y_test),
+            predicted=_predicted_classes(test_scores, classes),
         ),
         "classes": classes,
         "experiment": experiment_charts(
@@ -433,6 +436,13 @@ def _write_bundle(
 def _reference_scores(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """What the monitoring reference bins: P(positive) and labels, or the top class's."""
     return reference_scores(scores, y) if scores.ndim == 2 else (scores, y)
+
+
+def _predicted_classes(scores: np.ndarray, classes: list[Any]) -> list[Any] | None:
+    """A multiclass version's predicted class per test row (None for a binary one)."""
+    if scores.ndim != 2:
+        return None
+    return [classes[i] for i in np.argmax(scores, axis=1)]
 
 
 def _split_facts(split: Any) -> dict[str, Any]:
