@@ -218,15 +218,20 @@ class PrivatePostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def run_cli(project: Project, *args: str, check: bool = True) -> Any:
-    """`mlprod ARGS` as a user runs it, in the project's folder; a failure shows its stderr."""
+def run_cli(
+    project: Project, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> Any:
+    """`mlprod ARGS` as a user runs it, in the project's folder; a failure shows its stderr.
+
+    `env`: the whole environment, when the project's own (`Project.env`) is not it.
+    """
     import subprocess
     import sys
 
     done = subprocess.run(
         [sys.executable, "-m", "mlprod", *args],
         cwd=project.root,
-        env=project.env(),
+        env=project.env() if env is None else env,
         capture_output=True,
         text=True,
         timeout=300,

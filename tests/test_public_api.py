@@ -61,6 +61,7 @@ EXPORTS = {
         "load_scorer",
         "read_manifest",
         "read_reference",
+        "recall_verdict",
         "register_flavor",
         "require_binary",
         "save_model",

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+from support import Project, run_cli
 
 HEAVY = (
     "sklearn",
@@ -50,3 +53,32 @@ def test_the_probe_sees_what_a_store_command_imports_when_it_runs() -> None:
     # The sibling: a command that reads the store imports it in its body, and then the
     # probe does see SQLAlchemy.
     assert heavy_after("import mlprod.cli\nimport mlprod.store") == ["sqlalchemy"]
+
+
+def test_models_show_reads_the_remembered_path_without_loading_the_model(
+    trained_project: Project, tmp_path: Path
+) -> None:
+    """The first `models show` checks the fast path and remembers it; the next only reads.
+
+    A private cache folder keeps other tests' loads of the shared project out of it.
+    """
+    env = {**trained_project.env(), "MLPROD_COMPILED": str(tmp_path / "cache")}
+    first = json.loads(
+        run_cli(trained_project, "models", "show", "churn", "--json", env=env).stdout
+    )
+    assert len(list((tmp_path / "cache").glob("path-*.json"))) == 1
+    code = (
+        "import os, sys\n"
+        f"os.environ.update({env!r})\n"
+        "from mlprod.cli import app\n"
+        "sys.argv = ['mlprod', 'models', 'show', 'churn', '--json']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+    )
+    assert set(heavy_after(code)) <= {"sqlalchemy", "alembic"}
+    again = json.loads(
+        run_cli(trained_project, "models", "show", "churn", "--json", env=env).stdout
+    )
+    version, remembered = first["versions"][0], again["versions"][0]
+    assert version["serving_path"] == remembered["serving_path"] == "fast"
+    assert version["serving_path_reason"] == remembered["serving_path_reason"]
+    assert "matches the reference path" in remembered["serving_path_reason"]

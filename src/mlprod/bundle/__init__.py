@@ -11,37 +11,80 @@ Example::
 
     manifest = write_bundle(folder, name="churn", run_id=run_id, ...)
     Model.open(folder).predict_proba(frame)
+
+Each name loads its module on first use: `mlprod models show` reads remembered fast-path
+verdicts without loading pandas, scikit-learn or any model.
 """
 
-from mlprod.bundle._compiled import (
-    CompiledTrees,
-    cached_trees,
-    compile_trees,
-    tree_compiler_available,
-)
-from mlprod.bundle._manifest import (
-    REPORT,
-    Manifest,
-    bundle_files,
-    read_manifest,
-    read_reference,
-    seal_bundle,
-)
-from mlprod.bundle._model import Model
-from mlprod.bundle._multiclass import require_binary
-from mlprod.bundle._write import write_bundle
-from mlprod.bundle.flavors import (
-    Flavor,
-    SavedModel,
-    Scorer,
-    combine_scores,
-    flavor_names,
-    flavor_of,
-    load_scorer,
-    register_flavor,
-    save_model,
-    save_skops,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlprod.bundle._compiled import (
+        CompiledTrees,
+        cached_trees,
+        compile_trees,
+        tree_compiler_available,
+    )
+    from mlprod.bundle._manifest import (
+        REPORT,
+        Manifest,
+        bundle_files,
+        read_manifest,
+        read_reference,
+        seal_bundle,
+    )
+    from mlprod.bundle._model import (
+        Model,
+    )
+    from mlprod.bundle._multiclass import (
+        require_binary,
+    )
+    from mlprod.bundle._verdicts import recall_verdict
+    from mlprod.bundle._write import (
+        write_bundle,
+    )
+    from mlprod.bundle.flavors import (
+        Flavor,
+        SavedModel,
+        Scorer,
+        combine_scores,
+        flavor_names,
+        flavor_of,
+        load_scorer,
+        register_flavor,
+        save_model,
+        save_skops,
+    )
+
+_LAZY = {
+    "CompiledTrees": "mlprod.bundle._compiled",
+    "Flavor": "mlprod.bundle.flavors",
+    "Manifest": "mlprod.bundle._manifest",
+    "Model": "mlprod.bundle._model",
+    "REPORT": "mlprod.bundle._manifest",
+    "SavedModel": "mlprod.bundle.flavors",
+    "Scorer": "mlprod.bundle.flavors",
+    "bundle_files": "mlprod.bundle._manifest",
+    "cached_trees": "mlprod.bundle._compiled",
+    "combine_scores": "mlprod.bundle.flavors",
+    "compile_trees": "mlprod.bundle._compiled",
+    "flavor_names": "mlprod.bundle.flavors",
+    "flavor_of": "mlprod.bundle.flavors",
+    "load_scorer": "mlprod.bundle.flavors",
+    "read_manifest": "mlprod.bundle._manifest",
+    "read_reference": "mlprod.bundle._manifest",
+    "recall_verdict": "mlprod.bundle._verdicts",
+    "register_flavor": "mlprod.bundle.flavors",
+    "require_binary": "mlprod.bundle._multiclass",
+    "save_model": "mlprod.bundle.flavors",
+    "save_skops": "mlprod.bundle.flavors",
+    "seal_bundle": "mlprod.bundle._manifest",
+    "tree_compiler_available": "mlprod.bundle._compiled",
+    "write_bundle": "mlprod.bundle._write",
+}
 
 __all__ = [
     "REPORT",
@@ -60,6 +103,7 @@ __all__ = [
     "load_scorer",
     "read_manifest",
     "read_reference",
+    "recall_verdict",
     "register_flavor",
     "require_binary",
     "save_model",
@@ -68,3 +112,9 @@ __all__ = [
     "tree_compiler_available",
     "write_bundle",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlprod.bundle' has no attribute {name!r}")

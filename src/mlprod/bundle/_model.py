@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mlprod.bundle._manifest import (
+    MANIFEST,
     REFERENCE,
     TARGET_COLUMN,
     TEST_DATA,
@@ -29,7 +30,9 @@ from mlprod.bundle._manifest import (
     Manifest,
     inside,
     read_manifest,
+    sha256_file,
 )
+from mlprod.bundle._verdicts import remember_verdict
 from mlprod.bundle.flavors import Scorer, load_scorer, load_skops
 from mlprod.errors import IntegrityError, SchemaError
 from mlprod.records import (
@@ -115,6 +118,11 @@ class Model:
         """Three or more classes: scores are an n x k matrix and the label is the argmax."""
         return len(self.classes) > 2
 
+    @functools.cached_property
+    def files(self) -> dict[str, str]:
+        """Every file's sha256, the manifest's included: what the registry records."""
+        return {**self.manifest.files, MANIFEST: sha256_file(self.folder / MANIFEST)}
+
     @property
     def feature_names(self) -> list[str]:
         return [field["name"] for field in self.manifest.signature["fields"]]
@@ -140,8 +148,10 @@ class Model:
                 log.info("%s scores on the full pipeline: %s", where, check.reason)
             else:
                 log.info("%s scores on the fast path: %s", where, check.reason)
-            if check.fast is not None and compiled is not None:
-                self._take_compiled_trees(check.fast, compiled, where)
+            if compiled is not None:
+                remember_verdict(compiled, self.files, check.path, check.reason)
+                if check.fast is not None:
+                    self._take_compiled_trees(check.fast, compiled, where)
             self.fast_check = check
         return self.fast_check
 

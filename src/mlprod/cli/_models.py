@@ -55,22 +55,25 @@ def _classes(record: VersionRecord) -> list[Any]:
     return list(record.signature.get("classes") or [])
 
 
-def serving_path(artifacts: ArtifactStore, record: VersionRecord) -> tuple[str, str]:
+def serving_path(artifacts: ArtifactStore, record: VersionRecord, cache: Path) -> tuple[str, str]:
     """The path `mlprod serve` would score this version with ("fast"/"reference"), and why.
 
-    Worked out now, as the server does at load: compile the fast path and replay the
-    version's test set through both paths.
+    As the last load on this machine (a server, `mlprod.load`, a batch job) found it, kept
+    in `cache` beside the compiled trees; worked out now, as a server does at load, only
+    for a version never loaded here.
     """
-    from mlprod.bundle import require_binary
+    from mlprod.bundle import recall_verdict, require_binary
     from mlprod.registry import open_version
-    from mlprod.serving import check_fast_path
 
+    remembered = recall_verdict(cache, record.files)
+    if remembered is not None:
+        return remembered
     try:
         model = open_version(artifacts, record)
         require_binary(model.classes, record.ref, "serving")
     except MlprodError as exc:
         return "unavailable", str(exc)
-    check = check_fast_path(model)
+    check = model.prepare(compiled=cache)
     return check.path, check.reason
 
 
@@ -113,7 +116,8 @@ def show(name: str, store: StoreOption = None, json: JsonOption = False) -> None
     with meta:
         versions = list_versions(meta, name) if name in list_models(meta) else [resolve(meta, name)]
         aliases = alias_map(meta, name)
-    paths = {v.version: serving_path(artifacts, v) for v in versions}
+    cache = settings.compiled_dir()
+    paths = {v.version: serving_path(artifacts, v, cache) for v in versions}
     if json:
         summaries = [
             version_summary(v)
