@@ -181,19 +181,11 @@ def test_cli_shows_every_class_and_rechecks_gates(trained: tuple[Path, TrainedRu
     ]
 
 
-def test_serving_and_batch_refuse_a_multiclass_version_clearly(
-    trained: tuple[Path, TrainedRun], tmp_path: Path
-) -> None:
-    from mlprod.batch import score
-
+def test_serving_refuses_a_multiclass_version_clearly(trained: tuple[Path, TrainedRun]) -> None:
+    """Batch scoring takes them (tests/batch/test_multiclass_batch.py); serving not yet."""
     root, run = trained
     store = str(root / ".mlprod")
     promote("tiers", run.version, store=store)  # it loads and warms up: the library serves it
-    model = mlprod.load("tiers@production", store=store)
-    make_tiers(20, seed=5).drop(columns="tier").to_csv(tmp_path / "new.csv", index=False)
-    with pytest.raises(NotSupportedError, match="batch scoring does not support multiclass"):
-        score(model, tmp_path / "new.csv", tmp_path / "out.parquet", log=False)
-    assert not (tmp_path / "out.parquet").exists()
     server = Server(Project(root))
     try:
         server.wait_ready()

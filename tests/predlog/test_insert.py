@@ -5,15 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
 from mlprod.errors import DataError, NotFoundError
 from mlprod.predlog import (
     count_predictions,
     entry_rows,
     entry_size,
+    insert_batch_predictions,
     insert_entries,
     insert_predictions,
     line_rows,
@@ -22,6 +26,7 @@ from mlprod.predlog import (
 )
 from mlprod.registry import create_run
 from mlprod.store import Store
+from mlprod.store import schema as t
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -205,3 +210,32 @@ def test_an_entry_with_an_unstorable_row_raises_data_error(store: Store) -> None
     with pytest.raises(DataError, match="equal length"):
         entry_rows(broken)
     assert count_predictions(store) == 0
+
+
+@pytest.mark.parametrize(
+    "classes", [["bronze", "gold", "silver"], [3, 7, 11], ["low", "", "high"]], ids=str
+)
+def test_batch_predictions_keep_a_multiclass_label_as_json(
+    store: Store, classes: list[Any]
+) -> None:
+    """Executemany on SQLite, COPY on PostgreSQL: each class comes back as the value it was;
+    a row without an answer has no score and no label; binary rows keep no label."""
+    b = t.batch_predictions
+    labels = pa.array([classes[0], classes[2], None, classes[1], classes[2]])
+    scores = np.array([0.5, 0.9, np.nan, 0.4, 0.61])
+    written = insert_batch_predictions(
+        store, job="a" * 16, seqs=np.arange(5), scores=scores, entities=None, labels=labels
+    )
+    insert_batch_predictions(
+        store, job="b" * 16, seqs=np.arange(2), scores=np.array([0.2, 0.8]), entities=None
+    )
+    query = sa.select(b.c.job, b.c.score, b.c.label).order_by(b.c.job, b.c.seq)
+    rows = store.read(lambda conn: conn.execute(query).all())
+    assert written == 5
+    assert [row.label for row in rows] == [*labels.to_pylist(), None, None]
+    assert [row.score for row in rows[:5]] == [0.5, 0.9, None, 0.4, 0.61]
+    with pytest.raises(DataError, match="as many scores, entities and labels as rows"):
+        insert_batch_predictions(
+            store, job="c" * 16, seqs=np.arange(3), scores=scores[:3], entities=None,
+            labels=labels,
+        )  # fmt: skip

@@ -32,7 +32,7 @@ TABLES = {
     "batch_predictions",  # 0009
     "alembic_version",
 }  # fmt: skip
-HEAD = "0009"
+HEAD = "0010"
 
 
 def revision_rows(url: str) -> list[str]:

@@ -42,14 +42,14 @@ from mlprod.batch._jobs import (
     set_job,
     update_job,
 )
-from mlprod.batch._output import output_rows, output_schema
+from mlprod.batch._output import logged_answers, output_rows, output_schema
 from mlprod.batch._progress import JobProgress
 from mlprod.batch._result import BatchResult
 from mlprod.batch._scorer import BatchScorer
 from mlprod.batch._sinks import Sink, open_sink
 from mlprod.batch._sources import Source, open_source
 from mlprod.batch._sql import SqlQuery, SqlTable
-from mlprod.bundle import Model, require_binary
+from mlprod.bundle import Model
 from mlprod.errors import DataError
 from mlprod.monitoring import Binner, LiveStats, merge_live_stats
 from mlprod.predlog import insert_batch_predictions
@@ -102,10 +102,12 @@ def score(
     `destination` a ``.parquet`` or ``.csv`` file, a folder (Parquet parts) or a
     `SqlTable` (created if absent, appended otherwise). Each row gets a prediction id,
     model, version, score, label and scored_at, plus the signature's entity and time
-    columns and the `keep` columns (``["*"]``: every input column). With `log`, rows go
-    to the prediction log (outcomes join them by id or entity and time) and, when
-    ``settings.monitor``, into monitoring. The same `job_id` resumes a killed job, and
-    does nothing for a finished one. `engine="spark"` runs the job on Spark (`master`).
+    columns and the `keep` columns (``["*"]``: every input column); a multiclass version's
+    rows also get ``proba_<class>`` per class, and its score is the label's probability.
+    With `log`, rows go to the prediction log (outcomes join them by id or entity and
+    time) and, when ``settings.monitor``, into monitoring. The same `job_id` resumes a
+    killed job, and does nothing for a finished one. `engine="spark"` runs the job on
+    Spark (`master`).
 
     Example::
 
@@ -113,7 +115,6 @@ def score(
         result = score(model, "new/*.parquet", SqlTable(url, "churn_scores"), job_id="nightly")
         result.rows, result.timings
     """
-    require_binary(model.classes, f"{model.name}@{model.version}", "batch scoring")
     settings = settings or Settings()
     opened = store is None
     meta: MetadataStore = Store.from_settings(settings) if store is None else store
@@ -355,14 +356,20 @@ def _count(
     """The chunk's log rows, monitoring counts and the job's progress, in one transaction.
 
     Runs on a thread of its own, beside the scoring of the next chunk; the chunk is staged
-    only after this commits, so a staged chunk is always a counted one.
+    only after this commits, so a staged chunk is always a counted one. A multiclass
+    chunk is logged and counted as the server does it: its top-class probabilities as
+    scores, its predicted classes as labels.
     """
     started = time.perf_counter()
+    labels = None
+    if scores.ndim == 2:
+        scores, labels = logged_answers(table, multiclass=True)
     if job.stats is not None:
         frame = batch.to_pandas() if job.binner is not None else None
         job.stats.add(
             job.model.name, int(job.model.version or 0), job.record.scored_at, scores,
             threshold=job.model.threshold, binner=job.binner, frame=frame,
+            labels=None if labels is None else labels.to_pylist(),
         )  # fmt: skip
     windows = job.stats.drain() if job.stats is not None else {}
     entity = job.model.signature.get("entity")
@@ -374,7 +381,7 @@ def _count(
         if job.log:
             insert_batch_predictions(
                 inside, job=job.key, seqs=np.arange(start, start + len(scores)),
-                scores=scores, entities=keys,
+                scores=scores, entities=keys, labels=labels,
             )  # fmt: skip
         if windows:
             merge_live_stats(inside.as_store(), windows)

@@ -7,6 +7,9 @@ all release the GIL). Every faster piece must first reproduce the reference path
 DataFrame, the fitted transformer, the booster): the encoder on the version's test set
 before the job starts, compiled trees on the same rows before they take over, and a
 sample of every chunk against the reference, falling back for good on any difference.
+A multiclass version's scores are n x k class probabilities; every check compares the
+whole matrix (a shape that differs is a difference), so compiled trees or the encoder
+serve a multiclass job only where they reproduce every class's probability.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def available_cores() -> int:
 
 
 class BatchScorer:
-    """P(positive) for record batches, as the reference path would score them, faster.
+    """P(positive) (multiclass: n x k class probabilities) for record batches, as the
+    reference path would score them, faster.
 
     Example::
 
@@ -83,7 +87,7 @@ class BatchScorer:
         """Scores of every row of `batch`, each within `TOLERANCE` of the reference path."""
         n = batch.num_rows
         if n == 0:
-            return np.empty(0)
+            return np.empty((0, len(self.model.classes)) if self.model.multiclass else 0)
         step = -(-n // self.threads)
         slices = [batch.slice(start, step) for start in range(0, n, step)]
         parts = list(self._pool.map(self._score_slice, slices))

@@ -47,7 +47,7 @@ from mlprod.batch._jobs import (
     set_job,
     update_job,
 )
-from mlprod.batch._output import output_rows, output_schema
+from mlprod.batch._output import logged_answers, output_rows, output_schema
 from mlprod.batch._result import BatchResult
 from mlprod.batch._scorer import BatchScorer
 from mlprod.batch._sinks import TableSink
@@ -289,7 +289,8 @@ def _record_predictions(
 
     One transaction per part moves its rows, its counts and the job's ``counted_chunks``
     together, so a job killed here and run again goes on with the next part. Scores come
-    from the staged output, so monitoring counts scores and predictions, not input features.
+    from the staged output, so monitoring counts scores and predictions, not input features;
+    a multiclass version's top-class probabilities and predicted classes, as the server's.
     """
     parts = target.parts()
     entity = model.signature.get("entity")
@@ -304,20 +305,21 @@ def _record_predictions(
                  stats: LiveStats | None = stats) -> None:  # fmt: skip
             inside = InTransaction(store, conn)
             seq = partition << PARTITION_BITS
-            columns = ["score", *([entity] if entity else [])]
+            columns = ["score", *(["label"] if model.multiclass else [])]
+            columns += [entity] if entity else []
             for batch in pq.ParquetFile(path).iter_batches(RECORD_ROWS, columns=columns):
-                scores = np.asarray(
-                    batch.column("score").to_numpy(zero_copy_only=False), dtype=float
-                )
+                scores, labels = logged_answers(batch, model.multiclass)
                 insert_batch_predictions(
                     inside, job=target.key, seqs=np.arange(seq, seq + len(scores)),
                     scores=scores, entities=batch.column(entity) if entity else None,
+                    labels=labels,
                 )  # fmt: skip
                 seq += len(scores)
                 if stats is not None:
                     stats.add(
                         model.name, version, record.scored_at, scores,
                         threshold=model.threshold, binner=binner,
+                        labels=None if labels is None else labels.to_pylist(),
                     )  # fmt: skip
             if stats is not None:
                 merge_live_stats(inside.as_store(), stats.drain())

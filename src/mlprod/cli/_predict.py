@@ -58,7 +58,8 @@ def predict(
     """Score a file, folder, glob or SQL query into a file, folder or SQL table.
 
     Each row gets prediction_id, model, version, score, label and scored_at, plus the
-    spec's entity and time columns. Rows appear at the destination all at once; a job
+    spec's entity and time columns; a multiclass version adds proba_CLASS per class (its
+    score is the label's probability). Rows appear at the destination all at once; a job
     killed half way and run again with the same --job-id carries on and writes no row twice.
     """
     from mlprod.batch import score

@@ -4,8 +4,10 @@ beyond what the driver needs.
 A served prediction's row carries its request and is written a few at a time; a batch
 job writes 100,000 rows that share their model, version and time (kept once, in the
 job's ``batch_jobs`` row), so each of its rows is only the job's key, the row's number,
-the entity and the score. SQLite takes them through one ``executemany``; PostgreSQL
-through ``COPY`` (text that Arrow writes in C). The caller's transaction makes a chunk's
+the entity and the score. A multiclass version's row also keeps its predicted class (as
+JSON, like a served prediction's label): its score is only the top class's probability,
+from which the class does not follow. SQLite takes them through one ``executemany``;
+PostgreSQL through ``COPY`` (text that Arrow writes in C). The caller's transaction makes a chunk's
 rows, its monitoring counts and the job's progress one unit, so a chunk is never written
 twice.
 
@@ -21,7 +23,9 @@ import io
 from itertools import repeat
 
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy.engine import Connection
 
@@ -36,50 +40,64 @@ def insert_batch_predictions(
     seqs: np.ndarray,
     scores: np.ndarray,
     entities: pa.Array | pa.ChunkedArray | None,
+    labels: pa.Array | pa.ChunkedArray | None = None,
 ) -> int:
     """Store one chunk of a batch job's predictions; returns how many rows were written.
 
     `seqs` number the rows (their ids' second half), `scores` may hold NaN (stored as no
-    score), `entities` is the entity column or None when the model names none.
+    score), `entities` is the entity column or None when the model names none. `labels`:
+    a multiclass version's predicted classes (null where there is no score), stored as
+    JSON like a served prediction's label; None for a binary version, whose label follows
+    from its score and threshold.
     """
     n = len(seqs)
-    if not (len(scores) == n and (entities is None or len(entities) == n)):
-        raise DataError(f"a batch chunk needs as many scores and entities as rows ({n})")
+    if not all(column is None or len(column) == n for column in (scores, entities, labels)):
+        raise DataError(f"a batch chunk needs as many scores, entities and labels as rows ({n})")
     if n == 0:
         return 0
     scores = np.asarray(scores, dtype=float)
-    score_array = pa.array(scores, pa.float64(), mask=~np.isfinite(scores))
-    keys = pa.nulls(n, pa.string()) if entities is None else entities.cast(pa.string())
-    seq_array = pa.array(np.asarray(seqs, dtype=np.int64))
+    columns = {
+        "job": pa.array(np.full(n, job, dtype=object), pa.string()),
+        "seq": pa.array(np.asarray(seqs, dtype=np.int64)),
+        "entity": pa.nulls(n, pa.string()) if entities is None else entities.cast(pa.string()),
+        "score": pa.array(scores, pa.float64(), mask=~np.isfinite(scores)),
+    }
+    if labels is not None:
+        columns["label"] = _json_values(labels)
+    table = pa.table(columns)
 
     def work(conn: Connection) -> int:
         if conn.dialect.name == "postgresql":
-            return _copy(conn, job, seq_array, keys, score_array)
-        rows = zip(
-            repeat(job, n), seq_array.to_pylist(), keys.to_pylist(), score_array.to_pylist(),
-            strict=False,
-        )  # fmt: skip
-        conn.exec_driver_sql(_SQLITE, list(rows))
+            return _copy(conn, table)
+        names = ", ".join(table.column_names)
+        marks = ", ".join("?" * table.num_columns)
+        statement = f"INSERT INTO batch_predictions ({names}) VALUES ({marks})"
+        values = (column.to_pylist() for column in table.columns[1:])
+        rows = zip(repeat(job, n), *values, strict=False)
+        conn.exec_driver_sql(statement, list(rows))
         return n
 
     return int(store.write(work))
 
 
-_SQLITE = "INSERT INTO batch_predictions (job, seq, entity, score) VALUES (?, ?, ?, ?)"
+def _json_values(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Each value as JSON text (null stays null), encoded once per distinct value."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    encoded = pc.dictionary_encode(values)
+    texts = [orjson.dumps(value).decode() for value in encoded.dictionary.to_pylist()]
+    return pa.array(texts, pa.string()).take(encoded.indices)
 
 
-def _copy(
-    conn: Connection, job: str, seqs: pa.Array, keys: pa.Array | pa.ChunkedArray, scores: pa.Array
-) -> int:
+def _copy(conn: Connection, table: pa.Table) -> int:
     """The rows as CSV written by Arrow, streamed into ``COPY`` on the transaction's connection."""
-    table = pa.table({"job": pa.array(np.full(len(seqs), job, dtype=object), pa.string()),
-                      "seq": seqs, "entity": keys, "score": scores})  # fmt: skip
     text = io.BytesIO()
     pacsv.write_csv(table, text, pacsv.WriteOptions(include_header=False))
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor:
-        statement = "COPY batch_predictions (job, seq, entity, score) FROM STDIN (FORMAT csv)"
+        names = ", ".join(table.column_names)
+        statement = f"COPY batch_predictions ({names}) FROM STDIN (FORMAT csv)"
         with cursor.copy(statement) as copy:
             copy.write(text.getbuffer())
-    return len(seqs)
+    return int(table.num_rows)

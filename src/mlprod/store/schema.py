@@ -376,8 +376,9 @@ batch_predictions = sa.Table(
     sa.Column("job", sa.String(16), primary_key=True),  # batch_jobs.key
     sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
     sa.Column("entity", sa.Text(), nullable=True),
-    sa.Column("score", sa.Float(), nullable=True),
+    sa.Column("score", sa.Float(), nullable=True),  # multiclass: the top class's probability
     sa.Column("labelled", sa.Boolean(), nullable=True),  # its outcome was counted
+    sa.Column("label", sa.JSON(), nullable=True),  # 0010: a multiclass version's predicted class
     sa.Index("ix_batch_predictions_entity", "entity"),
     sqlite_with_rowid=False,
 )
