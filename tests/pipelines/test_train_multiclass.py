@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, log_loss, recall_score, roc_auc_score
 
 import mlprod
-from mlprod.errors import GateFailedError, NotSupportedError, SpecError
+from mlprod.errors import GateFailedError, SpecError
 from mlprod.pipelines import TrainedRun, promote, train
 from mlprod.registry import get_version
 from mlprod.store import Store
@@ -292,11 +292,3 @@ def test_acceptance_fixtures_give_the_multiclass_metrics_training_gated_on(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
-
-
-def test_runs_compare_refuses_multiclass_runs_clearly(trained: tuple[Path, TrainedRun]) -> None:
-    from mlprod.pipelines import compare_runs
-
-    root, run = trained
-    with pytest.raises(NotSupportedError, match="mlprod runs compare does not support"):
-        compare_runs(run.id, run.id, store=str(root / ".mlprod"))

@@ -134,7 +134,10 @@ def compare(
     store: StoreOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Config diff, metric deltas (b - a) with 95% intervals, overlaid ROC/PR in HTML."""
+    """Config diff, metric deltas (b - a) with 95% intervals, the test sets' charts in HTML.
+
+    Multiclass runs compare every class's precision and recall and their macro metrics.
+    """
     from mlprod.pipelines import compare_runs
 
     result = compare_runs(a, b, output=output, settings=settings_for(store))
@@ -149,6 +152,8 @@ def compare(
             f"{row['delta']:+.4f} ({row['low']:+.4f} .. {row['high']:+.4f})", row["better"],
         )  # fmt: skip
     console.print(table)
+    if "note" in result:
+        console.print(f"  no metric deltas: {result['note']}", highlight=False)
     for change in result["config"]:
         console.print(f"  {change['key']}: {change['a']!r} -> {change['b']!r}", highlight=False)
     console.print(f"report: {result['report']}")

@@ -17,7 +17,7 @@ from typing import Any
 from mlprod.dashboard._loop import loop_detail
 from mlprod.dashboard._training import training_detail
 from mlprod.errors import NotFoundError
-from mlprod.evaluation import overlaid_curves
+from mlprod.evaluation import MULTICLASS_METRIC_NAMES
 from mlprod.monitoring import (
     AlertRecord,
     MonitoringReport,
@@ -27,8 +27,9 @@ from mlprod.monitoring import (
     build_report,
     list_alerts,
 )
-from mlprod.pipelines import config_diff, version_test_scores
+from mlprod.pipelines import comparison_charts, config_diff, version_test_scores
 from mlprod.registry import (
+    RunRecord,
     VersionRecord,
     audit_log,
     get_deployment,
@@ -263,16 +264,18 @@ def find_runs(store: Store, filters: Mapping[str, str]) -> dict[str, Any]:
 
 
 def compare_runs(store: Store, artifacts: ArtifactStore, run_ids: Sequence[str]) -> dict[str, Any]:
-    """Two or more runs side by side: metrics, what changed, ROC and PR curves overlaid."""
+    """Two or more runs side by side: metrics, what changed, and their test sets drawn
+    together (binary: ROC and PR curves; multiclass: confusion matrices, per-class ROC)."""
     if len(run_ids) < 2:
         raise NotFoundError("pick at least two runs to compare")
     runs = [get_run(store, run_id) for run_id in run_ids]
-    curves = {}
+    scored = {}
     for run in runs:
-        scored = version_test_scores(run, store, artifacts)
-        if scored is not None:
-            curves[f"{run.model}@{run.version} ({run.id[:8]})"] = (scored[1], scored[2])
+        found = version_test_scores(run, store, artifacts)
+        if found is not None:
+            scored[f"{run.model}@{run.version} ({run.id[:8]})"] = found
     first = runs[0]
+    figures = _compared_figures(runs)
     return {
         "runs": [
             {
@@ -282,16 +285,26 @@ def compare_runs(store: Store, artifacts: ArtifactStore, run_ids: Sequence[str])
                 "user": r.user,
                 "started_at": r.started_at.isoformat(),
                 "winner": r.params.get("winner"),
-                "metrics": {n: r.metrics.get(n) for n in RUN_FIGURES},
+                "metrics": {n: r.metrics.get(n) for n in figures},
             }
             for r in runs
         ],
         "differences": {r.id: config_diff(first, r) for r in runs[1:]},
         "charts": {
             f"chart-{name}": _plain_figure(figure)
-            for name, figure in (overlaid_curves(curves) if curves else {}).items()
+            for name, figure in comparison_charts(scored).items()
         },
     }
+
+
+def _compared_figures(runs: Sequence[RunRecord]) -> list[str]:
+    """The binary figures, and for multiclass runs their macro and per-class metrics."""
+    names = [] if all("macro_f1" in r.metrics for r in runs) else list(RUN_FIGURES)
+    for run in runs:
+        if "macro_f1" in run.metrics:
+            found = [*MULTICLASS_METRIC_NAMES, *(n for n in run.metrics if "[" in n)]
+            names += [n for n in found if n not in names]
+    return names
 
 
 def _plain_figure(figure: Any) -> dict[str, Any]:

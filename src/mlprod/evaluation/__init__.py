@@ -11,7 +11,7 @@ charts and report describe the test set, which nothing upstream has seen.
 """
 
 from mlprod.evaluation._charts import build_charts
-from mlprod.evaluation._compare import compare_metrics
+from mlprod.evaluation._compare import compare_metrics, compare_multiclass_metrics
 from mlprod.evaluation._experiment_charts import experiment_charts, overlaid_curves
 from mlprod.evaluation._gates import GateResult, check_gates
 from mlprod.evaluation._metrics import MetricValue, evaluate
@@ -20,7 +20,7 @@ from mlprod.evaluation._multiclass import (
     class_key,
     evaluate_multiclass,
 )
-from mlprod.evaluation._multiclass_charts import build_multiclass_charts
+from mlprod.evaluation._multiclass_charts import build_multiclass_charts, overlaid_multiclass
 from mlprod.evaluation._profile_report import write_profile_report
 from mlprod.evaluation._report import write_page, write_report
 from mlprod.evaluation._telemetry_charts import telemetry_charts
@@ -38,10 +38,12 @@ __all__ = [
     "choose_threshold",
     "class_key",
     "compare_metrics",
+    "compare_multiclass_metrics",
     "evaluate",
     "evaluate_multiclass",
     "experiment_charts",
     "overlaid_curves",
+    "overlaid_multiclass",
     "telemetry_charts",
     "value_of_counts",
     "write_page",

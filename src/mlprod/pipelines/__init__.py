@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlprod.pipelines._experiments import (
+        ScoredTestRows,
         apply_changes,
         compare_runs,
+        comparison_charts,
         config_diff,
         rerun,
         version_test_scores,
@@ -35,10 +37,12 @@ if TYPE_CHECKING:
     from mlprod.pipelines._tuning import join_tuning
 
 _LAZY = {
+    "ScoredTestRows": "mlprod.pipelines._experiments",
     "TrainedRun": "mlprod.pipelines._train",
     "apply_changes": "mlprod.pipelines._experiments",
     "cache_sources": "mlprod.pipelines._features",
     "compare_runs": "mlprod.pipelines._experiments",
+    "comparison_charts": "mlprod.pipelines._experiments",
     "config_diff": "mlprod.pipelines._experiments",
     "encode_target": "mlprod.pipelines._target",
     "feature_skew": "mlprod.pipelines._features",
@@ -57,10 +61,12 @@ _LAZY = {
 }
 
 __all__ = [
+    "ScoredTestRows",
     "TrainedRun",
     "apply_changes",
     "cache_sources",
     "compare_runs",
+    "comparison_charts",
     "config_diff",
     "encode_target",
     "feature_skew",

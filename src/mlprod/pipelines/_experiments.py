@@ -8,20 +8,31 @@ parent's metrics exactly, because every random choice is seeded by the spec.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
-from mlprod.bundle import require_binary
 from mlprod.errors import SpecError
-from mlprod.evaluation import compare_metrics, overlaid_curves, write_page
+from mlprod.evaluation import (
+    compare_metrics,
+    compare_multiclass_metrics,
+    overlaid_curves,
+    overlaid_multiclass,
+    write_page,
+)
 from mlprod.pipelines._context import open_store
 from mlprod.pipelines._train import TrainedRun, train
 from mlprod.pipelines._tuning import spec_from_run
 from mlprod.registry import RunRecord, get_run, get_version, open_version
 from mlprod.settings import Settings
+
+if TYPE_CHECKING:
+    from plotly.graph_objects import Figure
 
 
 def apply_changes(spec: dict[str, Any], changes: list[str]) -> dict[str, Any]:
@@ -97,14 +108,63 @@ def config_diff(a: RunRecord, b: RunRecord) -> list[dict[str, Any]]:
     return rows
 
 
-def version_test_scores(run: RunRecord, meta: Any, artifacts: Any) -> tuple[Any, ...] | None:
+@dataclass(frozen=True)
+class ScoredTestRows:
+    """A version's held-out test rows, their labels and its scores on them.
+
+    `y` holds positions in `classes` (0/1 for a binary version); `scores` is P(positive)
+    per row, or the n x k class probabilities of a multiclass version.
+    """
+
+    frame: pd.DataFrame
+    y: np.ndarray
+    scores: np.ndarray
+    threshold: float
+    classes: list[Any]
+
+    @property
+    def multiclass(self) -> bool:
+        """Three or more classes: compared on the multiclass metrics."""
+        return len(self.classes) > 2
+
+
+def version_test_scores(run: RunRecord, meta: Any, artifacts: Any) -> ScoredTestRows | None:
     """The run's version's test rows, labels, scores and threshold (None without a version)."""
     if run.version is None:
         return None
     model = open_version(artifacts, get_version(meta, run.model, run.version))
-    require_binary(model.classes, f"{run.model}@{run.version}", "mlprod runs compare")
     frame, y = model.test_data()
-    return frame, y, model.score(frame), np.array(model.threshold)
+    return ScoredTestRows(frame, y, model.score(frame), float(model.threshold), model.classes)
+
+
+def _why_incomparable(scored: Sequence[ScoredTestRows]) -> str | None:
+    """Why these runs' test metrics cannot be set side by side, or None when they can.
+
+    Binary runs always can; multiclass runs when they share their classes, in order.
+    """
+    kinds = {s.multiclass for s in scored}
+    if len(kinds) > 1:
+        return "a binary run and a multiclass run have no test metric in common"
+    classes = {tuple(str(c) for c in s.classes) for s in scored}
+    if kinds == {True} and len(classes) > 1:
+        shown = " vs ".join("(" + ", ".join(c) + ")" for c in sorted(classes))
+        return f"the runs' versions have different classes: {shown}"
+    return None
+
+
+def comparison_charts(scored: Mapping[str, ScoredTestRows]) -> dict[str, Figure]:
+    """The runs' test sets drawn together, each under its label.
+
+    Binary runs: ROC and PR curves overlaid. Multiclass runs: confusion matrices side by
+    side and each class's ROC curves overlaid. Empty when the runs are not comparable.
+    """
+    found = list(scored.values())
+    if not found or _why_incomparable(found) is not None:
+        return {}
+    if found[0].multiclass:
+        runs = {label: (s.y, s.scores) for label, s in scored.items()}
+        return overlaid_multiclass(runs, found[0].classes)
+    return overlaid_curves({label: (s.y, s.scores) for label, s in scored.items()})
 
 
 def compare_runs(
@@ -115,10 +175,15 @@ def compare_runs(
     store: str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Config diff, metric deltas (b - a) with 95% intervals, and an HTML page with
-    both runs' ROC and PR curves overlaid (written to `output` when given).
+    """Config diff, metric deltas (b - a) with 95% intervals, and an HTML page with both
+    runs' test sets drawn together (written to `output` when given).
 
-    The interval is paired when both runs were tested on the same rows.
+    Binary runs: the binary metrics at each run's threshold, ROC and PR curves overlaid.
+    Multiclass runs: accuracy, macro and weighted F1, macro ROC AUC, log loss and every
+    class's precision and recall, confusion matrices and per-class ROC curves. The
+    interval is paired when both runs were tested on the same rows. Runs whose test
+    metrics differ in kind (binary and multiclass, other classes) get no metric rows but a
+    ``note`` saying why.
     """
     meta, artifacts = open_store(store, settings)
     with meta:
@@ -130,12 +195,11 @@ def compare_runs(
     result: dict[str, Any] = {"a": run_a.id, "b": run_b.id, "config": config_diff(run_a, run_b)}
     metrics: list[dict[str, object]] = []
     if scored_a is not None and scored_b is not None:
-        paired = bool(np.array_equal(scored_a[1], scored_b[1]) and scored_a[0].equals(scored_b[0]))
-        metrics = compare_metrics(
-            (scored_a[1], scored_a[2], float(scored_a[3])),
-            (scored_b[1], scored_b[2], float(scored_b[3])),
-            paired=paired,
-        )
+        note = _why_incomparable([scored_a, scored_b])
+        if note is not None:
+            result["note"] = note
+        else:
+            metrics = _metric_rows(scored_a, scored_b)
     result["metrics"] = metrics
     if output is not None:
         result["report"] = str(
@@ -144,15 +208,28 @@ def compare_runs(
     return result
 
 
+def _metric_rows(a: ScoredTestRows, b: ScoredTestRows) -> list[dict[str, object]]:
+    paired = bool(np.array_equal(a.y, b.y) and a.frame.equals(b.frame))
+    if a.multiclass:
+        return compare_multiclass_metrics(
+            (a.y, a.scores), (b.y, b.scores), a.classes, paired=paired
+        )
+    return compare_metrics(
+        (a.y, a.scores, a.threshold), (b.y, b.scores, b.threshold), paired=paired
+    )
+
+
 def _write_comparison(
-    output: Path, run_a: RunRecord, run_b: RunRecord, result: dict[str, Any], *scored: Any
+    output: Path,
+    run_a: RunRecord,
+    run_b: RunRecord,
+    result: dict[str, Any],
+    *scored: ScoredTestRows | None,
 ) -> Path:
     labels = {"a": f"a: {run_a.id[:8]}", "b": f"b: {run_b.id[:8]}"}
-    curves = {
-        labels[key]: (s[1], s[2]) for key, s in zip("ab", scored, strict=True) if s is not None
-    }
+    drawn = {labels[key]: s for key, s in zip("ab", scored, strict=True) if s is not None}
     summary = {labels[key]: _describe(run) for key, run in (("a", run_a), ("b", run_b))}
-    no_metrics = [{"metric": "-", "note": "a run has no version"}]
+    no_metrics = [{"metric": "-", "note": result.get("note", "a run has no version")}]
     no_changes = [{"key": "-", "a": "same", "b": "same"}]
     tables = [
         {
@@ -162,7 +239,7 @@ def _write_comparison(
         },
         {"title": "Configuration differences", "rows": result["config"] or no_changes},
     ]
-    charts = overlaid_curves(curves) if curves else {}
+    charts = comparison_charts(drawn)
     return write_page(output, title="Run comparison", summary=summary, tables=tables, charts=charts)
 
 
