@@ -4,6 +4,8 @@ Paired: champion and challenger score the same labelled rows; the difference in 
 metric is resampled row by row (bootstrap, the same resamples for both), so the interval
 reflects the rows both saw, not two separate test sets. The difference is oriented so that
 positive means the challenger is better (for log loss, champion minus challenger).
+Multiclass versions (n x k probabilities) compare on roc_auc (macro one-vs-rest), log_loss
+or macro_f1 (the most probable class as the label), resampled as the test metrics are.
 
 Sequential: a canary is looked at again and again as outcomes arrive. Look k spends
 ``alpha / 2**k`` of the error budget, so however many looks there are, the chance of a
@@ -21,15 +23,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import norm
 
 from mlprod.errors import DataError
+from mlprod.evaluation import compare_multiclass_metrics
 
 RESAMPLES = 1000
+BINARY_COMPARED = ("roc_auc", "average_precision", "log_loss")
+MULTICLASS_COMPARED = ("roc_auc", "log_loss", "macro_f1")
 Verdict = Literal["promote", "roll_back", "continue"]
 
 
@@ -55,8 +60,14 @@ def paired_comparison(
     seed: int = 0,
     resamples: int = RESAMPLES,
 ) -> Comparison:
-    """Both versions' `metric` on the rows `y`, and the paired bootstrap interval of the gap."""
+    """Both versions' `metric` on the rows `y`, and the paired bootstrap interval of the gap.
+
+    Binary: `y` is 0/1 and the scores P(positive). Multiclass: `y` holds positions 0..k-1
+    and the scores are n x k probabilities in that order.
+    """
     y = np.asarray(y, dtype=int)
+    if np.ndim(champion) == 2:
+        return _paired_multiclass(y, champion, challenger, metric, seed=seed, resamples=resamples)
     if len(y) < 20 or len(np.unique(y)) < 2:
         raise DataError(
             f"cannot compare champion and challenger on {len(y)} labelled rows with "
@@ -76,6 +87,38 @@ def paired_comparison(
     return Comparison(
         metric, base[0], base[1], sign * (base[1] - base[0]), float(low), float(high), len(y)
     )
+
+
+def _paired_multiclass(
+    y: np.ndarray,
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    metric: str,
+    *,
+    seed: int,
+    resamples: int,
+) -> Comparison:
+    """The multiclass comparison: the same resamples for both, as `mlprod runs compare`."""
+    if metric not in MULTICLASS_COMPARED:
+        raise DataError(
+            f"cannot compare multiclass versions on {metric!r}: use "
+            f"{', '.join(MULTICLASS_COMPARED)}"
+        )
+    k = np.shape(champion)[1]
+    present = len(np.unique(y))
+    if len(y) < 20 or present < k:
+        raise DataError(
+            f"cannot compare champion and challenger on {len(y)} labelled rows with "
+            f"{present} of their {k} classes: need at least 20 rows with every class"
+        )
+    rows = compare_multiclass_metrics(
+        (y, champion), (y, challenger), list(range(k)), paired=True, n_boot=resamples, seed=seed
+    )
+    found = next(row for row in rows if row["metric"] == metric)
+    a, b, delta, low, high = (cast(float, found[key]) for key in ("a", "b", "delta", "low", "high"))
+    sign = -1.0 if metric == "log_loss" else 1.0  # b - a, turned so positive is better
+    low, high = sorted((sign * low, sign * high))
+    return Comparison(metric, a, b, sign * delta, low, high, len(y))
 
 
 def _scorer(metric: str) -> Callable[[np.ndarray, np.ndarray], float]:

@@ -9,6 +9,11 @@
 3. The challenger wins when the paired interval of the difference says it is not worse
    than the champion by more than ``retrain.margin``; it then goes to canary.
 
+A multiclass champion is compared on a multiclass metric (roc_auc, log_loss or macro_f1)
+on the challenger's holdout: a live outcome says whether an answer was right, not which
+class the row was, so live rows cannot score the other version. A challenger whose
+classes differ from the champion's is refused, since no metric spans both.
+
 Every decision is recorded with its figures, audited through the traffic change it makes,
 and posted to the webhook.
 
@@ -28,14 +33,19 @@ import numpy as np
 import pandas as pd
 
 from mlprod._time import parse_duration
-from mlprod.bundle import Model, require_binary
+from mlprod.bundle import Model
 from mlprod.data import load_frame, parse_times
-from mlprod.errors import ConflictError, DataError, MlprodError, SpecError
+from mlprod.errors import ConflictError, DataError, MlprodError, NotSupportedError, SpecError
 from mlprod.monitoring import labelled_predictions
 from mlprod.pipelines import train
 from mlprod.registry import VersionRecord, alias_map, get_version, open_version, set_alias
 from mlprod.scheduling._canary import start_canary
-from mlprod.scheduling._compare import Comparison, paired_comparison
+from mlprod.scheduling._compare import (
+    BINARY_COMPARED,
+    MULTICLASS_COMPARED,
+    Comparison,
+    paired_comparison,
+)
 from mlprod.scheduling._context import LoopContext
 from mlprod.scheduling._decisions import active_canary, record_decision
 from mlprod.scheduling._records import Decision
@@ -66,6 +76,7 @@ def retrain(spec: ProjectSpec, ctx: LoopContext, *, trigger: str = "manual") -> 
             "retraining waits until it is promoted or rolled back"
         )
     champion = _champion(ctx, name)
+    metric = _metric(spec, champion)
     live = _live_rows(spec, ctx, champion)
     windowed = _windowed(spec, cutoff=live.cutoff if live else None)
     parent = champion.run_id if champion else None
@@ -95,8 +106,14 @@ def retrain(spec: ProjectSpec, ctx: LoopContext, *, trigger: str = "manual") -> 
             reason=reason,
         )
         return _decide(ctx, spec, {**base, "outcome": "promoted", "reason": reason})
-    rows = live or _holdout_rows(ctx, get_version(ctx.store, name, run.version))
-    comparison = _compare(spec, ctx, champion, get_version(ctx.store, name, run.version), rows)
+    challenger = get_version(ctx.store, name, run.version)
+    mismatch = _class_mismatch(champion, challenger)
+    if mismatch is not None:
+        return _decide(ctx, spec, {**base, "outcome": "refused", "reason": mismatch})
+    if len(_classes(challenger)) > 2:
+        details["classes"] = _classes(challenger)
+    rows = live or _holdout_rows(ctx, challenger)
+    comparison = _compare(spec, ctx, champion, challenger, rows, metric)
     details["cutoff"] = rows.cutoff.isoformat() if rows.cutoff else None
     figures = {**base, **_figures(comparison, spec, rows)}
     summary = (
@@ -142,9 +159,51 @@ def _champion(ctx: LoopContext, name: str) -> VersionRecord | None:
     return None if number is None else get_version(ctx.store, name, number)
 
 
+def _classes(record: VersionRecord) -> list[str]:
+    return [str(c) for c in record.signature.get("classes") or []]
+
+
+def _metric(spec: ProjectSpec, champion: VersionRecord | None) -> str:
+    """The compared metric, checked against the champion's kind before anything is fitted."""
+    metric = spec.retrain.metric or spec.selection_metric
+    if champion is None:
+        return metric
+    multiclass = len(_classes(champion)) > 2
+    allowed = MULTICLASS_COMPARED if multiclass else BINARY_COMPARED
+    if metric not in allowed:
+        field = "retrain.metric" if spec.retrain.metric else "selection_metric"
+        kind = f"multiclass ({len(_classes(champion))} classes)" if multiclass else "binary"
+        raise SpecError(
+            f"{field} is {metric}, which the champion/challenger comparison cannot use for "
+            f"{champion.ref}, a {kind} version; set retrain.metric to one of "
+            f"{', '.join(allowed)}"
+        )
+    return metric
+
+
+def _class_mismatch(champion: VersionRecord, challenger: VersionRecord) -> str | None:
+    """Why the two cannot be compared when either is multiclass and their classes differ."""
+    old, new = _classes(champion), _classes(challenger)
+    if old == new or max(len(old), len(new)) <= 2:
+        return None
+    return (
+        f"v{challenger.version} has classes ({', '.join(new)}) where v{champion.version} has "
+        f"({', '.join(old)}): no metric compares them; promote one by hand "
+        "(mlprod promote) if the change of classes is meant"
+    )
+
+
 def _live_rows(spec: ProjectSpec, ctx: LoopContext, champion: VersionRecord | None) -> _Rows | None:
     """The champion's labelled live predictions, when the spec wants them and has enough."""
     if champion is None or spec.retrain.compare == "holdout":
+        return None
+    if len(_classes(champion)) > 2:
+        if spec.retrain.compare == "live":
+            raise NotSupportedError(
+                f"retrain.compare is live, but {champion.ref} is multiclass: its live outcomes "
+                "say whether an answer was right, not which class each row was, so the "
+                "challenger cannot be scored on them; use compare: holdout or auto"
+            )
         return None
     found = labelled_predictions(ctx.store, spec.name, champion.version, limit=LIVE_ROWS)
     both = found[LABEL].nunique() == 2 if len(found) else False
@@ -208,11 +267,8 @@ def _compare(
     champion: VersionRecord,
     challenger: VersionRecord,
     rows: _Rows,
+    metric: str,
 ) -> Comparison:
-    for record in (champion, challenger):
-        classes = record.signature.get("classes") or []
-        require_binary(classes, record.ref, "the champion/challenger comparison")
-    metric = spec.retrain.metric or spec.selection_metric
     scores = [_scores(open_version(ctx.artifacts, v), rows) for v in (champion, challenger)]
     return paired_comparison(rows.y, scores[0], scores[1], metric, seed=spec.seed)
 

@@ -158,8 +158,11 @@ class RetrainSpec(_Strict):
     window: str | None = Field(
         default=None, description="Newest span of the time column to fit on, e.g. 180d."
     )
-    metric: Literal["roc_auc", "average_precision", "log_loss"] | None = Field(
-        default=None, description="Compared metric (default: the spec's selection_metric)."
+    metric: Literal["roc_auc", "average_precision", "log_loss", "macro_f1"] | None = Field(
+        default=None,
+        description="Compared metric (default: the spec's selection_metric); a multiclass "
+        "model: roc_auc, log_loss or macro_f1; a binary one: roc_auc, average_precision or "
+        "log_loss.",
     )
     margin: float = Field(
         default=0.0, ge=0, description="How much worse the challenger may be and still win."
