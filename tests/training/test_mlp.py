@@ -1,10 +1,12 @@
-"""The `mlp` candidate: the estimator contract, early stopping, seeding and telemetry."""
+"""The `mlp` candidate: the estimator contract, early stopping, seeding, telemetry, k classes."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
@@ -130,3 +132,42 @@ def test_cross_validation_hands_each_folds_epochs_to_the_sink(rng: np.random.Gen
     )
     assert results[0].error is None
     assert seen == {"mlp (fold 1/2)": 3, "mlp (fold 2/2)": 3}
+
+
+def test_mlp_fits_k_classes_with_a_softmax_and_its_bundle_scores_the_same(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    from mlprod.bundle import Model, write_bundle
+    from mlprod.features import FeatureTransformer
+
+    n = 900
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    score = frame["a"] + 0.5 * frame["b"] + rng.normal(0, 0.4, n)
+    y = np.digitize(score, [-0.6, 0.6])  # three ordered classes, codes 0, 1, 2
+    transformer = FeatureTransformer(kinds={"a": "numeric", "b": "numeric"}).fit(frame)
+    X = transformer.transform(frame)
+    model = make_estimator("mlp", {"width": 16, "max_epochs": 40}, seed=2).fit(X, y)
+    assert model.architecture()["output"] == "softmax" and model.n_out_ == 3
+    proba = model.predict_proba(X)
+    assert proba.shape == (n, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    assert roc_auc_score(y, proba, multi_class="ovr") > 0.85
+    assert model.predict(X).tolist() == np.argmax(proba, axis=1).tolist()
+    assert model.telemetry_[-1].val_metric > np.bincount(y).max() / n  # accuracy beats priors
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    write_bundle(
+        folder,
+        name="tiers",
+        run_id="0" * 32,
+        transformer=transformer,
+        estimator=model,
+        threshold=0.0,
+        signature={"fields": [], "classes": ["low", "mid", "high"]},
+        test_frame=frame,
+        y_test=y,
+        expected_scores=proba,
+    )
+    loaded = Model.open(folder)
+    assert loaded.flavor == "mlp" and loaded.multiclass
+    np.testing.assert_allclose(loaded.score(frame), proba, rtol=0, atol=1e-12)
