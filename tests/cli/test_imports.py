@@ -82,3 +82,23 @@ def test_models_show_reads_the_remembered_path_without_loading_the_model(
     assert version["serving_path"] == remembered["serving_path"] == "fast"
     assert version["serving_path_reason"] == remembered["serving_path_reason"]
     assert "matches the reference path" in remembered["serving_path_reason"]
+
+
+def test_a_remembered_verdict_never_hides_a_damaged_bundle(
+    trained_project: Project, tmp_path: Path
+) -> None:
+    """The files are checked against the store's hashes on every `models show`."""
+    import shutil
+
+    project = Project(tmp_path / "copy")
+    shutil.copytree(trained_project.root, project.root)
+    env = {**project.env(), "MLPROD_COMPILED": str(tmp_path / "cache")}
+    first = json.loads(run_cli(project, "models", "show", "churn", "--json", env=env).stdout)
+    assert first["versions"][0]["serving_path"] == "fast"
+    bundle = next(p for p in (project.root / ".mlprod").rglob("manifest.json")).parent
+    test_data = bundle / "test.parquet"
+    test_data.write_bytes(test_data.read_bytes()[:-10])
+    again = json.loads(run_cli(project, "models", "show", "churn", "--json", env=env).stdout)
+    shown = again["versions"][0]
+    assert shown["serving_path"] == "unavailable"
+    assert "test.parquet" in shown["serving_path_reason"]

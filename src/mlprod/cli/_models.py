@@ -58,17 +58,20 @@ def _classes(record: VersionRecord) -> list[Any]:
 def serving_path(artifacts: ArtifactStore, record: VersionRecord, cache: Path) -> tuple[str, str]:
     """The path `mlprod serve` would score this version with ("fast"/"reference"), and why.
 
-    As the last load on this machine (a server, `mlprod.load`, a batch job) found it, kept
-    in `cache` beside the compiled trees; worked out now, as a server does at load, only
-    for a version never loaded here.
+    The bundle's files are checked against the store's hashes every time (a damaged or
+    missing bundle is "unavailable"); the verdict is the one the last load on this machine
+    (a server, `mlprod.load`, a batch job) kept in `cache`, beside the compiled trees.
+    Only a version never loaded here is loaded and checked now, as a server does.
     """
-    from mlprod.bundle import recall_verdict, require_binary
+    from mlprod.bundle import read_manifest, recall_verdict, require_binary
     from mlprod.registry import open_version
 
-    remembered = recall_verdict(cache, record.files)
-    if remembered is not None:
-        return remembered
     try:
+        remembered = recall_verdict(cache, record.files)
+        if remembered is not None:
+            read_manifest(artifacts.path(record.bundle_id), record.files)
+            require_binary(list(record.signature.get("classes") or []), record.ref, "serving")
+            return remembered
         model = open_version(artifacts, record)
         require_binary(model.classes, record.ref, "serving")
     except MlprodError as exc:
