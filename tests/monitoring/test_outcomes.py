@@ -268,6 +268,16 @@ def test_too_many_outcomes_in_one_call_are_refused(
 # --- matching
 
 
+def test_a_served_id_whose_random_half_is_large_waits_like_any_other(store: Store) -> None:
+    """A served id ends in 64 random bits: half exceed a signed 64-bit row number, and
+    must not be looked up as a batch row (the driver refuses such an integer)."""
+    add_version(store)
+    served = "0190f3a2b4c5" + "f" * 20  # the time in ms, then random bits all ones
+    ingest_outcomes(store, [{"prediction_id": served, "label": True}])
+    assert match_outcomes(store, bucket_seconds=BUCKET) == 0  # its row is not logged yet
+    assert outcome_counts(store)["pending"] == 1
+
+
 def test_an_outcome_waits_for_its_late_prediction_row(store: Store) -> None:
     add_version(store)
     ingest_outcomes(store, [good(1)])

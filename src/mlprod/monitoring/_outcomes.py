@@ -318,6 +318,9 @@ _BATCH_JOIN = t.batch_predictions.join(
 )
 
 
+MAX_SEQ = 2**63  # batch row numbers are stored as signed 64-bit integers
+
+
 def batch_prediction_id(job: str, seq: int) -> str:
     """The prediction id of row `seq` of the batch job whose key is `job` (32 hex digits)."""
     return f"{job}{seq:016x}"
@@ -328,9 +331,12 @@ def split_batch_id(prediction_id: str) -> tuple[str, int] | None:
     if len(prediction_id) != 32:
         return None
     try:
-        return prediction_id[:16], int(prediction_id[16:], 16)
+        seq = int(prediction_id[16:], 16)
     except ValueError:
         return None
+    # A served id ends in 64 random bits, half of them beyond any stored row number
+    # (a signed 64-bit column): such an id is no batch row, and must not reach a query.
+    return (prediction_id[:16], seq) if seq < MAX_SEQ else None
 
 
 def _batch_row(row: Any) -> dict[str, Any]:
