@@ -59,6 +59,7 @@ EXPORTS = {
         "flavor_names",
         "flavor_of",
         "load_scorer",
+        "multiclass_answers",
         "read_manifest",
         "read_reference",
         "recall_verdict",

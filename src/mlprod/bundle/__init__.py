@@ -22,6 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mlprod.bundle._answers import multiclass_answers
     from mlprod.bundle._compiled import (
         CompiledTrees,
         cached_trees,
@@ -74,6 +75,7 @@ _LAZY = {
     "flavor_names": "mlprod.bundle.flavors",
     "flavor_of": "mlprod.bundle.flavors",
     "load_scorer": "mlprod.bundle.flavors",
+    "multiclass_answers": "mlprod.bundle._answers",
     "read_manifest": "mlprod.bundle._manifest",
     "read_reference": "mlprod.bundle._manifest",
     "recall_verdict": "mlprod.bundle._verdicts",
@@ -101,6 +103,7 @@ __all__ = [
     "flavor_names",
     "flavor_of",
     "load_scorer",
+    "multiclass_answers",
     "read_manifest",
     "read_reference",
     "recall_verdict",

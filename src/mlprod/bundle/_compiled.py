@@ -9,6 +9,11 @@ only after they score the version's test set and probes like the reference path 
 The object code is cached per model file and host CPU, so the next start loads it in
 milliseconds. Optional: ``pip install 'mlprod[compiled]'``; without it the booster serves.
 
+A multiclass booster (one forest per class, softmax over them) compiles too: lleaves
+answers the same n x k probabilities (they differ from the booster's by ~1e-15), and the
+check compares every class's column: should they ever differ by more than 1e-9, the
+booster stays and the server logs why.
+
 It lives in the bundle layer because every way of scoring a version uses it: the server
 swaps it in behind a verified fast path (``serving``), batch jobs score whole files with
 it on every core (``batch``).
@@ -45,7 +50,8 @@ def tree_compiler_available() -> bool:
 
 
 class CompiledTrees:
-    """A scorer with the booster's interface: P(positive) per row of a feature matrix."""
+    """A scorer with the booster's interface: P(positive) per row of a feature matrix
+    (a multiclass forest: the n x k class probabilities)."""
 
     engine = "compiled trees"
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlprod.bundle._answers import multiclass_answers
 from mlprod.bundle._manifest import (
     MANIFEST,
     REFERENCE,
@@ -238,14 +239,11 @@ class Model:
         """One record's answer as the server gives it: ``{"score": ..., "label": ...}``.
 
         A score that is not a finite number comes back as None, flagged, with no label.
-        Multiclass: ``{"probabilities": {class: p, ...}, "label": the most probable}``.
+        Multiclass: ``{"label": the most probable class, "score": its probability,
+        "probabilities": {class: p, ...}}``, built by the code the server's answers use.
         """
         if self.multiclass:
-            proba = np.asarray(self.score([record])[0], dtype=float)
-            if not np.all(np.isfinite(proba)):
-                return {"probabilities": None, "label": None, "flags": ["non_finite_score"]}
-            named = {str(c): float(p) for c, p in zip(self.classes, proba, strict=True)}
-            return {"probabilities": named, "label": self.classes[int(np.argmax(proba))]}
+            return multiclass_answers(self.score([record]), self.classes)[0]
         score = float(self.score([record])[0])
         if not np.isfinite(score):
             return {"score": None, "label": None, "flags": ["non_finite_score"]}

@@ -1,9 +1,9 @@
 """Where a multiclass version is refused, clearly, until that part of mlprod handles it.
 
-Training, evaluation, gates, the registry and `Model` handle k > 2 classes; serving,
-batch scoring, live monitoring and the retraining comparison still assume one positive
-class, so they refuse such a version with a `NotSupportedError` rather than misreading
-its n x k probabilities.
+Training, evaluation, gates, the registry, `Model` and serving handle k > 2 classes;
+where a part still assumes one positive class (batch scoring, the retraining comparison,
+comparing runs) it refuses such a version with a `NotSupportedError` rather than
+misreading its n x k probabilities.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def require_binary(classes: Sequence[Any], what: str, where: str) -> None:
 
     `where` names the refusing part (``serving``, ``batch scoring``, ...).
 
-    >>> require_binary(["no", "yes"], "churn@1", "serving")
+    >>> require_binary(["no", "yes"], "churn@1", "batch scoring")
     """
     if len(classes) <= 2:
         return

@@ -308,7 +308,8 @@ class FastPath:
         return next(str(f["kind"]) for f in self.fields if f["name"] == name)
 
     def score_records(self, records: Any, *, max_records: int = 10_000) -> np.ndarray:
-        """P(positive) per record; invalid input raises the reference's exact SchemaError."""
+        """P(positive) per record (multiclass: n x k); invalid input raises the reference's
+        exact SchemaError."""
         if not isinstance(records, list) or not records or len(records) > max_records:
             records_to_frame(records, self.contract, max_records=max_records)  # raises
         try:
@@ -669,7 +670,10 @@ def reference_scores(model: Scored, frame: pd.DataFrame) -> np.ndarray:
 
 
 def max_difference(got: np.ndarray, expected: np.ndarray) -> float:
-    """The largest absolute difference; inf when shapes or missing values differ."""
+    """The largest absolute difference; inf when shapes or missing values differ.
+
+    Over whole matrices: a multiclass version's check covers every class's probability.
+    """
     got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
     if got.shape != expected.shape or not np.array_equal(np.isnan(got), np.isnan(expected)):
         return float("inf")
