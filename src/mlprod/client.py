@@ -55,7 +55,9 @@ class Client:
     ) -> list[dict[str, Any]]:
         """Score records (a list of dicts, one dict, or a pandas DataFrame).
 
-        Returns one ``{"id", "version", "score", "label"}`` per record, in order.
+        Returns one ``{"id", "version", "score", "label"}`` per record, in order; a
+        multiclass model's also carry ``"probabilities"`` (every class's, keyed by the
+        class as a string), its score being the probability of the predicted class.
         """
         name = model or self.model or self._only_model()
         path = (

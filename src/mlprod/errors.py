@@ -142,7 +142,7 @@ class SpoolFullError(MlprodError):
 
 
 class NotSupportedError(MlprodError):
-    """A part of mlprod cannot handle this kind of version yet (e.g. serving a multiclass one).
+    """A part of mlprod cannot handle this kind of version yet (batch scoring a multiclass one).
 
     The message names the part, the version and what does work instead.
     """

@@ -63,17 +63,15 @@ def serving_path(artifacts: ArtifactStore, record: VersionRecord, cache: Path) -
     (a server, `mlprod.load`, a batch job) kept in `cache`, beside the compiled trees.
     Only a version never loaded here is loaded and checked now, as a server does.
     """
-    from mlprod.bundle import read_manifest, recall_verdict, require_binary
+    from mlprod.bundle import read_manifest, recall_verdict
     from mlprod.registry import open_version
 
     try:
         remembered = recall_verdict(cache, record.files)
         if remembered is not None:
             read_manifest(artifacts.path(record.bundle_id), record.files)
-            require_binary(list(record.signature.get("classes") or []), record.ref, "serving")
             return remembered
         model = open_version(artifacts, record)
-        require_binary(model.classes, record.ref, "serving")
     except MlprodError as exc:
         return "unavailable", str(exc)
     check = model.prepare(compiled=cache)

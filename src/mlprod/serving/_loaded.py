@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mlprod.bundle import Model, require_binary
+from mlprod.bundle import Model
 from mlprod.monitoring import Binner
 from mlprod.records import Contract, FastPath, records_to_frame, upgrade_scorer
 
@@ -43,8 +43,9 @@ class LoadedVersion:
         The fast path is attached only if it reproduces the reference path's scores to
         1e-9 (the model's own, `Model.prepare`: the library and the server share it); the
         reference bins come from the bundle (None for bundles from before monitoring).
+        A multiclass version is prepared the same way: its fast path (and compiled trees)
+        must reproduce every class's probability.
         """
-        require_binary(model.classes, f"{model.name}@{model.version}", "serving")
         reference = model.reference
         check = model.prepare()
         where = f"{model.name}@{model.version}"
@@ -82,6 +83,11 @@ class LoadedVersion:
         return self.model.classes
 
     @functools.cached_property
+    def multiclass(self) -> bool:
+        """Three or more classes: each answer names the most probable and every probability."""
+        return self.model.multiclass
+
+    @functools.cached_property
     def contract(self) -> Contract:
         """What this version accepts: its signature, and its interface when it has one."""
         return self.fast.contract if self.fast is not None else Contract.of(self.signature)
@@ -97,7 +103,8 @@ class LoadedVersion:
         return "reference" if self.fast is None else self.fast.engine
 
     def score_records(self, records: Any, *, max_records: int) -> np.ndarray:
-        """P(positive) per JSON record; invalid input is a SchemaError naming the field."""
+        """P(positive) per JSON record (multiclass: n x k, in `classes` order); invalid
+        input is a SchemaError naming the field."""
         if self.fast is not None:  # verified at load to reproduce the reference to 1e-9
             scores = self.fast.score_records(records, max_records=max_records)
         else:

@@ -101,14 +101,38 @@ def _field_schema(field: dict[str, Any]) -> dict[str, Any]:
 
 
 def prediction_schema(signature: dict[str, Any]) -> dict[str, Any]:
-    """One prediction's schema, its label restricted to the model's two classes."""
+    """One prediction's schema, its label restricted to the model's classes.
+
+    A multiclass model's answer adds ``probabilities``, one property per class, and its
+    score is the probability of the predicted (most probable) class.
+    """
     interface = signature.get("interface") or {}
     label = (interface.get("response") or {}).get("label") if interface else None
     classes = label["values"] if label else None if interface else signature.get("classes")
     schema = copy.deepcopy(PREDICTION_SCHEMA)
     if classes:
         schema["properties"]["label"]["enum"] = [*classes, None]
+    every = list(signature.get("classes") or [])
+    if len(every) > 2:
+        _add_probabilities(schema, every)
     return schema
+
+
+def _add_probabilities(schema: dict[str, Any], classes: list[Any]) -> None:
+    properties = schema["properties"]
+    properties["score"]["description"] = (
+        "Probability of the predicted class (the most probable); null if not finite."
+    )
+    properties["label"]["description"] = "The most probable class, as in the training data."
+    properties["probabilities"] = {
+        "type": ["object", "null"],
+        "description": "Every class's probability, keyed by the class, in class order; "
+        "null if any is not finite.",
+        "properties": {str(c): {"type": "number", "minimum": 0, "maximum": 1} for c in classes},
+        "required": [str(c) for c in classes],
+        "additionalProperties": False,
+    }
+    schema["required"] = [*schema["required"], "probabilities"]
 
 
 def add_model(document: dict[str, Any], name: str, signature: dict[str, Any]) -> None:

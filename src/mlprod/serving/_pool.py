@@ -275,7 +275,11 @@ class ModelPool:
             return self._load(name, version)
 
     def describe(self) -> list[dict[str, Any]]:
-        """One entry per served model, for ``GET /v1/models``."""
+        """One entry per served model, for ``GET /v1/models``.
+
+        ``classes`` are the labels it answers; a multiclass model has no threshold (its
+        label is the most probable class), so ``threshold`` is null for it.
+        """
         return [
             {
                 "name": name,
@@ -293,7 +297,8 @@ class ModelPool:
                 ],
                 "shadows": [m.version for m in served.shadows],
                 "flavor": served.routes[0].model.flavor,
-                "threshold": served.routes[0].threshold,
+                "threshold": None if served.routes[0].multiclass else served.routes[0].threshold,
+                "classes": served.routes[0].classes,
                 "fields": [
                     {"name": f["name"], "kind": f["kind"]}
                     for f in served.routes[0].signature["fields"]

@@ -117,8 +117,7 @@ class ShadowScorer:
             )
             self.log.submit([entry])
             if self.counter is not None:
-                scores = [p["score"] for p in content["predictions"]]
-                self.counter.submit(model, job.records, scores)
+                _submit_counts(self.counter, model, job.records, content["predictions"])
         except SpoolFullError:
             self._count("skipped", len(job.records))
             return
@@ -210,14 +209,34 @@ class Recorder:
         models = {m.version: m for m in target.routes} if isinstance(target, Served) else None
         if models is None or len(models) == 1:
             model = target if isinstance(target, LoadedVersion) else target.routes[0]
-            self.counter.submit(model, records, [p["score"] for p in predictions])
+            _submit_counts(self.counter, model, records, predictions)
             return
         groups: dict[int, list[int]] = {}
         for index, prediction in enumerate(predictions):
             groups.setdefault(prediction["version"], []).append(index)
         for version, indices in groups.items():
-            self.counter.submit(
+            _submit_counts(
+                self.counter,
                 models[version],
                 [records[i] for i in indices],
-                [predictions[i]["score"] for i in indices],
+                [predictions[i] for i in indices],
             )
+
+
+def _submit_counts(
+    counter: LiveCounter,
+    model: LoadedVersion,
+    records: list[Any],
+    predictions: list[dict[str, Any]],
+) -> None:
+    """Hand one version's scored records to the live counter, as it answered them.
+
+    A multiclass version's scores are its top-class probabilities and its labels the
+    predicted classes (both None where the answer was not finite), which the counter bins
+    as class shares; a binary version's labels follow from its scores and threshold.
+    """
+    scores = [p["score"] for p in predictions]
+    if model.multiclass:
+        counter.submit(model, records, scores, [p["label"] for p in predictions])
+    else:
+        counter.submit(model, records, scores)

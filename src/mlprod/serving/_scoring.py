@@ -11,6 +11,9 @@ import os
 import time
 from typing import Any
 
+import numpy as np
+
+from mlprod.bundle import multiclass_answers
 from mlprod.serving._loaded import LoadedVersion
 from mlprod.serving._pool import Served
 
@@ -51,8 +54,14 @@ def prediction_ids(count: int) -> list[str]:
 
 
 def score_records(model: LoadedVersion, records: Any, max_records: int) -> dict[str, Any]:
-    """Validate, score and label records; non-finite scores come back as null, flagged."""
+    """Validate, score and label records; non-finite scores come back as null, flagged.
+
+    A multiclass version answers each record's most probable class as its label, that
+    class's probability as its score, and every class's under ``probabilities``.
+    """
     scores = model.score_records(records, max_records=max_records)
+    if model.multiclass:
+        return {"model": model.name, "predictions": _class_predictions(model, scores)}
     negative, positive = model.classes
     predictions = []
     ids = prediction_ids(len(scores))
@@ -68,3 +77,12 @@ def score_records(model: LoadedVersion, records: Any, max_records: int) -> dict[
             item["flags"] = ["non_finite_score"]
         predictions.append(item)
     return {"model": model.name, "predictions": predictions}
+
+
+def _class_predictions(model: LoadedVersion, scores: np.ndarray) -> list[dict[str, Any]]:
+    """A multiclass version's answers, as the library's `Model.predict_record` gives them."""
+    ids, version = prediction_ids(len(scores)), model.version
+    return [
+        {"id": ident, "version": version, **answer}
+        for ident, answer in zip(ids, multiclass_answers(scores, model.classes), strict=True)
+    ]
