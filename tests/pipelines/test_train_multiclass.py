@@ -86,6 +86,7 @@ def test_loaded_model_answers_every_class_and_matches_sklearn(
     answer = model.predict_record(records[0])
     assert list(answer["probabilities"]) == CLASSES
     assert answer["label"] == CLASSES[int(np.argmax(from_records[0]))]
+    assert answer["score"] == answer["probabilities"][answer["label"]] == from_records[0].max()
 
 
 def test_report_shows_the_k_by_k_confusion_matrix_and_each_class_roc(
@@ -170,7 +171,8 @@ def test_cli_shows_every_class_and_rechecks_gates(trained: tuple[Path, TrainedRu
     project = Project(root)
     shown = cli_json(project, "models", "show", "tiers")["versions"][-1]
     assert shown["classes"] == CLASSES and shown["positive"] is None
-    assert shown["serving_path"] == "unavailable" and "multiclass" in shown["serving_path_reason"]
+    assert shown["serving_path"] == "fast"  # checked over every class's probability
+    assert "matches the reference path" in shown["serving_path_reason"]
     text = run_cli(project, "models", "show", "tiers").stdout
     assert "classes of tier: bronze, gold, silver" in text
     assert re.search(r"gold\s+│\s+0\.\d{4} \(0\.\d{4}-", text)  # per-class precision
@@ -181,21 +183,29 @@ def test_cli_shows_every_class_and_rechecks_gates(trained: tuple[Path, TrainedRu
     ]
 
 
-def test_serving_refuses_a_multiclass_version_clearly(trained: tuple[Path, TrainedRun]) -> None:
-    """Batch scoring takes them (tests/batch/test_multiclass_batch.py); serving not yet."""
+def test_a_server_serves_a_multiclass_version(trained: tuple[Path, TrainedRun]) -> None:
+    """Batch scoring: tests/batch/test_multiclass_batch.py; serving in depth (fast path,
+    compiled trees, log, counts, routes): tests/serving/test_multiclass_serving.py."""
     root, run = trained
     store = str(root / ".mlprod")
     promote("tiers", run.version, store=store)  # it loads and warms up: the library serves it
+    model = mlprod.load("tiers@production", store=store)
+    records = make_tiers(20, seed=5).drop(columns="tier")
     server = Server(Project(root))
     try:
         server.wait_ready()
         ready = httpx.get(server.url + "/readyz")
+        answer = httpx.post(
+            server.url + "/v1/models/tiers/predict", json={"records": records.to_dict("records")}
+        )
     finally:
         server.stop()
-    assert ready.status_code == 503
-    reason = ready.json()["failed"][f"tiers@{run.version}"]
-    assert "serving does not support multiclass versions yet" in reason
-    assert "bronze, gold, silver" in reason
+    assert ready.status_code == 200 and ready.json()["failed"] == {}
+    predictions = answer.json()["predictions"]
+    proba = model.predict_proba(records)
+    assert [p["label"] for p in predictions] == [CLASSES[i] for i in proba.argmax(axis=1)]
+    served = [[p["probabilities"][c] for c in CLASSES] for p in predictions]
+    np.testing.assert_allclose(served, proba, rtol=0, atol=1e-9)
 
 
 def test_dashboard_shows_a_multiclass_version_with_its_classes(
