@@ -140,6 +140,15 @@ def test_a_server_answers_every_class_probability_as_the_library_does(
     assert_answers(pinned, library(project, LOGISTIC).predict_proba(records[:40]), LOGISTIC)
 
 
+def test_the_python_client_gets_the_same_answers(project: Project, server: Server) -> None:
+    frame = make_tiers(12, seed=13).drop(columns="tier")
+    with mlprod.Client(server.url, model="tiers") as client:
+        answers = client.predict(frame)
+        pinned = client.predict(frame, version=LOGISTIC)
+    assert_answers(answers, library(project, LIGHTGBM).predict_proba(frame), LIGHTGBM)
+    assert_answers(pinned, library(project, LOGISTIC).predict_proba(frame), LOGISTIC)
+
+
 def test_a_binary_model_beside_it_answers_as_before(project: Project, server: Server) -> None:
     frame = make_churn_table(60, seed=11).drop(columns=["churned"])
     records = client_records(frame)
