@@ -142,7 +142,8 @@ class SpoolFullError(MlprodError):
 
 
 class NotSupportedError(MlprodError):
-    """A part of mlprod cannot handle this kind of version yet (batch scoring a multiclass one).
+    """A part of mlprod cannot handle this kind of version yet (e.g. a multiclass one on live
+    outcomes, for the retraining comparison).
 
     The message names the part, the version and what does work instead.
     """

@@ -1,9 +1,9 @@
 """Where a multiclass version is refused, clearly, until that part of mlprod handles it.
 
-Training, evaluation, gates, the registry, `Model` and serving handle k > 2 classes;
-where a part still assumes one positive class (batch scoring, the retraining comparison,
-comparing runs) it refuses such a version with a `NotSupportedError` rather than
-misreading its n x k probabilities.
+Training, evaluation, gates, the registry, `Model`, serving, batch scoring and the
+retraining comparison handle k > 2 classes. `require_binary` stays for any part (or
+plugin) that assumes one positive class: it refuses such a version with a
+`NotSupportedError` rather than misreading its n x k probabilities.
 """
 
 from __future__ import annotations
