@@ -64,7 +64,6 @@ EXPORTS = {
         "read_reference",
         "recall_verdict",
         "register_flavor",
-        "require_binary",
         "save_model",
         "save_skops",
         "seal_bundle",

@@ -40,9 +40,6 @@ if TYPE_CHECKING:
     from mlprod.bundle._model import (
         Model,
     )
-    from mlprod.bundle._multiclass import (
-        require_binary,
-    )
     from mlprod.bundle._verdicts import recall_verdict
     from mlprod.bundle._write import (
         write_bundle,
@@ -80,7 +77,6 @@ _LAZY = {
     "read_reference": "mlprod.bundle._manifest",
     "recall_verdict": "mlprod.bundle._verdicts",
     "register_flavor": "mlprod.bundle.flavors",
-    "require_binary": "mlprod.bundle._multiclass",
     "save_model": "mlprod.bundle.flavors",
     "save_skops": "mlprod.bundle.flavors",
     "seal_bundle": "mlprod.bundle._manifest",
@@ -108,7 +104,6 @@ __all__ = [
     "read_reference",
     "recall_verdict",
     "register_flavor",
-    "require_binary",
     "save_model",
     "save_skops",
     "seal_bundle",
