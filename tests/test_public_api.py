@@ -64,6 +64,7 @@ EXPORTS = {
         "read_reference",
         "recall_verdict",
         "register_flavor",
+        "remember_verdict",
         "save_model",
         "save_skops",
         "seal_bundle",

@@ -67,6 +67,16 @@ def test_compiled_trees_score_like_the_booster_and_are_cached(model: Model, tmp_
     np.testing.assert_allclose(repaired.scores(matrix), expected, rtol=0, atol=1e-12)
 
 
+def test_a_served_load_remembers_its_verdict_for_models_show(model: Model, tmp_path: Path) -> None:
+    from mlprod.bundle import recall_verdict
+
+    assert recall_verdict(tmp_path, model.files) is None
+    loaded = LoadedVersion.prepare(model, tmp_path)
+    assert loaded.fast is not None and model.fast_check is not None
+    assert recall_verdict(tmp_path, model.files) == ("fast", model.fast_check.reason)
+    assert recall_verdict(tmp_path, {**model.files, "manifest.json": "0" * 64}) is None
+
+
 def test_upgrade_swaps_the_scorer_only_after_it_matches_the_reference(
     model: Model, tmp_path: Path
 ) -> None:

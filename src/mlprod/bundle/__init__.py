@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from mlprod.bundle._model import (
         Model,
     )
-    from mlprod.bundle._verdicts import recall_verdict
+    from mlprod.bundle._verdicts import recall_verdict, remember_verdict
     from mlprod.bundle._write import (
         write_bundle,
     )
@@ -76,6 +76,7 @@ _LAZY = {
     "read_manifest": "mlprod.bundle._manifest",
     "read_reference": "mlprod.bundle._manifest",
     "recall_verdict": "mlprod.bundle._verdicts",
+    "remember_verdict": "mlprod.bundle._verdicts",
     "register_flavor": "mlprod.bundle.flavors",
     "save_model": "mlprod.bundle.flavors",
     "save_skops": "mlprod.bundle.flavors",
@@ -104,6 +105,7 @@ __all__ = [
     "read_reference",
     "recall_verdict",
     "register_flavor",
+    "remember_verdict",
     "save_model",
     "save_skops",
     "seal_bundle",

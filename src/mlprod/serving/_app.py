@@ -77,7 +77,7 @@ def create_app(
     store = store or open_store(settings)
     artifacts = artifacts or open_artifacts(settings)
     trees = TreeCompiler(settings.compiled_dir()) if settings.compile_trees else None
-    pool = ModelPool(store, artifacts, alias, trees=trees)
+    pool = ModelPool(store, artifacts, alias, trees=trees, verdicts=settings.compiled_dir())
     predlog = PredictionLog(
         store,
         Spool(settings.spool_dir(), max_bytes=settings.spool_max_bytes),

@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mlprod.bundle import Model
+from mlprod.bundle import Model, remember_verdict
 from mlprod.monitoring import Binner
 from mlprod.records import Contract, FastPath, records_to_frame, upgrade_scorer
 
@@ -37,17 +38,20 @@ class LoadedVersion:
     scored: int = field(default=0)  # records this version scored since it was loaded
 
     @classmethod
-    def prepare(cls, model: Model) -> LoadedVersion:
+    def prepare(cls, model: Model, verdicts: Path | None = None) -> LoadedVersion:
         """Everything done to a fresh version before it may serve, then a warm-up.
 
         The fast path is attached only if it reproduces the reference path's scores to
         1e-9 (the model's own, `Model.prepare`: the library and the server share it); the
         reference bins come from the bundle (None for bundles from before monitoring).
         A multiclass version is prepared the same way: its fast path (and compiled trees)
-        must reproduce every class's probability.
+        must reproduce every class's probability. `verdicts`: where to remember which
+        path it took, for `mlprod models show`.
         """
         reference = model.reference
         check = model.prepare()
+        if verdicts is not None:
+            remember_verdict(verdicts, model.files, check.path, check.reason)
         where = f"{model.name}@{model.version}"
         if check.fast is None:
             log.warning("%s serves on the reference path: %s", where, check.reason)

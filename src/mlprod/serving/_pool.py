@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlprod.errors import MlprodError, NotFoundError, StoreError
@@ -89,8 +90,10 @@ class ModelPool:
         alias: str = "production",
         *,
         trees: TreeCompiler | None = None,
+        verdicts: Path | None = None,
     ) -> None:
         self.store = store
+        self.verdicts = verdicts  # where each load's fast-path verdict is remembered
         self.artifacts = artifacts
         self.alias = alias
         self.trees = trees  # compiles LightGBM versions in the background, when installed
@@ -191,7 +194,7 @@ class ModelPool:
             return self._loaded[key]
         record = get_version(self.store, name, version)  # unknown: 404, and no trace here
         try:
-            loaded = LoadedVersion.prepare(open_version(self.artifacts, record))
+            loaded = LoadedVersion.prepare(open_version(self.artifacts, record), self.verdicts)
         except MlprodError as exc:
             self._failed[key] = str(exc)
             raise
