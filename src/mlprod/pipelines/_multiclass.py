@@ -48,11 +48,6 @@ def refuse_unsupported(spec: ProjectSpec, classes: list[Any]) -> None:
             f"threshold: a multiclass label is the most probable class, there is no "
             f"threshold to choose ({found}); remove the threshold section from mlprod.yaml"
         )
-    if spec.training.engine == "spark":
-        raise SpecError(
-            f"training.engine spark is not yet supported for a multiclass target ({found}); "
-            "use engine: local"
-        )
 
 
 def multiclass_metrics(
