@@ -76,13 +76,15 @@ def main() -> None:
     trees = {"before": args.before, "after": args.after} if args.before else {"": args.after}
     folder = Path(tempfile.mkdtemp(prefix="mlprod-cli-"))
     try:
-        # The older tree trains, so both can read the store (the newer migrates forward).
-        train(folder / "project", args.before or args.after)
+        # Each tree trains its own project: a newer tree migrates a store forward, which
+        # an older one then refuses to read.
+        for tree, src in trees.items():
+            train(folder / f"project{tree}", src)
         figures: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.passes):
             for label, command in COMMANDS.items():
                 for tree, src in trees.items():
-                    seconds = cpu_seconds(command, src, folder / "project")
+                    seconds = cpu_seconds(command, src, folder / f"project{tree}")
                     figures.setdefault((label, tree), []).append(seconds)
         header = "".join(f"{tree or 'CPU s':>12}" for tree in trees)
         print(f"\n{'median of ' + str(args.passes) + ' runs':34}{header}")
