@@ -131,7 +131,6 @@ def test_lightgbm_alone_fits_three_classes_and_is_saved_natively(tmp_path: Path)
     ("extra", "words"),
     [
         ('gates:\n  recall[platinum]: ">= 0.5"\n', ["recall[platinum]", "bronze, gold, silver"]),
-        ("ensemble: {method: voting, top: 2}\n", ["ensemble", "multiclass", "3 classes"]),
         ("value: {tp: 90, fp: -10}\n", ["value", "binary target"]),
         ("threshold: {policy: min_recall, value: 0.8}\n", ["threshold", "most probable class"]),
     ],

@@ -33,11 +33,6 @@ def refuse_unsupported(spec: ProjectSpec, classes: list[Any]) -> None:
     if not is_multiclass(classes):
         return
     found = f"target {spec.data.target!r} has {len(classes)} classes"
-    if spec.ensemble is not None:
-        raise SpecError(
-            f"ensemble: not yet supported for a multiclass target ({found}); remove the "
-            "ensemble section from mlprod.yaml"
-        )
     if spec.value is not None:
         raise SpecError(
             f"value: the tp/fp/tn/fn matrix needs a binary target ({found}); remove the "

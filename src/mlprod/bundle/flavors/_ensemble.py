@@ -19,19 +19,45 @@ DOCUMENT = "ensemble.json"
 
 
 def combine_scores(combiner: dict[str, Any], scores: np.ndarray) -> np.ndarray:
-    """Members' P(positive) (one column each) to the ensemble's P(positive).
+    """Members' scores to the ensemble's, the same way in training and serving.
 
-    ``voting``: the mean. ``stacking``: a logistic model over the members' scores.
-    Training and serving both call this, so they cannot disagree.
+    Binary: `scores` is n x m, each member's P(positive) as a column; the answer is
+    P(positive) per row. Multiclass: `scores` is n x m x k, each member's class
+    probabilities; the answer is n x k. ``voting`` takes the mean; ``stacking`` a
+    logistic model over the members' scores (multiclass: a multinomial one over the
+    n x (m*k) probabilities, member by member, with a coef matrix k x (m*k), one
+    intercept per class, and a softmax). Training and serving both call this, so they
+    cannot disagree.
     """
     matrix = np.asarray(scores, dtype=float)
     method = combiner.get("method")
+    if method not in {"voting", "stacking"}:
+        raise IntegrityError(f"unknown ensemble method {method!r}; known: voting, stacking")
+    if matrix.ndim == 3:
+        return _combine_classes(combiner, matrix)
     if method == "voting":
         return np.asarray(matrix.mean(axis=1), dtype=float)
-    if method == "stacking":
-        logit = matrix @ np.asarray(combiner["coef"], dtype=float) + float(combiner["intercept"])
-        return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=float)
-    raise IntegrityError(f"unknown ensemble method {method!r}; known: voting, stacking")
+    logit = matrix @ np.asarray(combiner["coef"], dtype=float) + float(combiner["intercept"])
+    return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=float)
+
+
+def _combine_classes(combiner: dict[str, Any], scores: np.ndarray) -> np.ndarray:
+    """n x m x k members' class probabilities to the ensemble's n x k."""
+    if combiner["method"] == "voting":
+        return np.asarray(scores.mean(axis=1), dtype=float)
+    rows, members, classes = scores.shape
+    coef = np.asarray(combiner["coef"], dtype=float)
+    intercept = np.asarray(combiner["intercept"], dtype=float)
+    if coef.shape != (classes, members * classes) or intercept.shape != (classes,):
+        raise IntegrityError(
+            f"{DOCUMENT}: the stacking coef is {coef.shape} and its intercept "
+            f"{intercept.shape}, but {members} members of {classes} classes need "
+            f"({classes}, {members * classes}) and ({classes},); retrain the version"
+        )
+    logits = scores.reshape(rows, members * classes) @ coef.T + intercept
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True), dtype=float)
 
 
 class _EnsembleScorer:
@@ -51,7 +77,8 @@ class _EnsembleScorer:
             )
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        return combine_scores(self.combiner, np.column_stack([m.scores(X) for m in self.members]))
+        # np.stack: P(positive) columns (n x m), or class probabilities (n x m x k)
+        return combine_scores(self.combiner, np.stack([m.scores(X) for m in self.members], axis=1))
 
 
 class EnsembleFlavor:
