@@ -179,6 +179,7 @@ EXPORTS = {
         "ingest_outcomes",
         "labelled_predictions",
         "list_alerts",
+        "live_gates",
         "match_outcomes",
         "merge_live_stats",
         "monitor_model",

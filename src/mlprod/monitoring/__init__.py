@@ -33,7 +33,7 @@ from mlprod.monitoring._live import (
 from mlprod.monitoring._outcomes import ingest_outcomes, match_outcomes, outcome_counts
 from mlprod.monitoring._reference import Binner, build_reference
 from mlprod.monitoring._report import build_report
-from mlprod.monitoring._rules import check_alerts, check_webhook, post_webhook
+from mlprod.monitoring._rules import check_alerts, check_webhook, live_gates, post_webhook
 from mlprod.monitoring._watch import Watcher, agreed_thresholds, monitor_model
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "ingest_outcomes",
     "labelled_predictions",
     "list_alerts",
+    "live_gates",
     "match_outcomes",
     "merge_live_stats",
     "monitor_model",

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from mlprod.monitoring._outcomes import observed_class
+from mlprod.monitoring._classes import is_multiclass
+from mlprod.monitoring._tally import observed_index
 from mlprod.registry import get_version
 from mlprod.store import MetadataStore
 from mlprod.store import schema as t
@@ -38,9 +39,11 @@ def labelled_predictions(
 ) -> pd.DataFrame:
     """`version`'s answered predictions that have their outcome, oldest first.
 
-    One column per logged input field, plus ``__score__``, ``__label__`` (1 for the
-    positive class, 0 for the negative), ``__at__`` and ``__latency_ms__``. With `limit`,
-    the newest rows. Outcomes naming neither class are left out.
+    One column per logged input field, plus ``__score__``, ``__label__`` (the observed
+    class's position in the version's classes: 1 for the positive class and 0 for the
+    negative one; 0..k-1 in probability order for a multiclass version), ``__at__`` and
+    ``__latency_ms__``. With `limit`, the newest rows. Outcomes naming no class of the
+    version are left out.
     """
     p, o = t.predictions, t.outcomes
     query = (
@@ -56,14 +59,15 @@ def labelled_predictions(
     if limit is not None:
         query = query.limit(max(limit, 0))
     rows = store.read(lambda conn: conn.execute(query).all())
-    classes = {"classes": get_version(store, model, version).signature.get("classes", [0, 1])}
-    return _frame(list(reversed(rows)), classes)
+    classes = get_version(store, model, version).signature.get("classes", [0, 1])
+    info = {"classes": classes, "multiclass": is_multiclass(classes)}
+    return _frame(list(reversed(rows)), info)
 
 
 def _frame(rows: list[Any], info: dict[str, Any]) -> pd.DataFrame:
     kept, labels = [], []
     for row in rows:
-        observed = observed_class(row.label, info)
+        observed = observed_index(row.label, info)
         if observed is not None:
             kept.append(row)
             labels.append(observed)

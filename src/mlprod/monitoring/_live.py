@@ -267,13 +267,14 @@ def merge_live_stats(store: Store, windows: Mapping[WindowKey, WindowCounts]) ->
             t.feature_counts,
             ("model", "version", "feature", "window_start"),
             features,
-            _empty_feature_row,
+            empty_feature_row,
         )
 
     store.write(work, conflicts=True)
 
 
-def _empty_feature_row(model: str, version: int, feature: str, start: datetime) -> dict[str, Any]:
+def empty_feature_row(model: str, version: int, feature: str, start: datetime) -> dict[str, Any]:
+    """A feature_counts row with no counts yet (they grow to their width as added)."""
     return {
         "model": model,
         "version": version,
@@ -305,9 +306,15 @@ def merge_request_errors(store: Store, errors: Mapping[tuple[str, datetime, str]
 
 
 def _window_query(
-    table: sa.Table, model: str, since: datetime | None, until: datetime | None
+    table: sa.Table,
+    model: str,
+    since: datetime | None,
+    until: datetime | None,
+    feature: str | None = None,
 ) -> Any:
     query = sa.select(table).where(table.c.model == model)
+    if feature is not None:
+        query = query.where(table.c.feature == feature)
     if since is not None:
         query = query.where(table.c.window_start >= since)
     if until is not None:
@@ -322,6 +329,7 @@ def _read_windows(
     since: datetime | None,
     until: datetime | None,
     columns: Sequence[str] | None = None,
+    feature: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of a window table as dicts, decoded here rather than by SQLAlchemy.
 
@@ -336,7 +344,7 @@ def _read_windows(
         else column
         for column in chosen
     ]
-    query = _window_query(table, model, since, until).with_only_columns(*plain)
+    query = _window_query(table, model, since, until, feature).with_only_columns(*plain)
     names = [column.name for column in chosen]
     decoders = {
         column.name: _json_value if isinstance(column.type, sa.JSON) else _utc_value
@@ -380,12 +388,14 @@ def read_feature_counts(
     since: datetime | None = None,
     until: datetime | None = None,
     columns: Sequence[str] | None = None,
+    feature: str | None = None,
 ) -> list[dict[str, Any]]:
     """feature_counts rows of `model` (the score's under ``__score__``), oldest first.
 
-    `columns` limits what is read (a year of rows costs its decoding).
+    `columns` limits what is read (a year of rows costs its decoding), `feature` reads
+    one feature's (or pseudo-feature's) rows only.
     """
-    return _read_windows(store, t.feature_counts, model, since, until, columns)
+    return _read_windows(store, t.feature_counts, model, since, until, columns, feature)
 
 
 def read_request_errors(

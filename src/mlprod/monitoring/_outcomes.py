@@ -9,7 +9,8 @@ Outcomes that match nothing stay pending and are counted, never dropped.
 Matching adds each outcome once to the labelled statistics of its prediction's window
 (and of every shadow that scored the same request), in the same transaction that marks
 it matched: rows are locked while they are matched, so concurrent matchers never count
-one twice.
+one twice. A multiclass version's outcome is one of its classes: the answer was right or
+wrong, and its cell of the confusion matrix is added beside (see `_tally`).
 
 Example::
 
@@ -27,22 +28,20 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from mlprod._time import as_utc
 from mlprod.errors import SchemaError
-from mlprod.features import boolean_value, category_string
-from mlprod.monitoring._live import empty_window_row, merge_rows, window_start
-from mlprod.monitoring._reference import SCORE_BINS, score_bin
+from mlprod.monitoring._live import empty_feature_row, empty_window_row, merge_rows
+from mlprod.monitoring._lookup import PREDICTION_COLUMNS, find_predictions, shadows_of, versions_of
+from mlprod.monitoring._tally import WINDOW_KEYS, invalid_note, labelled_row, observed_index, summed
 from mlprod.spec import NAME_PATTERN
 from mlprod.store import Store
 from mlprod.store import schema as t
 
 MATCH_BATCH = 2000
-ENTITY_SETTLE = timedelta(seconds=5)  # spools deliver within a second; five leaves margin
 SHADOW_LOOKBACK = timedelta(days=1)
 MAX_OUTCOMES = 100_000  # per call; larger files are ingested in slices
 
@@ -156,28 +155,31 @@ def _match_batch(conn: Connection, bucket_seconds: int, after: int) -> tuple[int
     pending = [dict(row._mapping) for row in conn.execute(query)]
     if not pending:
         return 0, after, 0
-    matched = _find_predictions(conn, pending)
-    shadows = _shadows_of(conn, [p["id"] for p in matched.values()])
+    matched = find_predictions(conn, pending)
+    shadows = shadows_of(conn, [p["id"] for p in matched.values()])
     scored = [*matched.values(), *(s for group in shadows.values() for s in group)]
-    versions = _versions_of(conn, scored)
-    rows, counted, settled = [], [], 0
+    versions = versions_of(conn, scored)
+    rows: list[dict[str, Any]] = []
+    counted: list[str] = []
+    settled = 0
     for outcome in pending:
         prediction = matched.get(outcome["id"])
         if prediction is None:
             continue  # not logged yet, or never: stays pending and counted
-        info = versions[(prediction["model"], prediction["version"])]
-        observed = observed_class(outcome["label"], info)
+        label, info = outcome["label"], versions[(prediction["model"], prediction["version"])]
         if prediction["labelled"] or prediction["id"] in counted:
             note = f"prediction {prediction['id']} already has an outcome; the first one counts"
             _settle(conn, outcome["id"], prediction, note, status="duplicate")
-        elif observed is None:
-            _settle(conn, outcome["id"], prediction, _invalid_note(outcome["label"], info))
+        elif observed_index(label, info) is None:
+            _settle(conn, outcome["id"], prediction, invalid_note(label, info))
         else:
             _settle(conn, outcome["id"], prediction, None)
             for each in (prediction, *shadows.get(prediction["id"], ())):
-                threshold = versions[(each["model"], each["version"])]["threshold"]
-                rows.append(_labelled(each, observed, threshold, bucket_seconds))
-                counted.append(each["id"])
+                row = labelled_row(
+                    each, label, versions[(each["model"], each["version"])], bucket_seconds
+                )
+                rows.extend([row] if row is not None else [])
+                counted.append(each["id"])  # a shadow without that class is settled too
         settled += 1
     batch = {p["id"]: p["batch"] for p in matched.values() if "batch" in p}
     _count(conn, rows, counted, batch)
@@ -195,9 +197,10 @@ def _count(
     `batch` maps the ids of batch predictions among `ids` to their (job, seq).
     """
     batch = batch or {}
-    merge_rows(
-        conn, t.window_stats, ("model", "version", "window_start"), _summed(rows), empty_window_row
-    )
+    windows, confusion = summed(rows)
+    merge_rows(conn, t.window_stats, WINDOW_KEYS, windows, empty_window_row)
+    features = ("model", "version", "feature", "window_start")
+    merge_rows(conn, t.feature_counts, features, confusion, empty_feature_row)
     served = [i for i in ids if i not in batch]
     for start in range(0, len(served), 500):
         chunk = served[start : start + 500]
@@ -220,45 +223,21 @@ def _late_shadows(conn: Connection, bucket_seconds: int) -> int:
     s, o = t.predictions, t.outcomes
     since = datetime.now(UTC) - SHADOW_LOOKBACK
     query = (
-        sa.select(*_PREDICTION_COLUMNS, o.c.label)
+        sa.select(*PREDICTION_COLUMNS, o.c.label.label("observed"))
         .join(o, o.c.matched_id == s.c.shadow_of)
         .where(o.c.status == "matched", o.c.received_at >= since, s.c.labelled.is_(None))
         .limit(MATCH_BATCH)
     )
     late = [dict(row._mapping) for row in conn.execute(query)]
-    versions = _versions_of(conn, late)
+    versions = versions_of(conn, late)
     rows, ids = [], []
     for shadow in late:
         info = versions[(shadow["model"], shadow["version"])]
-        observed = observed_class(shadow["label"], info)
-        if observed is not None:
-            rows.append(_labelled(shadow, observed, info["threshold"], bucket_seconds))
+        row = labelled_row(shadow, shadow["observed"], info, bucket_seconds)
+        rows.extend([row] if row is not None else [])
         ids.append(shadow["id"])
     _count(conn, rows, ids)
     return len(ids)
-
-
-def _find_predictions(
-    conn: Connection, pending: Sequence[Mapping[str, Any]]
-) -> dict[int, dict[str, Any]]:
-    """Outcome id -> the answered prediction it is about, for those already logged.
-
-    An outcome by entity waits until its time is `ENTITY_SETTLE` old, so a prediction
-    made just before it has left its server's spool and can be the one it matches.
-    """
-    by_id = _predictions_by_id(conn, [o["prediction_id"] for o in pending if o["prediction_id"]])
-    settled_before = datetime.now(UTC) - ENTITY_SETTLE
-    found = {}
-    for outcome in pending:
-        if outcome["prediction_id"] is not None:
-            prediction = by_id.get(outcome["prediction_id"])
-        elif outcome["event_time"] <= settled_before:
-            prediction = _prediction_by_entity(conn, outcome)
-        else:
-            prediction = None
-        if prediction is not None:
-            found[outcome["id"]] = prediction
-    return found
 
 
 def _settle(
@@ -280,216 +259,6 @@ def _settle(
             note=note,
         )
     )
-
-
-_PREDICTION_COLUMNS = (
-    t.predictions.c.id,
-    t.predictions.c.model,
-    t.predictions.c.version,
-    t.predictions.c.at,
-    t.predictions.c.score,
-    t.predictions.c.labelled,
-)
-
-
-def _predictions_by_id(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-    if not ids:
-        return {}
-    query = sa.select(*_PREDICTION_COLUMNS).where(
-        t.predictions.c.id.in_(ids), t.predictions.c.shadow_of.is_(None)
-    )
-    found = {row.id: dict(row._mapping) for row in conn.execute(query)}
-    return found | _batch_by_id(conn, [i for i in ids if i not in found])
-
-
-# A batch job's prediction: its row in `batch_predictions`, its model, version and time
-# from the job's row, in the shape of a `predictions` row (``batch`` marks where it lives).
-_BATCH_COLUMNS = (
-    t.batch_predictions.c.job,
-    t.batch_predictions.c.seq,
-    t.batch_jobs.c.model,
-    t.batch_jobs.c.version,
-    t.batch_jobs.c.scored_at.label("at"),
-    t.batch_predictions.c.score,
-    t.batch_predictions.c.labelled,
-)
-_BATCH_JOIN = t.batch_predictions.join(
-    t.batch_jobs, t.batch_jobs.c.key == t.batch_predictions.c.job
-)
-
-
-MAX_SEQ = 2**63  # batch row numbers are stored as signed 64-bit integers
-
-
-def batch_prediction_id(job: str, seq: int) -> str:
-    """The prediction id of row `seq` of the batch job whose key is `job` (32 hex digits)."""
-    return f"{job}{seq:016x}"
-
-
-def split_batch_id(prediction_id: str) -> tuple[str, int] | None:
-    """(job key, seq) of what may be a batch prediction id; None when it cannot be one."""
-    if len(prediction_id) != 32:
-        return None
-    try:
-        seq = int(prediction_id[16:], 16)
-    except ValueError:
-        return None
-    # A served id ends in 64 random bits, half of them beyond any stored row number
-    # (a signed 64-bit column): such an id is no batch row, and must not reach a query.
-    return (prediction_id[:16], seq) if seq < MAX_SEQ else None
-
-
-def _batch_row(row: Any) -> dict[str, Any]:
-    found = dict(row._mapping)
-    job, seq = found.pop("job"), found.pop("seq")
-    return {"id": batch_prediction_id(job, seq), "batch": (job, seq), **found}
-
-
-def _batch_by_id(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-    keys = [key for key in map(split_batch_id, ids) if key is not None]
-    found: dict[str, dict[str, Any]] = {}
-    b = t.batch_predictions
-    for start in range(0, len(keys), 500):
-        wanted = sa.tuple_(b.c.job, b.c.seq).in_(keys[start : start + 500])
-        query = sa.select(*_BATCH_COLUMNS).select_from(_BATCH_JOIN).where(wanted)
-        found.update((p["id"], p) for p in map(_batch_row, conn.execute(query)))
-    return found
-
-
-def _prediction_by_entity(conn: Connection, outcome: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The entity's latest answered prediction at or before the outcome's time."""
-    p = t.predictions
-    query = (
-        sa.select(*_PREDICTION_COLUMNS)
-        .where(p.c.model == outcome["model"], p.c.entity == outcome["entity"])
-        .where(p.c.at <= outcome["event_time"], p.c.shadow_of.is_(None))
-        .order_by(p.c.at.desc())
-        .limit(1)
-    )
-    row = conn.execute(query).first()
-    served = None if row is None else dict(row._mapping)
-    batch = _batch_by_entity(conn, outcome)
-    if served is None or (batch is not None and batch["at"] > served["at"]):
-        return batch
-    return served
-
-
-def _batch_by_entity(conn: Connection, outcome: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The entity's latest batch prediction at or before the outcome's time."""
-    b, j = t.batch_predictions, t.batch_jobs
-    query = (
-        sa.select(*_BATCH_COLUMNS)
-        .select_from(_BATCH_JOIN)
-        .where(b.c.entity == outcome["entity"], j.c.model == outcome["model"])
-        .where(j.c.scored_at <= outcome["event_time"])
-        .order_by(j.c.scored_at.desc(), b.c.seq.desc())
-        .limit(1)
-    )
-    row = conn.execute(query).first()
-    return None if row is None else _batch_row(row)
-
-
-def _shadows_of(conn: Connection, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    if not ids:
-        return {}
-    query = sa.select(*_PREDICTION_COLUMNS, t.predictions.c.shadow_of).where(
-        t.predictions.c.shadow_of.in_(ids)
-    )
-    found: dict[str, list[dict[str, Any]]] = {}
-    for row in conn.execute(query):
-        found.setdefault(row.shadow_of, []).append(dict(row._mapping))
-    return found
-
-
-def _versions_of(
-    conn: Connection, predictions: Sequence[Mapping[str, Any]]
-) -> dict[tuple[str, int], dict[str, Any]]:
-    keys = {(p["model"], p["version"]) for p in predictions}
-    if not keys:
-        return {}
-    v = t.versions
-    query = sa.select(v.c.model, v.c.version, v.c.threshold, v.c.signature).where(
-        sa.tuple_(v.c.model, v.c.version).in_(sorted(keys))
-    )
-    return {
-        (row.model, row.version): {
-            "threshold": row.threshold,
-            "classes": row.signature.get("classes", [False, True]),
-        }
-        for row in conn.execute(query)
-    }
-
-
-def observed_class(label: Any, info: Mapping[str, Any]) -> int | None:
-    """1 for the positive class, 0 for the negative, None for anything else."""
-    negative, positive = info["classes"]
-    text = category_string(label).lower()
-    if text == category_string(positive).lower():
-        return 1
-    if text == category_string(negative).lower():
-        return 0
-    if isinstance(positive, bool) or isinstance(negative, bool):
-        value = boolean_value(label)
-        if not np.isnan(value):
-            return int(value == float(bool(positive)))
-    return None
-
-
-def _invalid_note(label: Any, info: Mapping[str, Any]) -> str:
-    negative, positive = info["classes"]
-    return f"label {label!r} is neither class of the model ({negative!r} or {positive!r})"
-
-
-def _labelled(
-    prediction: Mapping[str, Any], observed: int, threshold: float, bucket_seconds: int
-) -> dict[str, Any]:
-    """One labelled prediction's share of its window; its score bin is kept as an index."""
-    score = prediction["score"]
-    predicted = score is not None and score >= threshold
-    return {
-        "model": prediction["model"],
-        "version": prediction["version"],
-        "window_start": window_start(prediction["at"], bucket_seconds),
-        "labelled": 1,
-        "tp": int(predicted and observed == 1),
-        "fp": int(predicted and observed == 0),
-        "fn": int(not predicted and observed == 1),
-        "tn": int(not predicted and observed == 0),
-        "pos_bins": [score_bin(score)] if score is not None and observed == 1 else [],
-        "neg_bins": [score_bin(score)] if score is not None and observed == 0 else [],
-    }
-
-
-def _summed(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per window, histograms counted once: `merge_rows` adds each key once.
-
-    Each outcome carries its score bin, not a histogram, so matching costs the same per
-    outcome however fine the score bins are.
-    """
-    keys = ("model", "version", "window_start")
-    summed: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        key = tuple(row[k] for k in keys)
-        current = summed.get(key)
-        if current is None:
-            summed[key] = {
-                **row,
-                "pos_bins": list(row["pos_bins"]),
-                "neg_bins": list(row["neg_bins"]),
-            }
-            continue
-        for name, value in row.items():
-            if name in keys:
-                continue
-            if isinstance(value, list):
-                current[name].extend(value)
-            else:
-                current[name] += value
-    for row in summed.values():
-        for bins, hist in (("pos_bins", "pos_hist"), ("neg_bins", "neg_hist")):
-            counts = np.bincount(np.asarray(row.pop(bins), dtype=np.int64), minlength=SCORE_BINS)
-            row[hist] = counts.tolist()
-    return list(summed.values())
 
 
 def outcome_counts(store: Store, model: str | None = None) -> dict[str, int]:

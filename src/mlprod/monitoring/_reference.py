@@ -51,6 +51,9 @@ CACHE_LIMIT = 10_000  # raw values remembered per categorical feature by a Binne
 OTHER, UNSEEN = "__other__", "__unseen__"
 SCORE = "__score__"  # the score's histogram is stored like a feature's, under this name
 PREDICTED = "__class__"  # a multiclass version's predicted classes, stored the same way
+# A multiclass version's labelled confusion matrix (row: observed class, column: predicted
+# class, flattened row-major), added up by outcome matching like feature counts.
+CONFUSION = "__confusion__"
 
 
 def build_reference(

@@ -9,6 +9,10 @@ Example::
     report = build_report(store, artifacts, "churn", window=timedelta(hours=1),
                           since=datetime.now(UTC) - timedelta(days=7))
     report.performance[-1].recall, report.drift[0].psi
+
+A multiclass version's rows carry accuracy, macro F1 and each class's precision and
+recall, read from the confusion matrices outcome matching adds; its class shares are the
+drift rows of the predicted class, with each class's share beside the reference's.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 from mlprod._time import duration_text
 from mlprod.bundle import read_reference
 from mlprod.monitoring._alerts import list_alerts
+from mlprod.monitoring._classes import class_key, class_names, is_multiclass
 from mlprod.monitoring._document import (
     DriftRow,
     ErrorWindow,
@@ -35,8 +40,20 @@ from mlprod.monitoring._document import (
 from mlprod.monitoring._drift import drift_table
 from mlprod.monitoring._live import read_feature_counts, read_request_errors, read_window_stats
 from mlprod.monitoring._outcomes import outcome_counts
-from mlprod.monitoring._performance import estimated_performance, realized_performance
-from mlprod.monitoring._reference import PREDICTED, SCORE, Binner, add_score_histograms
+from mlprod.monitoring._performance import (
+    class_performance,
+    estimated_accuracy,
+    estimated_performance,
+    realized_performance,
+)
+from mlprod.monitoring._reference import (
+    CONFUSION,
+    PREDICTED,
+    SCORE,
+    Binner,
+    add_score_histograms,
+    bin_labels,
+)
 from mlprod.monitoring._value import live_value, version_matrices
 from mlprod.registry import VersionRecord, list_versions, resolve
 from mlprod.spec import MonitorSpec
@@ -55,6 +72,7 @@ SUMMED = (
 )
 HISTOGRAMS = ("score_hist", "pos_hist", "neg_hist")
 TEST_FIGURES = ("precision", "recall", "f1", "roc_auc", "average_precision")
+MULTICLASS_TEST_FIGURES = ("accuracy", "macro_f1")  # and each class's precision and recall
 # How the drift table names the pseudo-features stored beside real ones.
 PSEUDO_FEATURES = {SCORE: "score", PREDICTED: "predicted class"}
 WHOLE_PERIOD = datetime.fromtimestamp(0, UTC)  # the one "window" of the period's totals
@@ -120,6 +138,8 @@ def build_report(
     totals = _group(stats, None)
     newest = max((w for _, w in windows), default=since)
     matrices = version_matrices(store, versions, {v for v, _ in totals})
+    names = _multiclass_names(versions)
+    confusion = _confusion(store, model, since, until, window, names)
     counts = read_feature_counts(
         store,
         model,
@@ -141,11 +161,15 @@ def build_report(
         if summary
         else [
             _performance(v, w, row, references, settings, matrices.get(v))
+            if v not in names
+            else _class_row(v, w, row, references, settings, names[v], confusion.get((v, w)))
             for (v, w), row in sorted(windows.items())
         ],
         live=[
             _performance(v, None, row, references, settings, matrices.get(v))
-            for (v, _), row in sorted(totals.items())
+            if v not in names
+            else _class_row(v, None, row, references, settings, names[v], confusion.get((v, w)))
+            for (v, w), row in sorted(totals.items())
         ],
         drift=_drift(counts, window, references, settings),
         errors=_errors(
@@ -179,7 +203,12 @@ def _group(
 
 def _version_summary(record: VersionRecord) -> VersionSummary:
     metrics = record.metrics
-    test = {name: (metrics.get(name) or {}).get("value") for name in TEST_FIGURES}
+    figures = list(TEST_FIGURES)
+    names = _multiclass_names([record]).get(record.version)
+    if names:
+        figures += MULTICLASS_TEST_FIGURES
+        figures += [class_key(m, name) for name in names for m in ("precision", "recall")]
+    test = {name: (metrics.get(name) or {}).get("value") for name in figures}
     return VersionSummary(
         version=record.version,
         aliases=record.aliases,
@@ -187,7 +216,80 @@ def _version_summary(record: VersionRecord) -> VersionSummary:
         gates_passed=record.gates_passed,
         created_at=record.created_at.isoformat(),
         test=test,
+        classes=names,
     )
+
+
+def _multiclass_names(versions: Iterable[VersionRecord]) -> dict[int, list[str]]:
+    """Version -> its class names, for the multiclass versions among `versions`."""
+    found = {}
+    for record in versions:
+        classes = record.signature.get("classes") or []
+        if is_multiclass(classes):
+            found[record.version] = class_names(classes)
+    return found
+
+
+def _confusion(
+    store: Store,
+    model: str,
+    since: datetime,
+    until: datetime | None,
+    window: timedelta,
+    names: Mapping[int, list[str]],
+) -> dict[tuple[int, datetime], np.ndarray]:
+    """Confusion matrices per (version, report window) and per (version, `WHOLE_PERIOD`)."""
+    if not names:
+        return {}
+    rows = read_feature_counts(
+        store,
+        model,
+        since=since,
+        until=until,
+        columns=("version", "window_start", "counts"),
+        feature=CONFUSION,
+    )
+    found: dict[tuple[int, datetime], np.ndarray] = {}
+    for row in rows:
+        k = len(names.get(row["version"], ()))
+        counts = np.asarray(row["counts"], dtype=float)
+        if not k or counts.size > k * k:
+            continue  # not a multiclass version now, or another version's classes
+        counts = np.pad(counts, (0, k * k - counts.size))
+        for start in (report_window(row["window_start"], window), WHOLE_PERIOD):
+            key = (row["version"], start)
+            found[key] = found[key] + counts if key in found else counts
+    return found
+
+
+def _class_row(
+    version: int,
+    start: datetime | None,
+    row: Mapping[str, Any],
+    references: References,
+    settings: MonitorSpec,
+    names: list[str],
+    confusion: np.ndarray | None,
+) -> Performance:
+    """A multiclass version's figures: realized from labels as `_performance`, else estimated.
+
+    Right answers are the window's ``tp``; the estimate is the calibrated chance that each
+    answer is right, summed (``est_tp``, every answer being "positive" at threshold 0).
+    """
+    labelled = int(row["labelled"])
+    base: dict[str, Any] = {
+        "version": version,
+        "predictions": int(row["predictions"]),
+        "window_start": None if start is None else start.isoformat(),
+        "classes": names,
+        "n_labelled": labelled,
+    }
+    if labelled >= settings.min_labels or references.binner(version) is None:
+        matrix = confusion if confusion is not None else np.zeros(len(names) ** 2)
+        figures = class_performance(matrix, names, right=int(row["tp"]), labelled=labelled)
+        return Performance(**base, **figures, estimated=False)
+    figures = estimated_accuracy(est_right=float(row["est_tp"]), predictions=base["predictions"])
+    return Performance(**base, **figures, estimated=True)
 
 
 def _performance(
@@ -247,17 +349,19 @@ def _drift(
     found = []
     for (version, feature), (row_starts, row_counts) in sorted(grouped.items()):
         reference = references.get(version)
-        if reference is None:
+        if reference is None or feature == CONFUSION:  # outcomes' counts, not a drift
             continue
         ref = _reference_bins(reference, feature)
         if ref is None or any(len(c) != len(ref["counts"]) for c in row_counts):
             continue
         starts, live = _sum_by_window(row_starts, row_counts)
-        table = drift_table(
-            live, np.asarray(ref["counts"], dtype=float), categorical="categories" in ref
-        )
-        for start, stats in zip(starts, table, strict=True):
+        reference_counts = np.asarray(ref["counts"], dtype=float)
+        table = drift_table(live, reference_counts, categorical="categories" in ref)
+        for start, stats, counts in zip(starts, table, live, strict=True):
             reasons = _drift_reasons(stats, settings)
+            shares = {}
+            if feature == PREDICTED:
+                shares = class_shares(bin_labels(ref), counts, reference_counts)
             found.append(
                 DriftRow(
                     version=version,
@@ -273,9 +377,28 @@ def _drift(
                     unseen_rate=stats.unseen_rate,
                     flagged=bool(reasons),
                     reasons=reasons,
+                    **shares,
                 )
             )
     return sorted(found, key=lambda r: (r.version, r.window_start, r.feature))
+
+
+def class_shares(
+    bins: list[str], live: np.ndarray, reference: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Each class's share of a window's answers and of the test rows' predictions.
+
+    Bins are the reference's: the classes predicted on the test rows, then ``other``,
+    ``unseen`` (a class never predicted on the test rows) and ``missing`` (no answer),
+    the last three shown only where they hold something.
+    """
+    live_total, reference_total = max(float(live.sum()), 1.0), max(float(reference.sum()), 1.0)
+    classes = len(bins) - 3
+    kept = [i for i in range(len(bins)) if i < classes or live[i] or reference[i]]
+    return {
+        "shares": {bins[i]: float(live[i]) / live_total for i in kept},
+        "reference_shares": {bins[i]: float(reference[i]) / reference_total for i in kept},
+    }
 
 
 def _reference_bins(reference: Mapping[str, Any], feature: str) -> Mapping[str, Any] | None:

@@ -4,7 +4,10 @@ Three rules, each judged on the newest window with enough data:
 
 * drift: a feature flagged (an effect size over its threshold) in a served version;
 * performance: a realized metric whose 95% upper bound is below its gate (the model is
-  surely worse than what was agreed), for precision, recall, f1 and roc_auc gates;
+  surely worse than what was agreed), for precision, recall, f1 and roc_auc gates; for
+  a multiclass version, accuracy, macro_f1 and per class precision[CLASS] and
+  recall[CLASS] gates (a gate naming a class the version lacks is a `SpecError` that
+  lists its classes);
 * errors: the share of failed requests above ``monitor.error_rate``.
 
 An alert opens once per incident and closes when its rule stops firing; only opening and
@@ -16,19 +19,21 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from mlprod.errors import SpecError
 from mlprod.monitoring._alerts import AlertKind, AlertRecord, close_alerts, raise_alert
-from mlprod.monitoring._document import DriftRow, ErrorWindow, MonitoringReport
+from mlprod.monitoring._classes import PER_CLASS, PER_CLASS_KEY
+from mlprod.monitoring._document import DriftRow, ErrorWindow, MonitoringReport, Performance
 from mlprod.spec import Gate, MonitorSpec
 from mlprod.store import Store
 
 log = logging.getLogger("mlprod.monitoring")
 
 LIVE_GATES = ("precision", "recall", "f1", "roc_auc")
+MULTICLASS_LIVE_GATES = ("accuracy", "macro_f1")  # and precision[CLASS], recall[CLASS]
 WEBHOOK_TIMEOUT = 5.0
 
 
@@ -83,30 +88,68 @@ def _drift_findings(report: MonitoringReport, settings: MonitorSpec) -> dict[str
     for row in _newest(judged):
         if row.flagged:
             message = f"{row.feature} drifted in v{row.version}: " + "; ".join(row.reasons)
-            findings[row.feature] = (row.version, message, row.model_dump(mode="json"))
+            findings[row.feature] = (row.version, message, row.document())
     return findings
 
 
 def _performance_findings(
     report: MonitoringReport, gates: Mapping[str, Gate]
 ) -> dict[str, Finding]:
+    for row in report.live:
+        check_class_gates(gates, row)
     realized = [row for row in report.performance if not row.estimated]
     findings: dict[str, Finding] = {}
     for version in {row.version for row in realized}:
         latest = max(
             (r for r in realized if r.version == version), key=lambda r: r.window_start or ""
         )
-        for metric in LIVE_GATES:
-            gate = gates.get(metric)
+        for metric in live_gates(gates, latest.classes):
+            gate = gates[metric]
             high = latest.figure(metric)[2]
-            if gate is None or gate.op not in (">=", ">") or high is None or high >= gate.value:
+            if gate.op not in (">=", ">") or high is None or high >= gate.value:
                 continue
             message = (
                 f"live {metric} of v{version} is at most {high:.3f} (95% upper bound, "
                 f"{latest.n_labelled} labelled), under its gate {gate.value:g}"
             )
-            findings[f"{metric}@{version}"] = (version, message, latest.model_dump(mode="json"))
+            findings[f"{metric}@{version}"] = (version, message, latest.document())
     return findings
+
+
+def live_gates(gates: Iterable[str], classes: Sequence[str] | None = None) -> list[str]:
+    """The gates live figures can judge, in the spec's order (`classes`: multiclass).
+
+    Binary: precision, recall, f1, roc_auc. Multiclass: accuracy, macro_f1 and each
+    class's precision and recall (roc_auc, log_loss and weighted_f1 need scores per
+    class, which live windows do not keep).
+
+    >>> live_gates(["roc_auc", "recall[gold]", "log_loss"], ["bronze", "gold"])
+    ['recall[gold]']
+    """
+    if not classes:
+        return [metric for metric in gates if metric in LIVE_GATES]
+    return [
+        metric for metric in gates if metric in MULTICLASS_LIVE_GATES or PER_CLASS_KEY.match(metric)
+    ]
+
+
+def check_class_gates(gates: Mapping[str, Gate], row: Performance) -> None:
+    """SpecError when a per-class gate names a class `row`'s multiclass version lacks.
+
+    Training refuses such a gate for the data it trains on; a served version trained on
+    other classes than the spec's gates name is caught here rather than never judged.
+    """
+    if not row.classes:
+        return  # a binary version: its gates were checked against its own metrics
+    wanted = {m: PER_CLASS_KEY.match(m) for m in gates}
+    named = {m: found.group(2) for m, found in wanted.items() if found and not found.group(3)}
+    lacking = sorted(m for m, name in named.items() if name not in row.classes)
+    if lacking:
+        raise SpecError(
+            f"gate(s) {', '.join(lacking)} name a class v{row.version} does not have; its "
+            f"classes are {', '.join(row.classes)}. Fix the class names in mlprod.yaml's "
+            f"gates ({', '.join(PER_CLASS)}[CLASS])"
+        )
 
 
 def _error_findings(report: MonitoringReport, settings: MonitorSpec) -> dict[str, Finding]:
