@@ -8,7 +8,8 @@ through `LiveStats` with the answered labels, and outcomes through `ingest_outco
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,10 +19,19 @@ import pandas as pd
 import mlprod
 from mlprod.bundle import read_reference
 from mlprod.features import json_safe
-from mlprod.monitoring import Binner, LiveStats, merge_live_stats
+from mlprod.monitoring import (
+    Binner,
+    LiveStats,
+    ingest_outcomes,
+    match_outcomes,
+    merge_live_stats,
+)
+from mlprod.pipelines import promote, train
 from mlprod.predlog import insert_entries, prediction_entry
 from mlprod.registry import create_run, get_run, get_version, register_version
-from mlprod.store import ArtifactStore, Store
+from mlprod.store import ArtifactStore, Store, open_artifacts
+from support import Project
+from tiers_kit import SPEC, make_tiers, write_tiers
 
 MODEL = "tiers"
 BUCKET = 60
@@ -85,3 +95,32 @@ def binner(artifacts: ArtifactStore, bundle_id: str) -> Binner:
     reference = read_reference(artifacts.path(bundle_id))
     assert reference is not None and "predicted" in reference
     return Binner(reference)
+
+
+def trained_with_traffic(root: Path, *, spec: str = SPEC) -> Project:
+    """A promoted tiers version with three hours of answers, 300 of them labelled an hour.
+
+    Answers are logged and counted one, two and three hours ago (whole windows of the
+    last day, as `mlprod monitor` and the dashboard show it); two more outcomes name no
+    class of the model.
+    """
+    write_tiers(root, spec.replace("[logistic_regression, lightgbm]", "[lightgbm]"))
+    project = Project(root)
+    settings = project.settings()
+    train(project.spec, settings=settings)
+    promote(MODEL, 1, "production", settings=settings, actor="test")
+    model = mlprod.load(f"{MODEL}@1", store=project.store)
+    now = datetime.now(UTC)
+    with Store.open(settings.store_url()) as store:
+        artifacts = open_artifacts(settings)
+        for hours in (3, 2, 1):
+            frame = make_tiers(700, seed=hours)
+            labels, scores = answers(model, frame)
+            ids = serve(store, artifacts, 1, frame, labels, scores, now - timedelta(hours=hours))
+            pairs = zip(ids[:300], frame["tier"].head(300), strict=True)
+            outcomes = [{"prediction_id": i, "label": y} for i, y in pairs]
+            if hours == 1:
+                outcomes += [{"prediction_id": i, "label": "platinum"} for i in ids[300:302]]
+            ingest_outcomes(store, outcomes)
+        match_outcomes(store, bucket_seconds=BUCKET)
+    return project

@@ -24,7 +24,7 @@ from mlprod.errors import DataError, SpecError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlprod.monitoring import MonitoringReport, Performance
+    from mlprod.monitoring import MonitoringReport, Performance, VersionSummary
 
 outcomes_app = typer.Typer(
     help="Observed labels, joined to predictions later.", no_args_is_help=True
@@ -81,6 +81,16 @@ def _print(report: MonitoringReport) -> None:
     console.print(
         styled("bold", report.model, f" windows of {report.window} since {report.since[:16]}")
     )
+    if any(version.classes for version in report.versions):
+        _print_multiclass(report)
+    else:
+        _print_binary(report)
+    _print_traffic(report)
+    _print_drift(report)
+    _print_alerts(report)
+
+
+def _print_binary(report: MonitoringReport) -> None:
     live = {row.version: row for row in report.live}
     table = Table(
         "version",
@@ -115,9 +125,74 @@ def _print(report: MonitoringReport) -> None:
             ),
         )
     console.print(table)
-    _print_traffic(report)
-    _print_drift(report)
-    _print_alerts(report)
+
+
+def _print_multiclass(report: MonitoringReport) -> None:
+    """Accuracy and macro F1 per version, then each class's precision, recall and share."""
+    live = {row.version: row for row in report.live}
+    table = Table(
+        "version",
+        "aliases",
+        "predictions",
+        "labelled",
+        "accuracy",
+        "macro F1",
+        "test accuracy",
+        "test macro F1",
+        title="live (whole period) vs test set",
+    )
+    for version in report.versions:
+        row = live.get(version.version)
+        if row is None and not version.aliases:
+            continue
+        mark = (" (estimated)", "yellow") if row is not None and row.estimated else ""
+        test = version.test
+        table.add_row(
+            str(version.version),
+            ", ".join(version.aliases) or "-",
+            f"{row.predictions if row else 0:,}",
+            f"{row.n_labelled if row else 0:,}",
+            Text.assemble(_rate(row, "accuracy"), mark),
+            _rate(row, "macro_f1"),
+            *(_test(test, m) for m in ("accuracy", "macro_f1")),
+        )
+    console.print(table)
+    for version in report.versions:
+        row = live.get(version.version)
+        if row is not None and row.classes:
+            _print_classes(report, version, row)
+
+
+def _test(figures: dict[str, float | None], metric: str) -> str:
+    value = figures.get(metric)
+    return f"{value:.3f}" if value is not None else "-"
+
+
+def _print_classes(report: MonitoringReport, version: VersionSummary, row: Performance) -> None:
+    shares = report.class_shares(version.version)
+    table = Table(
+        "class",
+        "precision",
+        "recall",
+        "test precision",
+        "test recall",
+        "share",
+        "test share",
+        title=f"v{version.version} per class (live, whole period)",
+    )
+    for name in row.classes or []:
+        share, reference = shares.get(name, (None, None))
+        table.add_row(
+            name,
+            _rate(row, f"precision[{name}]"),
+            _rate(row, f"recall[{name}]"),
+            *(_test(version.test, f"{m}[{name}]") for m in ("precision", "recall")),
+            f"{share:.1%}" if share is not None else "-",
+            f"{reference:.1%}" if reference is not None else "-",
+        )
+    console.print(table)
+    if row.estimated:
+        console.print("  too few labels: per-class figures wait for outcomes", style="yellow")
 
 
 def _print_traffic(report: MonitoringReport) -> None:
@@ -140,6 +215,8 @@ def _print_drift(report: MonitoringReport) -> None:
         return
     newest = max(row.window_start for row in report.drift)
     rows = sorted((r for r in report.drift if r.window_start == newest), key=lambda r: -r.psi)
+    # a multiclass version's class shares are always shown, however small their change
+    rows = [*rows[:SHOWN_FEATURES], *(r for r in rows[SHOWN_FEATURES:] if r.shares is not None)]
     table = Table(
         "feature",
         "version",
@@ -151,7 +228,7 @@ def _print_drift(report: MonitoringReport) -> None:
         "",
         title=f"drift, window {newest[:16]} (largest first)",
     )
-    for r in rows[:SHOWN_FEATURES]:
+    for r in rows:
         flag = Text("drifted", "red") if r.flagged else Text("ok", "green")
         table.add_row(
             r.feature,

@@ -187,6 +187,24 @@ class MonitoringReport(_Row):
     alerts: list[AlertRecord]
     outcomes: dict[str, int]
 
+    def class_shares(self, version: int) -> dict[str, tuple[float, float | None]]:
+        """Class -> (its share of `version`'s answers over the period, its test-row share).
+
+        Each window's shares weigh by its answers; empty for a binary version or no traffic.
+        """
+        rows = [r for r in self.drift if r.version == version and r.shares is not None]
+        answers = sum(r.count for r in rows)
+        if not answers:
+            return {}
+        reference = rows[-1].reference_shares or {}
+        return {
+            name: (
+                sum(r.count * (r.shares or {}).get(name, 0.0) for r in rows) / answers,
+                reference.get(name),
+            )
+            for name in rows[-1].shares or {}
+        }
+
     def document(self) -> dict[str, Any]:
         """The report as plain JSON data (what ``mlprod monitor --json`` prints).
 
