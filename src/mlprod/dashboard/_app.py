@@ -41,7 +41,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from mlprod.dashboard import _data
-from mlprod.dashboard._charts import drift_figure, performance_figure, traffic_figure
+from mlprod.dashboard._charts import (
+    class_figure,
+    drift_figure,
+    performance_figure,
+    shares_figure,
+    traffic_figure,
+)
 from mlprod.dashboard._training import training_detail
 from mlprod.errors import MlprodError, NotFoundError, UnauthorizedError
 from mlprod.monitoring import Performance, activity_marker
@@ -114,11 +120,23 @@ class Dashboard:
 
 
 def charts(detail: dict[str, Any]) -> dict[str, Any]:
+    """The model page's charts by element id; a multiclass model's are per class."""
     report = detail["report"]
+    classes = detail["classes"]
+    if classes is None:
+        return {
+            "chart-precision": performance_figure(report, "precision"),
+            "chart-recall": performance_figure(report, "recall"),
+            "chart-auc": performance_figure(report, "roc_auc"),
+            "chart-traffic": traffic_figure(report),
+            "chart-drift": drift_figure(report, detail["production"]),
+        }
+    version = classes["version"]
     return {
-        "chart-precision": performance_figure(report, "precision"),
-        "chart-recall": performance_figure(report, "recall"),
-        "chart-auc": performance_figure(report, "roc_auc"),
+        "chart-accuracy": performance_figure(report, "accuracy"),
+        "chart-class-precision": class_figure(report, version, "precision"),
+        "chart-class-recall": class_figure(report, version, "recall"),
+        "chart-shares": shares_figure(report, version),
         "chart-traffic": traffic_figure(report),
         "chart-drift": drift_figure(report, detail["production"]),
     }

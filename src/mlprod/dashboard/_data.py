@@ -26,6 +26,7 @@ from mlprod.monitoring import (
     agreed_thresholds,
     build_report,
     list_alerts,
+    live_gates,
 )
 from mlprod.pipelines import comparison_charts, config_diff, version_test_scores
 from mlprod.registry import (
@@ -61,7 +62,6 @@ PERIODS = {
         Period("1y", timedelta(days=365), timedelta(days=1)),
     )
 }
-LIVE_GATES = ("precision", "recall", "f1", "roc_auc")
 CANDIDATES = 3  # development versions shown per model
 
 
@@ -151,7 +151,7 @@ def _version_row(
         "gates_passed": record.gates_passed,
         "created_at": record.created_at.isoformat(),
         "test": summaries[record.version].test,
-        "live": live[record.version].model_dump() if record.version in live else None,
+        "live": live[record.version].document() if record.version in live else None,
     }
 
 
@@ -170,7 +170,8 @@ def health(row: Mapping[str, Any], gates: Mapping[str, Gate]) -> tuple[str, list
     Failing: the production version failed its gates, a realized live metric is surely
     under its gate (95% upper bound), or a performance or error alert is open. Warning:
     no production version, drift in the newest window, an open drift alert, or an
-    estimated metric under its gate.
+    estimated metric under its gate. The metrics judged are the alert rules' (`live_gates`:
+    a multiclass version's accuracy, macro F1 and per-class figures).
     """
     failing, warning = [], []
     production = row["production"]
@@ -180,9 +181,9 @@ def health(row: Mapping[str, Any], gates: Mapping[str, Gate]) -> tuple[str, list
         if not production["gates_passed"]:
             failing.append(f"v{production['version']} failed its gates (promoted by force)")
         live = production["live"] or {}
-        for metric in LIVE_GATES:
-            gate, value, high = gates.get(metric), live.get(metric), live.get(f"{metric}_high")
-            if gate is None or gate.op not in (">=", ">") or value is None:
+        for metric in live_gates(gates, live.get("classes")):
+            gate, value, high = gates[metric], live.get(metric), live.get(f"{metric}_high")
+            if gate.op not in (">=", ">") or value is None:
                 continue
             if not live["estimated"] and high is not None and high < gate.value:
                 failing.append(f"live {metric} {value:.3f} is under its gate {gate.value:g}")
@@ -206,10 +207,40 @@ def model_detail(store: Store, artifacts: ArtifactStore, name: str, span: Period
         "period": span.name,
         "report": report,
         "production": production.version if production else None,
+        "classes": class_detail(report, production.version if production else None),
         "deployment": deployment.model_dump(mode="json") if deployment else None,
         "audit": [entry.model_dump(mode="json") for entry in audit_log(store, name, limit=50)],
         "loop": loop_detail(store, name),
     }
+
+
+def class_detail(report: MonitoringReport, production: int | None) -> dict[str, Any] | None:
+    """Per class of a multiclass version: live and test precision and recall, answer shares.
+
+    The production version if it is multiclass, else the newest multiclass version with
+    traffic; None when there is none. Shares are over the whole period, beside the test
+    rows' shares at training (`MonitoringReport.class_shares`).
+    """
+    live = {row.version: row for row in report.live if row.classes}
+    if not live:
+        return None
+    version = production if production in live else max(live)
+    row = live[version]
+    test = next(v.test for v in report.versions if v.version == version)
+    shares = report.class_shares(version)
+    classes = []
+    for name in row.classes or []:
+        share, reference = shares.get(name, (None, None))
+        classes.append(
+            {
+                "name": name,
+                "test_precision": test.get(f"precision[{name}]"),
+                "test_recall": test.get(f"recall[{name}]"),
+                "share": share,
+                "reference_share": reference,
+            }
+        )
+    return {"version": version, "live": row, "classes": classes}
 
 
 def version_detail(store: Store, name: str, version: int) -> dict[str, Any]:
