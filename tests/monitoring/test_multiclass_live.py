@@ -8,7 +8,8 @@ period; that the confusion counts match scikit-learn's matrix; that outcomes nam
 class are invalid, with the classes in their note; that unlabelled windows estimate
 accuracy from calibrated scores; that class-share drift is flagged when the answers'
 shares move and not when they match; that batch predictions join outcomes the same way;
-and that alert rules judge per-class gates and refuse a class the model lacks.
+and that alert rules judge per-class gates and refuse a class the model lacks. Last, a
+real server's answers and `/v1/outcomes` give the same figures in `mlprod monitor --json`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from mlprod.monitoring._live import read_feature_counts
 from mlprod.monitoring._lookup import batch_prediction_id
 from mlprod.monitoring._outcomes import ingest_outcomes, match_outcomes, outcome_counts
 from mlprod.monitoring._reference import CONFUSION
-from mlprod.pipelines import train
+from mlprod.pipelines import promote, train
 from mlprod.predlog import insert_batch_predictions
 from mlprod.spec import Gate, MonitorSpec
 from mlprod.store import ArtifactStore, Store, open_artifacts
@@ -407,3 +408,43 @@ def test_a_performance_row_refuses_keys_of_classes_it_does_not_have() -> None:
         **{"recall[gold]": 1.0, "recall[gold]_low": 0.2, "recall[gold]_high": 1.0},
     )  # fmt: skip
     assert row.figure("recall[gold]") == (1.0, 0.2, 1.0)
+
+
+def test_a_real_server_answers_and_outcomes_give_sklearns_figures(trained: Project) -> None:
+    """End to end: `mlprod serve` answers, logs and counts; `/v1/outcomes`; `mlprod monitor`."""
+    import time
+
+    import httpx
+
+    from support import Server, cli_json
+    from tiers_live import records
+
+    promote(MODEL, 1, "production", settings=trained.settings(), actor="test")
+    server = Server(trained, env={"MLPROD_MONITOR_FLUSH": "0.5"})
+    frame = make_tiers(600, seed=19)
+    truth = frame["tier"].tolist()
+    try:
+        server.wait_ready()
+        body = {"records": records(frame)}
+        answered = httpx.post(
+            server.url + f"/v1/models/{MODEL}/predict", json=body, timeout=60
+        ).json()["predictions"]
+        outcomes = outcomes_of([a["id"] for a in answered[:300]], truth[:300])
+        outcomes.append({"prediction_id": answered[300]["id"], "label": "platinum"})
+        httpx.post(server.url + "/v1/outcomes", json={"outcomes": outcomes}).raise_for_status()
+        document: dict[str, Any] = {"live": []}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the server merges counts and matches outcomes
+            document = cli_json(trained, "monitor", MODEL, "--no-alerts")
+            if document["live"] and document["live"][0]["n_labelled"] == 300:
+                break
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    live = document["live"][0]
+    assert live["predictions"] == 600 and document["outcomes"]["invalid"] == 1
+    row = Performance.model_validate(live)
+    assert_matches_sklearn(row, truth[:300], [a["label"] for a in answered[:300]])
+    shares = next(r for r in document["drift"] if r["feature"] == "predicted class")["shares"]
+    labels = [a["label"] for a in answered]
+    assert shares == pytest.approx({c: labels.count(c) / 600 for c in CLASSES}, abs=1e-12)
