@@ -76,6 +76,7 @@ def _class_rows(y: np.ndarray, p: np.ndarray, c: int) -> tuple[_Rows, np.ndarray
     empty = np.empty(0)
     rows = _Rows(
         positive=(y[order] == c).astype(np.float64),
+        score=s,
         predicted=empty,
         log_loss=empty,
         brier=empty,
