@@ -46,8 +46,9 @@ def candidate_curves(
 ) -> dict[str, dict[str, Any]]:
     """Validation loss and metric per round for every candidate that grows in rounds.
 
-    Holdout: the fitted candidate on the validation rows. Cross-validation: a copy fitted
-    on the first fold's training part, measured on that fold's held-out part.
+    Holdout: the fitted candidate on the validation rows (whose scores selection already
+    has). Cross-validation: a copy fitted on the first fold's training part, measured on
+    that fold's held-out part.
     """
     curves: dict[str, dict[str, Any]] = {}
     metric = spec.selection_metric
@@ -60,8 +61,13 @@ def candidate_curves(
             model = clone(result.estimator).fit(X[fit], y[fit])
             curve = learning_curve(model, X[val], y[val], metric)
         else:
+            scores = result.validation_scores
             curve = learning_curve(
-                result.estimator, X[split.validation], y[split.validation], metric
+                result.estimator,
+                X[split.validation],
+                y[split.validation],
+                metric,
+                scores=scores if scores.ndim == 1 and len(scores) else None,
             )
         if curve is not None:
             curves[result.name] = curve
