@@ -12,13 +12,19 @@ import numpy as np
 import pandas as pd
 
 from mlprod.errors import DataError, SpecError
-from mlprod.features import MISSING, category_string
+from mlprod.features import MISSING, as_category, category_string
 
 _POSITIVE_WORDS = ("1", "true", "yes", "y", "t", "positive", "churned")
 
 
 def _json_value(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _keys(values: pd.Series) -> np.ndarray:
+    """Each row's lower-cased category label, computed once per distinct value."""
+    codes, labels = pd.factorize(as_category(values))  # labels are strings: no missing code
+    return np.array([label.lower() for label in labels], dtype=object)[codes]
 
 
 def encode_target(values: pd.Series, positive: object) -> tuple[np.ndarray, list[Any], np.ndarray]:
@@ -29,7 +35,7 @@ def encode_target(values: pd.Series, positive: object) -> tuple[np.ndarray, list
     the spec. Three or more values: y is each row's position in `classes` (all values,
     sorted), and `positive` must not be given (there is no single positive class).
     """
-    keys = np.array([category_string(v).lower() for v in values.tolist()], dtype=object)
+    keys = _keys(values)
     labelled = keys != MISSING.lower()
     distinct = sorted(set(keys[labelled].tolist()))
     if len(distinct) > 2:
