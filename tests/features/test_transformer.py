@@ -123,3 +123,16 @@ def test_typed_columns_convert_once_per_value_with_the_same_labels(values: pd.Se
     assert as_category(values).tolist() == every_row
     booleans = np.array([boolean_value(value) for value in values.tolist()], dtype=float)
     assert np.array_equal(as_boolean(values), booleans, equal_nan=True)
+
+
+def test_fit_transform_is_fit_then_transform(frame: pd.DataFrame) -> None:
+    """Encoding the rows while fitting gives the same matrix and the same fitted state."""
+    once = FeatureTransformer(kinds=KINDS)
+    matrix = once.fit_transform(frame)
+    twice = FeatureTransformer(kinds=KINDS).fit(frame)
+    np.testing.assert_array_equal(matrix, twice.transform(frame))
+    assert matrix.dtype == np.float64 and matrix.shape == (400, twice.n_features_out_)
+    assert once.feature_names_ == twice.feature_names_
+    other = frame.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    other.loc[:5, "plan"] = "never-seen"
+    np.testing.assert_array_equal(once.transform(other), twice.transform(other))

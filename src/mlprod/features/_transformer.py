@@ -46,15 +46,25 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.kinds = kinds
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureTransformer:
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """`fit(X).transform(X)`, coercing and encoding `X` once: fitting encodes it anyway."""
+        return self._fit(X)
+
+    def _fit(self, X: pd.DataFrame) -> np.ndarray:
         kinds = dict(self.kinds or {})
         if not kinds:
             raise SchemaError("FeatureTransformer needs at least one feature column")
         self.columns_ = list(kinds)
         frame = self._coerced(X)
-        self.encoder_ = _column_transformer(kinds).fit(frame)
+        encoder = _column_transformer(kinds)
+        encoded = np.asarray(encoder.fit_transform(frame), dtype=float)
+        self.encoder_ = encoder
         self.feature_names_ = [str(name) for name in self.encoder_.get_feature_names_out()]
         self.n_features_out_ = len(self.feature_names_)
-        return self
+        return encoded
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.encoder_.transform(self._coerced(X)), dtype=float)

@@ -88,8 +88,8 @@ def prepare(spec: ProjectSpec, steps: Steps, *, cache: DataCache | None = None) 
     times = df[spec.data.time] if spec.data.time else None
     split = make_split(y, spec.split, times=times, seed=spec.seed)
     steps(f"fitting features on {len(split.train):,} training rows")
-    features = FeatureTransformer(kinds=dict(kinds)).fit(df.iloc[split.train])
-    X = features.transform(df)
+    features = FeatureTransformer(kinds=dict(kinds))
+    X = fit_features(features, df, split.train)
     names: list[str] = list(features.feature_names_)
     source: Callable[[str], str] = features.source_column
     selection = None
@@ -104,6 +104,23 @@ def prepare(spec: ProjectSpec, steps: Steps, *, cache: DataCache | None = None) 
         df, y, classes, kinds, print_, split, features,
         with_selection(features, selection), X, names, source, plan,
     )  # fmt: skip
+
+
+def fit_features(features: FeatureTransformer, df: pd.DataFrame, train: np.ndarray) -> np.ndarray:
+    """Fit `features` on the `train` rows; return the matrix of every row of `df`.
+
+    The training rows' part is what fitting computed, so they are coerced and encoded
+    once; each row's encoding depends on that row alone, so the matrix is the one
+    ``features.transform(df)`` gives.
+    """
+    fitted = features.fit_transform(df.iloc[train])
+    X = np.empty((len(df), fitted.shape[1]))
+    X[train] = fitted
+    rest = np.ones(len(df), dtype=bool)
+    rest[train] = False
+    if rest.any():
+        X[rest] = features.transform(df.iloc[np.flatnonzero(rest)])
+    return X
 
 
 def with_aggregates(
