@@ -55,6 +55,13 @@ def test_the_probe_sees_what_a_store_command_imports_when_it_runs() -> None:
     assert heavy_after("import mlprod.cli\nimport mlprod.store") == ["sqlalchemy"]
 
 
+def test_training_imports_redis_only_when_a_data_cache_is_used() -> None:
+    """`mlprod train` without MLPROD_CACHE never talks to Redis, so it does not import it."""
+    assert "redis" not in heavy_after("import mlprod.pipelines._train")
+    # The sibling: once a cache reports an error, the client library is there.
+    assert "redis" in heavy_after("from mlprod.data._cache import _redis_error\n_redis_error()")
+
+
 def test_models_show_reads_the_remembered_path_without_loading_the_model(
     trained_project: Project, tmp_path: Path
 ) -> None:

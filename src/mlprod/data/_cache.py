@@ -22,16 +22,19 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
-import redis
 
 from mlprod._time import utc_now
 from mlprod.data._sources import Source, as_sql, load_frame, safe_url
 from mlprod.errors import DataError
 from mlprod.spec import EventQuery, SqlSource, SqlTable
 from mlprod.store import redis_client, redis_problem
+
+if TYPE_CHECKING:
+    import redis
 
 PART_BYTES = 64 * 1024 * 1024
 DEFAULT_TTL = 3600
@@ -80,6 +83,14 @@ def from_ipc(data: bytes) -> pd.DataFrame:
     return frame
 
 
+def _redis_error() -> type[Exception]:
+    """Redis' base error. Imported once a cache is in use: most runs have no cache and
+    should not pay for importing the client library."""
+    import redis
+
+    return redis.RedisError
+
+
 class DataCache:
     """Source rows in Redis under ``<prefix>:dm:<sha256 of the source>``."""
 
@@ -119,7 +130,7 @@ class DataCache:
                 pipe.hset(key, mapping={"rows": len(rows), "parts": len(parts), "bytes": len(data)})
                 pipe.expire(key, ttl)
                 pipe.execute()
-        except redis.RedisError as exc:
+        except _redis_error() as exc:
             raise DataError(f"cannot cache the rows: {redis_problem(exc, self.url)}") from None
         expires = utc_now() + timedelta(seconds=ttl)
         return CacheEntry(key, len(rows), len(data), expires, time.perf_counter() - started)
@@ -133,7 +144,7 @@ class DataCache:
                 return None
             count = int(meta[b"parts"])
             parts = self.client.mget([f"{key}:{n}" for n in range(count)])
-        except redis.RedisError as exc:
+        except _redis_error() as exc:
             raise DataError(f"cannot read the cache: {redis_problem(exc, self.url)}") from None
         if any(part is None for part in parts):
             return None  # a part expired or was evicted: a miss, never half a table
@@ -145,7 +156,7 @@ class DataCache:
         try:
             meta = self.client.hgetall(key)
             ttl = self.client.ttl(key)
-        except redis.RedisError as exc:
+        except _redis_error() as exc:
             raise DataError(f"cannot read the cache: {redis_problem(exc, self.url)}") from None
         if not meta:
             return None
