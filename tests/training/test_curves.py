@@ -73,3 +73,23 @@ def test_scores_from_another_model_fall_back_to_the_model_itself(
     wrong = np.full(len(X) - 1000, 0.5)
     curve = learning_curve(model, X[1000:], y[1000:], "log_loss", scores=wrong)
     assert curve == learning_curve(model, X[1000:], y[1000:], "log_loss")
+
+
+@pytest.mark.parametrize("decimals", [None, 2, 1])
+def test_curve_auc_is_the_rank_sum_statistic_to_the_bit(
+    rng: np.random.Generator, decimals: int | None
+) -> None:
+    """Counting negatives below each positive gives scipy's rank-sum AUC exactly, ties too."""
+    from scipy.stats import rankdata
+
+    for n in (7, 300, 5_000):
+        y = (rng.random(n) < 0.3).astype(int)
+        y[:2] = [0, 1]
+        p = np.clip(rng.random(n) * 1.2 - 0.1, 1e-15, 1 - 1e-15)
+        p = p if decimals is None else np.round(p, decimals)
+        positives, negatives = int(y.sum()), int(n - y.sum())
+        ranks = rankdata(p)
+        expected = (ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+        assert curves._curve_score("roc_auc", y, p) == float(expected), n
+    p[0] = np.nan
+    assert np.isnan(curves._curve_score("roc_auc", y, p))

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from mlprod.training._fit import selection_score
 
@@ -183,12 +182,21 @@ def _curve_score(metric: str, y: np.ndarray, p: np.ndarray) -> float:
     """`selection_score` without scikit-learn's per-call input checks (60 calls a curve)."""
     if metric == "log_loss":
         return -_log_loss(y, p)
-    positives = int((y == 1).sum())
+    positive = y == 1
+    positives = int(positive.sum())
     if metric != "roc_auc" or positives in (0, len(y)):
         return selection_score(metric, y, p)
-    ranks = rankdata(p)  # average ranks of ties: the exact Mann-Whitney statistic
     negatives = len(y) - positives
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    if np.isnan(p).any():  # no order: NaN, as a rank sum with NaN ranks gives
+        return float("nan")
+    # The Mann-Whitney count: negatives scored below each positive, ties counted half. In
+    # halves it is an integer, so it equals the rank-sum form (R - P(P+1)/2) exactly.
+    below = np.sort(p[~positive])
+    scored = p[positive]
+    twice = int(
+        np.searchsorted(below, scored, "left").sum() + np.searchsorted(below, scored, "right").sum()
+    )
+    return float(twice / 2 / (positives * negatives))
 
 
 def learning_curve(
