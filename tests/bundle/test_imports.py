@@ -52,3 +52,29 @@ def test_importing_skops_the_usual_way_loads_what_the_bundle_loader_avoids() -> 
     found = loaded_after("import skops.io")
     assert "sklearn.gaussian_process" in found
     assert ("torch" in found) == (importlib.util.find_spec("torch") is not None)
+
+
+def test_skops_trusts_the_scipy_ufuncs_its_own_search_names_and_no_label_stays() -> None:
+    """The loader labels scipy's ufuncs with the module skops' search would find, so skops
+    reads the label instead of searching every loaded module; the names must not move."""
+    code = (
+        "import json, warnings\n"
+        "import mlprod.pipelines._train  # a training process's modules, in its order\n"
+        "import numpy as np, scipy.special\n"
+        "from mlprod.bundle.flavors._skops import skops_io\n"
+        "skops_io()\n"
+        "from skops.io import _trusted_types\n"
+        "from skops.io._utils import get_public_type_names\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore', DeprecationWarning)\n"
+        "    searched = get_public_type_names(module=scipy.special, oftype=np.ufunc)\n"
+        "left = [n for n, v in vars(scipy.special).items()\n"
+        "        if isinstance(v, np.ufunc) and getattr(v, '__module__', None) is not None]\n"
+        "print(json.dumps([_trusted_types.SCIPY_UFUNC_TYPE_NAMES, searched, left]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    trusted, searched, left = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(searched) > 100 and trusted == searched
+    assert left == []
