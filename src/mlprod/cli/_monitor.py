@@ -91,76 +91,49 @@ def _print(report: MonitoringReport) -> None:
 
 
 def _print_binary(report: MonitoringReport) -> None:
-    live = {row.version: row for row in report.live}
-    table = Table(
-        "version",
-        "aliases",
-        "predictions",
-        "labelled",
-        "precision",
-        "recall",
-        "roc_auc",
-        "test precision",
-        "test recall",
-        "test roc_auc",
-        title="live (whole period) vs test set",
-    )
-    for version in report.versions:
-        row = live.get(version.version)
-        if row is None and not version.aliases:
-            continue
-        mark = (" (estimated)", "yellow") if row is not None and row.estimated else ""
-        test = version.test
-        table.add_row(
-            str(version.version),
-            ", ".join(version.aliases) or "-",
-            f"{row.predictions if row else 0:,}",
-            f"{row.n_labelled if row else 0:,}",
-            Text.assemble(_rate(row, "precision"), mark),
-            Text.assemble(_rate(row, "recall"), mark),
-            _rate(row, "roc_auc"),
-            *(
-                f"{test[m]:.3f}" if test.get(m) is not None else "-"
-                for m in ("precision", "recall", "roc_auc")
-            ),
-        )
-    console.print(table)
+    _print_versions(report, {"precision": "precision", "recall": "recall", "roc_auc": "roc_auc"},
+                    estimated=("precision", "recall"))  # fmt: skip
 
 
 def _print_multiclass(report: MonitoringReport) -> None:
     """Accuracy and macro F1 per version, then each class's precision, recall and share."""
+    _print_versions(report, {"accuracy": "accuracy", "macro_f1": "macro F1"},
+                    estimated=("accuracy",))  # fmt: skip
     live = {row.version: row for row in report.live}
-    table = Table(
-        "version",
-        "aliases",
-        "predictions",
-        "labelled",
-        "accuracy",
-        "macro F1",
-        "test accuracy",
-        "test macro F1",
-        title="live (whole period) vs test set",
-    )
+    for version in report.versions:
+        row = live.get(version.version)
+        if row is not None and row.classes:
+            _print_classes(report, version, row)
+
+
+def _print_versions(
+    report: MonitoringReport, figures: dict[str, str], *, estimated: tuple[str, ...]
+) -> None:
+    """One row per version: live `figures` (metric: heading) over the period, then the test's.
+
+    The `estimated` ones are marked so when a window had too few labels to measure them.
+    """
+    live = {row.version: row for row in report.live}
+    headings = [*figures.values(), *(f"test {heading}" for heading in figures.values())]
+    table = Table("version", "aliases", "predictions", "labelled", *headings,
+                  title="live (whole period) vs test set")  # fmt: skip
     for version in report.versions:
         row = live.get(version.version)
         if row is None and not version.aliases:
             continue
         mark = (" (estimated)", "yellow") if row is not None and row.estimated else ""
-        test = version.test
         table.add_row(
             str(version.version),
             ", ".join(version.aliases) or "-",
             f"{row.predictions if row else 0:,}",
             f"{row.n_labelled if row else 0:,}",
-            Text.assemble(_rate(row, "accuracy"), mark),
-            _rate(row, "macro_f1"),
-            *(_test(test, m) for m in ("accuracy", "macro_f1")),
+            *(
+                Text.assemble(_rate(row, m), mark) if m in estimated else _rate(row, m)
+                for m in figures
+            ),
+            *(_test(version.test, m) for m in figures),
         )
     console.print(table)
-    for version in report.versions:
-        row = live.get(version.version)
-        if row is not None and row.classes:
-            _print_classes(report, version, row)
 
 
 def _test(figures: dict[str, float | None], metric: str) -> str:
