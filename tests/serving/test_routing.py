@@ -74,7 +74,9 @@ def _versions(url: str, records: list[dict[str, Any]]) -> Counter[int]:
     return counts
 
 
-def _wait_for(predicate: Any, timeout: float = 2.5) -> float:
+def _wait_for(predicate: Any, timeout: float = 10.0) -> float:
+    """Seconds until `predicate` holds. The bound catches a replica that never follows (the
+    registry is polled every 0.5 s); how fast one follows is not a test's business."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if predicate():

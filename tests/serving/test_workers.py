@@ -63,10 +63,10 @@ def test_workers_share_the_port_converge_restart_and_drain(two_versions: Project
         record = records_from(two_versions, 1)[0]
         assert versions(server.url, record, 50) == {1: 50}
 
-        started = time.monotonic()
         promote("churn", 2, "production", store=two_versions.store, actor="t")
+        started = time.monotonic()  # each worker polls every 0.5 s, then loads and checks v2
         while versions(server.url, record, 20) != {2: 20}:
-            assert time.monotonic() - started < 2.5, "workers did not follow the promotion"
+            assert time.monotonic() - started < 10, "workers did not follow the promotion"
             time.sleep(0.1)
         assert versions(server.url, record, 200) == {2: 200}  # every worker switched
 
