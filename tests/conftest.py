@@ -134,3 +134,18 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[object]:
+    """A local[2] Spark session for one test module (skips, or fails under CI, without Spark)."""
+    from mlprod.data import spark_available, spark_session
+
+    missing = spark_available()
+    if missing is not None:
+        need_service("Spark", missing)
+    session = spark_session("local[2]")
+    try:
+        yield session
+    finally:
+        session.stop()

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from mlprod.errors import DataError
 from mlprod.monitoring._reference import PREDICTED
 from mlprod.store import Store
 from mlprod.store import schema as t
-from support import Project, need_service, run_cli
+from support import Project, run_cli
 from tiers_kit import CLASSES, SPEC, make_tiers
 
 PROBAS = [f"proba_{label}" for label in CLASSES]
@@ -315,20 +314,6 @@ def test_compiled_trees_score_every_class_once_they_match_the_booster(
 
 
 # --- Spark
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from mlprod.data import spark_available, spark_session
-
-    missing = spark_available()
-    if missing is not None:
-        need_service("Spark", missing)
-    session = spark_session("local[2]")
-    try:
-        yield session
-    finally:
-        session.stop()
 
 
 @pytest.mark.spark

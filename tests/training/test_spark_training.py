@@ -8,7 +8,6 @@ scores through `mlprod.load` like any other, for a binary and a three-class targ
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +18,14 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 import mlprod
 from mlprod.bundle import load_scorer, save_model
-from mlprod.data import make_churn_table, spark_available, spark_session
+from mlprod.data import make_churn_table
 from mlprod.features import FeatureTransformer, infer_kinds
 from mlprod.pipelines import train
 from mlprod.training import fit_xgboost_on_spark, make_estimator
-from support import SMALL_SPEC, need_service, write_project
+from support import SMALL_SPEC, write_project
 from tiers_kit import CLASSES, SPEC, make_tiers, write_tiers
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    missing = spark_available()
-    if missing is not None:
-        need_service("Spark", missing)
-    session = spark_session("local[2]")
-    try:
-        yield session
-    finally:
-        session.stop()
 
 
 def test_spark_transform_and_the_saved_booster_agree(spark: Any, tmp_path: Path) -> None:
