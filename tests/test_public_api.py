@@ -264,6 +264,7 @@ EXPORTS = {
         "client_records",
         "compile_fast_path",
         "datetime_parts",
+        "distinct_codes",
         "json_safe",
         "max_difference",
         "record_problems",

@@ -33,7 +33,7 @@ import mlprod
 from mlprod.batch import SqlQuery, SqlTable, get_job, score
 from mlprod.batch._jobs import job_key
 from mlprod.batch._scorer import BatchScorer
-from mlprod.bundle import Model, compile_trees, tree_compiler_available
+from mlprod.bundle import Model, cached_trees, compile_trees, tree_compiler_available
 from mlprod.errors import DataError
 from mlprod.monitoring._reference import PREDICTED
 from mlprod.store import Store
@@ -311,6 +311,25 @@ def test_compiled_trees_score_every_class_once_they_match_the_booster(
         scorer.close()
     assert got.shape == (3000, 3)
     np.testing.assert_allclose(got, model.predict_proba(rows), rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(not tree_compiler_available(), reason="the 'compiled' extra is missing")
+def test_trees_compiling_when_a_job_ends_land_in_the_cache_for_the_next(
+    model: Model, tmp_path: Path
+) -> None:
+    """A job shorter than the compile waits for it: the next job scores on compiled trees."""
+    batch = pa.RecordBatch.from_pandas(new_rows(200, seed=21), preserve_index=False)
+    first = BatchScorer(model, compiled=tmp_path, compile_now=True)
+    expected = first.score(batch)
+    first.close()
+    assert cached_trees(model, tmp_path) is not None
+    assert any("for later jobs" in note for note in first.notes), first.notes
+    later = BatchScorer(model, compiled=tmp_path)
+    try:
+        assert "compiled trees" in later.engine, later.notes
+        np.testing.assert_allclose(later.score(batch), expected, rtol=0, atol=1e-9)
+    finally:
+        later.close()
 
 
 # --- Spark

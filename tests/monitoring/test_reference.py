@@ -79,6 +79,34 @@ def test_json_records_count_exactly_like_the_frame(table: pd.DataFrame, referenc
         np.testing.assert_array_equal(from_frame[name], feature["counts"], err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", ["object", "string", "str", "category"])
+def test_a_typed_column_counts_per_distinct_value_like_records(
+    table: pd.DataFrame, reference: dict, dtype: str
+) -> None:
+    """Batch chunks count a typed column once per distinct value; the bins must be the
+    ones records get, unseen and missing values included, for every column type."""
+    binner = Binner(reference)
+    plan = reference["features"]["plan"]["categories"]
+    rng = np.random.default_rng(3)
+    values = [plan[0], plan[-1], "platinum", None, plan[0], "", "5"]
+    frame = pd.DataFrame({"plan": pd.Series(rng.choice(np.array(values, dtype=object), 5000))})
+    partner = pd.Series(rng.random(5000) < 0.3)
+    frames = [
+        frame.astype({"plan": dtype}).assign(has_partner=partner),
+        frame.astype({"plan": dtype}).assign(has_partner=partner.astype("boolean")),
+    ]
+    frames[1].loc[::7, "has_partner"] = pd.NA
+    for variant in frames:
+        records = [{k: json_safe(v) for k, v in row.items()} for row in variant.to_dict("records")]
+        expected = binner.count_records(records)
+        counted = Binner(reference).count_frame(variant)
+        for name in ("plan", "has_partner"):
+            np.testing.assert_array_equal(counted[name], expected[name], err_msg=name)
+    numbers = pd.DataFrame({"plan": pd.Series([5, 5, 7, None], dtype="Float64")})
+    spelled = binner.count_records([{"plan": "5"}, {"plan": 5}, {"plan": 7.0}, {"plan": None}])
+    np.testing.assert_array_equal(Binner(reference).count_frame(numbers)["plan"], spelled["plan"])
+
+
 def test_live_spellings_land_where_training_put_them(reference: dict) -> None:
     binner = Binner(reference)
     plan = reference["features"]["plan"]["categories"]

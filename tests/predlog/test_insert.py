@@ -239,3 +239,27 @@ def test_batch_predictions_keep_a_multiclass_label_as_json(
             store, job="c" * 16, seqs=np.arange(3), scores=scores[:3], entities=None,
             labels=labels,
         )  # fmt: skip
+
+
+def test_batch_predictions_store_every_value_exactly(store: Store) -> None:
+    """Scores come back bit for bit (tiny, near 1, many digits), entities as written
+    (quotes, backslashes, non-ASCII, numbers as text), seqs up to 2^62; a score that is
+    not finite is stored as no score."""
+    b = t.batch_predictions
+    rng = np.random.default_rng(7)
+    n = 5_000
+    scores = np.concatenate(
+        [rng.random(n - 6) ** 9, [1 - 1e-16, 5e-324, np.nan, np.inf, -np.inf, 0.1]]
+    )
+    entities = [f"c{i}" for i in range(n - 5)] + ['say "hi"', "back\\slash", "café ☕", "12", None]
+    seqs = np.arange(n, dtype=np.int64) * 7 + 2**62
+    written = insert_batch_predictions(
+        store, job="d" * 16, seqs=seqs, scores=scores, entities=pa.array(entities)
+    )
+    query = sa.select(b.c.seq, b.c.entity, b.c.score).where(b.c.job == "d" * 16)
+    rows = store.read(lambda conn: conn.execute(query.order_by(b.c.seq)).all())
+    assert written == n
+    assert [row.seq for row in rows] == seqs.tolist()
+    assert [row.entity for row in rows] == entities
+    expected = [float(s) if np.isfinite(s) else None for s in scores]
+    assert [row.score for row in rows] == expected

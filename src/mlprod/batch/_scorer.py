@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,18 @@ class BatchScorer:
         return scores
 
     def close(self) -> None:
-        """Stop the pool; a compile under way finishes on its own (a daemon thread)."""
+        """Stop the pool, and let a compile under way finish into the cache.
+
+        A job that ended before its trees compiled would otherwise throw the work away,
+        and the next job would start compiling again: compiled once, every later job of
+        the version finds them.
+        """
         self._pool.shutdown(wait=True)
+        if self._compiler is not None and self._compiler.is_alive():
+            started = time.perf_counter()
+            self._compiler.join()
+            waited = time.perf_counter() - started
+            self.notes.append(f"waited {waited:.1f} s for the trees to compile, for later jobs")
 
     def _score_slice(self, batch: pa.RecordBatch) -> np.ndarray:
         encoder, trees = self._encoder, self._trees

@@ -70,7 +70,7 @@ def predict(
     source = _source(input, input_sql, url)
     destination = _destination(output, output_table, output_url or url)
     settings = settings_for(store)
-    model = load(ref, settings=settings)
+    model = load(ref, settings=settings, fast=False)  # a job checks its own faster paths
     result = score(
         model,
         source,

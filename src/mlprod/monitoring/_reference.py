@@ -26,12 +26,13 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from mlprod.features import MISSING, as_datetime, as_numeric, boolean_value, category_string
+from mlprod.records import distinct_codes
 
 FORMAT = 1
 NUMERIC_BINS = 10
@@ -243,13 +244,39 @@ class Binner:
                 numbers = _as_numbers(frame[name], feature["kind"])
                 counts[name] = numeric_counts(numbers, feature["edges"])
             else:
-                counts[name] = self._count_categories(name, feature, frame[name].tolist())
+                counts[name] = self._count_column(name, feature, frame[name])
         return counts
+
+    def _count_column(self, name: str, feature: Mapping[str, Any], values: pd.Series) -> np.ndarray:
+        """A typed column's bins found once per distinct value (a batch chunk of 100,000
+        rows holds a few dozen); an object column's per value, as records are."""
+        distinct = distinct_codes(values)
+        if distinct is None:
+            return self._count_categories(name, feature, values.tolist())
+        codes, uniques = distinct
+        bins = self._category_bins(name, feature, uniques)
+        top = len(feature["categories"])
+        missing = top + 2  # what None takes in `_count_categories`, for either kind
+        per_code = np.bincount(codes + 1, minlength=len(uniques) + 1)
+        counts = np.bincount(
+            np.asarray([missing, *bins], dtype=np.int64), weights=per_code, minlength=top + 3
+        )
+        return counts.astype(np.int64)
 
     def _count_categories(
         self, name: str, feature: Mapping[str, Any], values: Sequence[Any]
     ) -> np.ndarray:
-        """One dictionary lookup per value (in C); only values never seen take the slow path.
+        """Counts over the feature's bins: top categories, other, unseen, missing."""
+        bins = self._category_bins(name, feature, values)
+        top = len(feature["categories"])
+        counts: np.ndarray = np.bincount(np.asarray(bins, dtype=np.int64), minlength=top + 3)
+        return counts
+
+    def _category_bins(
+        self, name: str, feature: Mapping[str, Any], values: Sequence[Any]
+    ) -> list[int]:
+        """Each value's bin: one dictionary lookup per value (in C); only values never seen
+        take the slow path.
 
         True, 1 and 1.0 are equal keys in Python but different categories, so a categorical
         cache holds strings (and None) only; for a boolean they all mean true anyway.
@@ -269,8 +296,7 @@ class Binner:
                 if cacheable and len(cache) < CACHE_LIMIT:
                     cache[value] = index
                 bins[position] = index
-        counts: np.ndarray = np.bincount(np.asarray(bins, dtype=np.int64), minlength=top + 3)
-        return counts
+        return cast(list[int], bins)  # every None was filled above
 
     def class_counts(self, labels: Sequence[Any]) -> np.ndarray | None:
         """Counts of predicted classes in the reference's class bins (None: not multiclass).

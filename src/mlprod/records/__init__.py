@@ -28,6 +28,7 @@ from mlprod.records._coerce import (
     boolean_value,
     category_string,
     datetime_parts,
+    distinct_codes,
     json_safe,
 )
 from mlprod.records._fastpath import (
@@ -67,6 +68,7 @@ __all__ = [
     "client_records",
     "compile_fast_path",
     "datetime_parts",
+    "distinct_codes",
     "json_safe",
     "max_difference",
     "record_problems",

@@ -26,11 +26,20 @@ def as_numeric(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
-def _per_distinct(values: pd.Series, convert: Callable[[object], Any], missing: Any) -> np.ndarray:
-    """`convert` applied once per distinct value of a typed column, spread by code.
+def distinct_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]] | None:
+    """Each value's code (-1: missing) and the distinct values, for a typed column.
 
-    Not for object columns: there ``True`` and ``1`` are equal keys but different labels.
+    What lets a column be converted once per distinct value instead of once per row. None
+    for an object column: there ``True`` and ``1`` are equal keys but different labels.
     """
+    if not _typed(values):
+        return None
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes, uniques.tolist()
+
+
+def _per_distinct(values: pd.Series, convert: Callable[[object], Any], missing: Any) -> np.ndarray:
+    """`convert` applied once per distinct value of a typed column, spread by code."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     labels = [convert(value) for value in uniques.tolist()]
     table = np.array([*labels, missing], dtype=object if isinstance(missing, str) else float)
