@@ -18,14 +18,22 @@ per record, in interleaved passes (medians of `--passes`):
 
 Goals: one record under 100 µs and at least 20x faster than plain scikit-learn; 100 records
 within 2x of the server's fast path per row.
+
+``--before SRC`` (a checkout's ``src`` folder) times the library and server rows of that
+tree too, in a second process that takes turns with this one (each pass times every row
+here, then the same row there), so both see the same machine; ``--clock cpu`` (the default)
+counts process CPU time, steadier than wall time on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 import timeit
 from collections.abc import Callable
 from pathlib import Path
@@ -35,11 +43,60 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def per_row_us(call: Callable[[], object], rows: int, budget: float) -> float:
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+COMPARED = ("library, ", "server fast path, ")  # the rows `--before` times in both trees
+
+
+def per_row_us(call: Callable[[], object], rows: int, budget: float, clock: str = "wall") -> float:
     """Microseconds per row of `call`, timed over about `budget` seconds (best of 3)."""
+    timer = CLOCKS[clock]
     call()
     number = max(1, int(budget / 3 / max(timeit.timeit(call, number=1), 1e-7)))
-    return min(timeit.repeat(call, number=number, repeat=3)) / number / rows * 1e6
+    return min(timeit.repeat(call, number=number, repeat=3, timer=timer)) / number / rows * 1e6
+
+
+def rows_of(label: str) -> int:
+    return 100 if label.endswith("100") else 1
+
+
+def worker(store: str, budget: float, clock: str) -> int:
+    """The `--before` side: time the compared rows when asked, one label per line."""
+    from serve import client_rows
+
+    calls = {k: v for k, v in timings(store, client_rows(100)).items() if k.startswith(COMPARED)}
+    print("ready", flush=True)
+    for line in sys.stdin:
+        label = line.strip()
+        print(per_row_us(calls[label], rows_of(label), budget, clock), flush=True)
+    return 0
+
+
+class Before:
+    """The baseline tree in a second process, timing one row whenever asked."""
+
+    def __init__(self, src: str, store: str, budget: float, clock: str) -> None:
+        command = [sys.executable, __file__, "--worker", store, "--budget", str(budget)]
+        env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())}
+        self.process = subprocess.Popen(
+            [*command, "--clock", clock], env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        if self.process.stdin is None or self.process.stdout is None:
+            raise RuntimeError("the --before process has no pipes")
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        while (line := self.stdout.readline()) and line.strip() != "ready":
+            print(f"  before: {line.rstrip()}")
+        if not line:
+            raise RuntimeError("the --before process ended before it was ready")
+
+    def time(self, label: str) -> float:
+        self.stdin.write(label + "\n")
+        self.stdin.flush()
+        return float(self.stdout.readline())
+
+    def close(self) -> None:
+        self.stdin.close()
+        self.process.wait(timeout=60)
 
 
 def lgbm_classifier(model_file: Path) -> Any:
@@ -106,20 +163,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=20_000, help="training rows")
     parser.add_argument("--passes", type=int, default=5, help="interleaved passes")
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per timing")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what to count")
+    parser.add_argument("--before", metavar="SRC", help="a baseline tree's src folder")
+    parser.add_argument("--worker", metavar="STORE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args.worker, args.budget, args.clock)
     with tempfile.TemporaryDirectory() as folder:
         print(f"training the quickstart model (LightGBM, {args.rows:,} rows) ...")
         store = train_model(Path(folder), args.rows)
         calls = timings(store, client_rows(100))
+        before = (
+            None if args.before is None else Before(args.before, store, args.budget, args.clock)
+        )
         found: dict[str, list[float]] = {label: [] for label in calls}
+        old: dict[str, list[float]] = {label: [] for label in calls if label.startswith(COMPARED)}
         for _ in range(args.passes):
             for label, call in calls.items():
-                rows = 100 if label.endswith("100") else 1
-                found[label].append(per_row_us(call, rows, args.budget))
+                found[label].append(per_row_us(call, rows_of(label), args.budget, args.clock))
+                if before is not None and label in old:
+                    old[label].append(before.time(label))
+        if before is not None:
+            before.close()
     median = {label: statistics.median(values) for label, values in found.items()}
-    print(f"\nper record, median of {args.passes} interleaved passes (µs)")
+    print(f"\nper record, median of {args.passes} interleaved passes (µs, {args.clock} time)")
     for label, value in median.items():
-        print(f"  {label:<42} {value:9.1f}")
+        was = f"   before {statistics.median(old[label]):9.1f}" if old.get(label) else ""
+        change = f"  ({statistics.median(old[label]) / value:4.2f}x)" if was else ""
+        print(f"  {label:<42} {value:9.1f}{was}{change}")
     print("\nratios")
     for size in ("1", "100"):
         sk = median[f"scikit-learn + LightGBM, DataFrame, {size}"]

@@ -110,6 +110,35 @@ def test_one_record_answers_as_the_server_does(flavors: Project) -> None:
     assert {type(model.predict_record(r)["label"]) for r in records} == {bool}
 
 
+def test_one_record_and_one_row_take_their_own_route_to_the_same_matrix(
+    flavors: Project,
+) -> None:
+    """A single record (or one-row frame) is assembled in Python floats: the matrix must be
+    the batch's row bit for bit, and the parity check must have covered that route."""
+    model = _load(flavors, "lightgbm")
+    fast = model.fast_check.fast if model.fast_check else None
+    assert fast is not None and fast.frames is not None
+    assert "also one by one" in fast.verified and "framed alone" in fast.frames_verified
+    frame, _ = model.test_data()
+    frame = frame.head(40).reset_index(drop=True)
+    records = client_records(frame)
+    batch, expected = fast.encode(records), model.transformer.transform(frame)
+    for i, record in enumerate(records):
+        assert fast.encode([record]).tobytes() == batch[i : i + 1].tobytes()
+        one_row = fast.frames.encode(frame.iloc[[i]])
+        assert one_row is not None and one_row.tobytes() == expected[i : i + 1].tobytes()
+    scores = model.score(frame)
+    np.testing.assert_array_equal(
+        model.predict_proba(frame), np.column_stack([1.0 - scores, scores])
+    )  # fmt: skip
+    np.testing.assert_array_equal(model.predict_proba(records[:1])[0], [1 - scores[0], scores[0]])
+    # what the batch route refuses, the single route refuses, with the server's words
+    for bad in (float("nan"), float("inf"), 10**400):
+        with pytest.raises(SchemaError, match="record 0, field 'tenure_months': expected a finite"):
+            model.predict_record({**records[0], "tenure_months": bad})
+    assert fast.frames.encode(frame.iloc[[0]].assign(tenure_months=np.inf)) is None
+
+
 def test_a_model_opened_without_prepare_takes_the_full_pipeline(flavors: Project) -> None:
     loaded = _load(flavors, "xgboost", fast=False)
     assert loaded.path == "reference" and loaded.engine == "reference"

@@ -220,7 +220,10 @@ class Model:
         positive = self.score(X)
         if positive.ndim == 2:
             return positive
-        return np.column_stack([1.0 - positive, positive])
+        both = np.empty((len(positive), 2))  # column_stack's answer, without its checks
+        np.subtract(1.0, positive, out=both[:, 0])
+        both[:, 1] = positive
+        return both
 
     def predict(self, X: Features) -> np.ndarray:
         """Class labels at the version's threshold, in the training data's values.

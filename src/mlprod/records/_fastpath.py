@@ -41,6 +41,7 @@ from mlprod.records._coerce import (
     json_safe,
 )
 from mlprod.records._frames import FrameEncoder, frame_variants
+from mlprod.records._rows import RowBuilder
 from mlprod.records._validate import (
     CHECKS,
     Contract,
@@ -54,6 +55,7 @@ log = logging.getLogger("mlprod.records")
 TOLERANCE = 1e-9
 VERIFY_ROWS = 100_000  # test rows replayed at most (evenly spaced beyond that)
 VERIFY_CHUNK = 10_000
+VERIFY_SINGLES = 64  # test rows, and rows of each probe batch and frame, also scored alone
 _EXACT_INT = 2**53  # beyond this an int does not survive pandas' float64 columns
 _NONE = type(None)
 _ABSENT = object()  # a field a record leaves out: no kind accepts it
@@ -280,7 +282,10 @@ class FastPath:
 
     def __init__(self, model: Scored, plan: _Plan) -> None:
         self.transformer = model.transformer
-        self.scorer = model.scorer
+        # A scorer may offer a leaner call for small matrices (LightGBM's C call without
+        # its Python wrapper); the parity check below verifies whichever scores here.
+        fast_scorer = getattr(model.scorer, "fast_scorer", None)
+        self.scorer = model.scorer if fast_scorer is None else fast_scorer()
         self.engine = "model"  # what scores the matrix; "compiled trees" once upgraded
         self.contract = Contract.of(model.signature)
         self.fields = [dict(f) for f in self.contract.fields]
@@ -299,6 +304,8 @@ class FastPath:
         self._numeric_inputs = np.asarray(
             [j for j, (i, _) in enumerate(plan.inputs) if i in numeric], dtype=np.intp
         )
+        self._numeric_list = [int(j) for j in self._numeric_inputs]
+        self._rows = RowBuilder(plan)
         index = {name: i for i, name in enumerate(names)}
         bounded = ((index[str(f["name"])], _column_check(f)) for f in self.fields)
         self._bounded = [(i, check) for i, check in bounded if check is not None]
@@ -333,6 +340,8 @@ class FastPath:
         for i, check in self._bounded:
             if not check(columns[i]):
                 raise _InvalidError
+        if n == 1:
+            return self._encode_one(columns)
         out = np.zeros((n, plan.width))
         if plan.inputs:
             self._impute(columns, out)
@@ -370,6 +379,25 @@ class FastPath:
         if allowed is not None and not all(allowed.issuperset(r) for r in records):
             raise _InvalidError
         return columns
+
+    def _encode_one(self, columns: list[tuple[Any, ...]]) -> np.ndarray:
+        """`encode` for one record: the same converters and checks, one Python row."""
+        plan = self.plan
+        parts = {i: convert(columns[i]) for i, convert in plan.converters}
+        try:  # numpy converts each value as it does for a batch (None: NaN)
+            values: list[float] = np.array(
+                [parts[i][p][0] for i, p in plan.inputs], dtype=float
+            ).tolist()
+        except OverflowError:  # an integer beyond float's range
+            raise _InvalidError from None
+        nones = sum(columns[i][0] is None for i in self._numeric_fields)
+        if sum(values[j] != values[j] for j in self._numeric_list) != nones:
+            raise _InvalidError  # a NaN sent as a number: the reference refuses it
+        hot = [column for i, codes in plan.categories if (column := codes(columns[i])[0]) >= 0]
+        matrix = self._rows.matrix(values, hot)
+        if matrix is None:  # an infinity sent as a number: the reference refuses it
+            raise _InvalidError
+        return matrix
 
     def _impute(self, columns: list[tuple[Any, ...]], out: np.ndarray) -> None:
         plan = self.plan
@@ -603,7 +631,7 @@ def _verify(model: Scored, fast: FastPath) -> str:
     frame, _ = model.test_data()
     if len(frame) > VERIFY_ROWS:
         frame = frame.iloc[np.linspace(0, len(frame) - 1, VERIFY_ROWS).astype(int)]
-    worst, rows, base = 0.0, 0, None
+    worst, rows, singles, base = 0.0, 0, 0, None
     for start in range(0, len(frame), VERIFY_CHUNK):
         chunk = frame.iloc[start : start + VERIFY_CHUNK].reset_index(drop=True)
         records = client_records(chunk)
@@ -613,21 +641,59 @@ def _verify(model: Scored, fast: FastPath) -> str:
         records = [records[i] for i in keep]
         base = base or records[0]
         got = fast.score_records(records, max_records=len(records))
-        worst = max(worst, max_difference(got, reference_scores(model, chunk.iloc[keep])))
+        reference = reference_scores(model, chunk.iloc[keep])
+        worst = max(worst, max_difference(got, reference))
+        singles = singles or _one_by_one(fast, records)
         rows += len(keep)
     probes = 0
     for batch in _probe_batches(fast, base or _example_record(fast.fields)):
         reference = reference_scores(
             model, records_to_frame(batch, fast.contract, max_records=len(batch))
         )
-        worst = max(
-            worst, max_difference(fast.score_records(batch, max_records=len(batch)), reference)
-        )
+        got = fast.score_records(batch, max_records=len(batch))
+        worst = max(worst, max_difference(got, reference))
+        singles += _one_by_one(fast, batch)
         probes += len(batch)
-    where = f"{rows:,} test rows and {probes} probe records"
+    where = f"{rows:,} test rows and {probes} probe records ({singles} also one by one)"
     if not worst <= TOLERANCE:
         raise _MismatchError(f"scores differ from the reference path by {worst:.3g} on {where}")
     return f"matches the reference path to {worst:.1e} on {where}"
+
+
+def _one_by_one(fast: FastPath, records: list[dict[str, Any]]) -> int:
+    """Up to VERIFY_SINGLES of `records` encoded alone (one record takes its own route
+    through `encode`) and as a batch of two of itself (the batch route, which the scores
+    check): the same matrix row, or both refused. Returns how many were checked.
+
+    Rows, not scores: a batch's matrix product may round differently from one row's, by
+    far less than the tolerance but in the model, not in the encoding.
+    """
+    chosen = _spread(len(records), VERIFY_SINGLES)
+    for i in chosen:
+        alone, twice = _encoded(fast, [records[i]]), _encoded(fast, [records[i]] * 2)
+        same = (
+            alone is None
+            if twice is None
+            else alone is not None and (np.array_equal(alone, twice[:1], equal_nan=True))
+        )
+        if not same:
+            raise _MismatchError(
+                f"one record alone encodes differently from the same record in a batch: "
+                f"{records[i]!r}"
+            )
+    return len(chosen)
+
+
+def _encoded(fast: FastPath, records: list[dict[str, Any]]) -> np.ndarray | None:
+    try:
+        return fast.encode(records)
+    except _InvalidError:
+        return None
+
+
+def _spread(count: int, most: int) -> list[int]:
+    """Up to `most` indices evenly spread over `count`, first and last included."""
+    return sorted({int(i) for i in np.linspace(0, count - 1, min(count, most))})
 
 
 def _verify_frames(model: Scored, fast: FastPath, encoder: FrameEncoder) -> str:
@@ -644,24 +710,52 @@ def _verify_frames(model: Scored, fast: FastPath, encoder: FrameEncoder) -> str:
     base = client_records(frame.head(1))[0] if len(frame) else _example_record(fast.fields)
     for batch in _probe_batches(fast, base):
         frames += [pd.DataFrame(batch), records_to_frame(batch, fast.contract, max_records=10**9)]
-    rows = 0
+    rows = singles = 0
     for candidate in frames:
         try:
             expected: np.ndarray | None = model.transformer.transform(candidate)
         except (ValueError, TypeError):
             expected = None
         got = encoder.encode(candidate)
-        if got is None:
-            continue  # the full pipeline answers this one, as it always did
-        if expected is None or not np.array_equal(got, expected):
-            raise _MismatchError(
-                f"the DataFrame encoding differs from the transformer's on a frame of "
-                f"{len(candidate)} row(s) with dtypes {sorted({str(d) for d in candidate.dtypes})}"
-            )
-        rows += len(candidate)
+        if got is not None:  # None: the full pipeline answers this one, as it always did
+            _same_matrix(got, expected, candidate)
+            rows += len(candidate)
+        singles += _rows_alone(model, encoder, candidate, expected)
     return (
-        f"DataFrames match the transformer's matrix exactly on {rows:,} rows ({len(frames)} frames)"
+        f"DataFrames match the transformer's matrix exactly on {rows:,} rows ({len(frames)} "
+        f"frames; {singles:,} rows also framed alone)"
     )
+
+
+def _rows_alone(
+    model: Scored, encoder: FrameEncoder, frame: pd.DataFrame, expected: np.ndarray | None
+) -> int:
+    """Up to VERIFY_SINGLES rows of `frame`, each as a frame of its own (one row takes its
+    own route through the encoder), checked against the transformer; how many it encoded."""
+    checked = 0
+    for i in _spread(len(frame), VERIFY_SINGLES):
+        alone = frame.iloc[[i]]
+        got = encoder.encode(alone)
+        if got is None:
+            continue
+        if expected is not None:
+            _same_matrix(got, expected[i : i + 1], alone)
+        else:  # the transformer refused the whole frame: ask it about this row
+            try:
+                row: np.ndarray | None = model.transformer.transform(alone)
+            except (ValueError, TypeError):
+                row = None
+            _same_matrix(got, row, alone)
+        checked += 1
+    return checked
+
+
+def _same_matrix(got: np.ndarray, expected: np.ndarray | None, frame: pd.DataFrame) -> None:
+    if expected is None or not np.array_equal(got, expected):
+        raise _MismatchError(
+            f"the DataFrame encoding differs from the transformer's on a frame of "
+            f"{len(frame)} row(s) with dtypes {sorted({str(d) for d in frame.dtypes})}"
+        )
 
 
 def reference_scores(model: Scored, frame: pd.DataFrame) -> np.ndarray:
