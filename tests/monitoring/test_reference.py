@@ -107,6 +107,43 @@ def test_a_typed_column_counts_per_distinct_value_like_records(
     np.testing.assert_array_equal(Binner(reference).count_frame(numbers)["plan"], spelled["plan"])
 
 
+@pytest.mark.parametrize("dtype", ["object", "str", "category", "Int64", "boolean", "many"])
+def test_reference_counts_equal_a_label_per_row(dtype: str) -> None:
+    """Reference bins come from labels found once per distinct value: they must be what
+    labelling every row (`category_string`, `boolean_value`) and counting gives."""
+    from mlprod.features import MISSING, boolean_value, category_string
+    from mlprod.monitoring._reference import _feature_reference
+
+    rng = np.random.default_rng(5)
+    pools = {
+        "object": np.array(["a", "b", 3, 3.0, True, None, "", "b"], dtype=object),
+        "str": np.array(["x", "y", "z", None, "y"], dtype=object),
+        "category": np.array(["p", "q", None, "q"], dtype=object),
+        "Int64": np.array([1, 2, 2, None, 40], dtype=object),
+        "boolean": np.array([True, False, None, True], dtype=object),
+        "many": np.array([f"c{i}" for i in range(60)] + [None], dtype=object),  # > top 20
+    }
+    pool = pools[dtype]
+    values = pd.Series(rng.choice(pool, 3000)).astype("str" if dtype == "many" else dtype)
+    for kind in ("categorical", "boolean"):
+        if kind == "boolean":
+            labels = []
+            for value in values.tolist():
+                number = boolean_value(value)
+                labels.append(MISSING if np.isnan(number) else ("true" if number else "false"))
+        else:
+            labels = [category_string(value) for value in values.tolist()]
+        reference = _feature_reference(values, kind)
+        present = pd.Series([label for label in labels if label != MISSING], dtype=object)
+        assert reference["known"] == list(present.value_counts().index)
+        lookup = {label: i for i, label in enumerate(reference["categories"])}
+        top = len(reference["categories"])
+        expected = np.zeros(top + 3, dtype=int)
+        for label in labels:
+            expected[top + 2 if label == MISSING else lookup.get(label, top)] += 1
+        assert reference["counts"] == expected.tolist(), (dtype, kind)
+
+
 def test_live_spellings_land_where_training_put_them(reference: dict) -> None:
     binner = Binner(reference)
     plan = reference["features"]["plan"]["categories"]

@@ -31,7 +31,15 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from mlprod.features import MISSING, as_datetime, as_numeric, boolean_value, category_string
+from mlprod.features import (
+    MISSING,
+    as_boolean,
+    as_category,
+    as_datetime,
+    as_numeric,
+    boolean_value,
+    category_string,
+)
 from mlprod.records import distinct_codes
 
 FORMAT = 1
@@ -87,14 +95,28 @@ def build_reference(
 def _feature_reference(values: pd.Series, kind: str) -> dict[str, Any]:
     if kind in ("numeric", "datetime"):
         return _numeric_reference(_as_numbers(values, kind), kind)
-    labels = _as_labels(values.tolist(), kind)
-    present = pd.Series([label for label in labels if label != MISSING], dtype=object)
-    frequencies = present.value_counts()
+    labels = pd.Series(_column_labels(values, kind), dtype=object)
+    missing = labels == MISSING
+    frequencies = labels[~missing].value_counts()
     categories = [str(c) for c in frequencies.index[:TOP_CATEGORIES]]
     known = [str(c) for c in frequencies.index[:KNOWN_CATEGORIES]]
     reference = {"kind": kind, "categories": categories, "known": known}
-    counts = _category_counts(labels, _category_lookup(reference), len(categories))
+    lookup, top = _category_lookup(reference), len(categories)
+    counts = np.zeros(top + 3, dtype=np.int64)  # top categories, other, unseen, missing
+    for label, count in frequencies.items():
+        counts[lookup.get(str(label), top + 1)] += int(count)
+    counts[top + 2] = int(missing.sum())
     return {**reference, "counts": counts.tolist()}
+
+
+def _column_labels(values: pd.Series, kind: str) -> np.ndarray:
+    """Each value's category label (`MISSING` for none), converted once per distinct value
+    where the column's type allows it (`as_category`, `as_boolean`)."""
+    if kind == "boolean":
+        numbers = as_boolean(values)
+        named = np.where(numbers == 1.0, "true", "false").astype(object)
+        return np.where(np.isnan(numbers), MISSING, named)
+    return as_category(values)
 
 
 def _numeric_reference(numbers: np.ndarray, kind: str) -> dict[str, Any]:
@@ -123,13 +145,6 @@ def _category_lookup(reference: Mapping[str, Any]) -> dict[str, int]:
     for label in reference["known"]:
         lookup.setdefault(label, other)
     return lookup
-
-
-def _category_counts(labels: Sequence[str], lookup: Mapping[str, int], top: int) -> np.ndarray:
-    """Counts over top categories, other, unseen and missing."""
-    unseen, missing = top + 1, top + 2
-    bins = [missing if label == MISSING else lookup.get(label, unseen) for label in labels]
-    return np.bincount(np.asarray(bins, dtype=np.int64), minlength=top + 3).astype(np.int64)
 
 
 def bin_labels(feature: Mapping[str, Any]) -> list[str]:
