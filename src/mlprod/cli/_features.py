@@ -19,6 +19,7 @@ from mlprod.cli._common import (
     settings_for,
     since_option,
 )
+from mlprod.cli._experiments import data_app, features_app
 from mlprod.errors import SpecError
 from mlprod.settings import Settings
 from mlprod.spec import SPEC_FILE, SqlSource
@@ -162,3 +163,11 @@ def _with(settings: Settings, **urls: str | None) -> Settings:
     """Settings with the URLs given on the command line winning over the environment."""
     update = {key: value for key, value in urls.items() if value}
     return settings.model_copy(update=update) if update else settings
+
+
+# The two groups are _experiments'; these commands join them here, so that running one
+# of them imports this module and `mlprod.cli` imports neither.
+features_app.command("materialize")(materialize)
+features_app.command("stream")(stream)
+features_app.command("skew")(skew)
+data_app.command("cache")(cache_command)
