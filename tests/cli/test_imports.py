@@ -1,7 +1,8 @@
 """The command line imports only what a command uses, so `mlprod --help` starts fast.
 
-Typer reads every command's signature at start-up: whatever a command module imports at
-its top is paid by every command. Each check runs in a fresh interpreter.
+`mlprod --help` lists the commands from a table and imports none of their modules; a
+command imports its own module, and whatever that module imports at its top is paid by
+that command. Each check runs in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ HEAVY = (
 )
 
 
-def heavy_after(code: str) -> list[str]:
-    """Which of `HEAVY` a fresh interpreter holds after running `code`."""
-    found = f"[m for m in {HEAVY!r} if m in sys.modules]"
+def heavy_after(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    """Which of `heavy` a fresh interpreter holds after running `code`."""
+    found = f"[m for m in {heavy!r} if m in sys.modules]"
     probe = f"import json, sys\n{code}\nprint(json.dumps({found}))"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
@@ -47,6 +48,27 @@ def test_importing_the_cli_and_building_every_command_loads_no_heavy_library() -
     # get_command builds the click commands from every signature, as `mlprod --help` does.
     code = "import typer.main\nfrom mlprod.cli import app\ntyper.main.get_command(app)"
     assert heavy_after(code) == []
+
+
+# What `mlprod --help` must not import: no command module, no settings or spec (pydantic,
+# pydantic-settings, YAML), no library of HEAVY.
+NOT_FOR_HELP = (
+    *HEAVY,
+    "mlprod.settings",
+    "mlprod.spec",
+    "pydantic_settings",
+    "yaml",
+    *(f"mlprod.cli.{name}" for name in ("_models", "_monitor", "_project", "_deploy")),
+)
+HELP = "from mlprod.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+
+
+def test_help_imports_no_command_module_and_no_heavy_library() -> None:
+    assert heavy_after(HELP, NOT_FOR_HELP) == []
+    # The sibling: running a command imports its module, the store and the settings.
+    code = HELP.replace("'--help'", "'models', 'list'")
+    loaded = set(heavy_after(code, NOT_FOR_HELP))
+    assert {"mlprod.cli._models", "mlprod.settings", "pydantic_settings", "sqlalchemy"} <= loaded
 
 
 def test_the_probe_sees_what_a_store_command_imports_when_it_runs() -> None:

@@ -23,9 +23,9 @@ from rich.console import Console
 from rich.text import Text
 
 from mlprod._time import parse_since
-from mlprod.settings import Settings
 
 if TYPE_CHECKING:
+    from mlprod.settings import Settings
     from mlprod.store import ArtifactStore, Store
 
 EXIT_OK = 0
@@ -53,6 +53,9 @@ err_console = Console(stderr=True, markup=False)
 
 def settings_for(store: str | None) -> Settings:
     """Settings from the environment, with an explicit --store winning."""
+    # Imported here: pydantic-settings is paid by the commands that read settings only.
+    from mlprod.settings import Settings
+
     settings = Settings()
     return settings.model_copy(update={"store": store}) if store else settings
 
