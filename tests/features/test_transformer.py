@@ -125,6 +125,55 @@ def test_typed_columns_convert_once_per_value_with_the_same_labels(values: pd.Se
     assert np.array_equal(as_boolean(values), booleans, equal_nan=True)
 
 
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("value", "label", "boolean"),
+    [
+        ("Yes", "Yes", 1.0),
+        (" no ", " no ", 0.0),
+        ("TRUE", "TRUE", 1.0),
+        ("maybe", "maybe", NAN),
+        (1.0, "1", 1.0),
+        (0, "0", 0.0),
+        (np.float64(2.0), "2", NAN),
+        (2.5, "2.5", NAN),
+        (True, "true", 1.0),
+        (np.bool_(False), "false", 0.0),
+        (None, "__missing__", NAN),
+        (NAN, "__missing__", NAN),
+        (pd.NA, "__missing__", NAN),
+    ],
+)
+def test_one_raw_value_has_one_label_and_one_boolean(
+    value: object, label: str, boolean: float
+) -> None:
+    from mlprod.records import boolean_value, category_string
+
+    assert category_string(value) == label
+    assert np.array_equal([boolean_value(value)], [boolean], equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        (None, None),
+        (NAN, None),
+        (pd.NaT, None),
+        (np.float64(NAN), None),
+        (pd.Timestamp("2026-01-02 03:04:05"), "2026-01-02T03:04:05"),
+        (np.int64(3), 3),
+        (np.bool_(True), True),
+        ("x", "x"),
+    ],
+)
+def test_one_cell_becomes_a_plain_json_value(value: object, plain: object) -> None:
+    from mlprod.records import json_safe
+
+    assert json_safe(value) == plain
+
+
 def test_fit_transform_is_fit_then_transform(frame: pd.DataFrame) -> None:
     """Encoding the rows while fitting gives the same matrix and the same fitted state."""
     once = FeatureTransformer(kinds=KINDS)

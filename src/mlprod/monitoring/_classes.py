@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from mlprod.features import category_string
+from mlprod.records import category_string
 
 PER_CLASS = ("precision", "recall")
 PER_CLASS_KEY = re.compile(r"^(precision|recall)\[(.+)\](_low|_high)?$")

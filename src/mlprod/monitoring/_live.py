@@ -20,11 +20,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -40,6 +39,9 @@ from mlprod.monitoring._reference import (
 from mlprod.store import Store
 from mlprod.store import schema as t
 from mlprod.store.schema import UTCDateTime
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WindowKey = tuple[str, int, datetime]  # model, version, window start
 ADDITIVE_STATS = ("predictions", "predicted_positive", "est_tp", "est_positive", "score_hist")

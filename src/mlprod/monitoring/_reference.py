@@ -26,12 +26,11 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-import pandas as pd
 
-from mlprod.features import (
+from mlprod.records import (
     MISSING,
     as_boolean,
     as_category,
@@ -39,8 +38,11 @@ from mlprod.features import (
     as_numeric,
     boolean_value,
     category_string,
+    distinct_codes,
 )
-from mlprod.records import distinct_codes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMAT = 1
 NUMERIC_BINS = 10
@@ -87,6 +89,8 @@ def build_reference(
         "calibration": _calibration(scores, np.asarray(test_labels, dtype=int)),
     }
     if predicted is not None:
+        import pandas as pd  # training and batch scoring only: a report reads no frames
+
         labels = pd.Series([str(label) for label in predicted], dtype=object)
         reference["predicted"] = _feature_reference(labels, "categorical")
     return reference
@@ -95,6 +99,8 @@ def build_reference(
 def _feature_reference(values: pd.Series, kind: str) -> dict[str, Any]:
     if kind in ("numeric", "datetime"):
         return _numeric_reference(_as_numbers(values, kind), kind)
+    import pandas as pd
+
     labels = pd.Series(_column_labels(values, kind), dtype=object)
     missing = labels == MISSING
     frequencies = labels[~missing].value_counts()
@@ -183,6 +189,8 @@ def _record_numbers(values: list[Any], feature: Mapping[str, Any]) -> np.ndarray
             return numbers
         except (TypeError, ValueError):  # a string that is not a number: missing, as in training
             pass
+    import pandas as pd
+
     return _as_numbers(pd.Series(values, dtype=object), feature["kind"])
 
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from mlprod.features import boolean_value, category_string
 from mlprod.monitoring._classes import class_index, not_a_class_note
 from mlprod.monitoring._live import window_start
 from mlprod.monitoring._reference import CONFUSION, SCORE_BINS, score_bin
+from mlprod.records import boolean_value, category_string
 
 WINDOW_KEYS = ("model", "version", "window_start")
 

@@ -18,6 +18,11 @@ Example::
         check.fast.score_records([{"tenure_months": 12, ...}])
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from mlprod.records._coerce import (
     DATETIME_PARTS,
     MISSING,
@@ -31,24 +36,44 @@ from mlprod.records._coerce import (
     distinct_codes,
     json_safe,
 )
-from mlprod.records._fastpath import (
-    TOLERANCE,
-    FastPath,
-    FastPathCheck,
-    check_fast_path,
-    client_records,
-    compile_fast_path,
-    max_difference,
-    reference_scores,
-    upgrade_scorer,
-)
-from mlprod.records._validate import (
-    LOOKUP_TIME,
-    Contract,
-    record_problems,
-    records_to_frame,
-    without_extras,
-)
+
+if TYPE_CHECKING:
+    from mlprod.records._fastpath import (
+        TOLERANCE,
+        FastPath,
+        FastPathCheck,
+        check_fast_path,
+        client_records,
+        compile_fast_path,
+        max_difference,
+        reference_scores,
+        upgrade_scorer,
+    )
+    from mlprod.records._validate import (
+        LOOKUP_TIME,
+        Contract,
+        record_problems,
+        records_to_frame,
+        without_extras,
+    )
+
+# The contract and the fast path load on first use (pandas): coercion alone does not.
+_LAZY = {
+    "Contract": "mlprod.records._validate",
+    "FastPath": "mlprod.records._fastpath",
+    "FastPathCheck": "mlprod.records._fastpath",
+    "LOOKUP_TIME": "mlprod.records._validate",
+    "TOLERANCE": "mlprod.records._fastpath",
+    "check_fast_path": "mlprod.records._fastpath",
+    "client_records": "mlprod.records._fastpath",
+    "compile_fast_path": "mlprod.records._fastpath",
+    "max_difference": "mlprod.records._fastpath",
+    "record_problems": "mlprod.records._validate",
+    "records_to_frame": "mlprod.records._validate",
+    "reference_scores": "mlprod.records._fastpath",
+    "upgrade_scorer": "mlprod.records._fastpath",
+    "without_extras": "mlprod.records._validate",
+}
 
 __all__ = [
     "DATETIME_PARTS",
@@ -77,3 +102,9 @@ __all__ = [
     "upgrade_scorer",
     "without_extras",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlprod.records' has no attribute {name!r}")

@@ -7,11 +7,14 @@ boolean, and an ISO string the same instant as a parsed timestamp.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MISSING = "__missing__"
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
@@ -21,6 +24,8 @@ DATETIME_PARTS = ("year", "month", "day_of_week", "hour")
 
 def as_numeric(values: pd.Series) -> np.ndarray:
     """Floats; anything unparseable becomes NaN (missing), as in training."""
+    import pandas as pd  # the column is a Series: pandas is loaded already
+
     if values.dtype == bool:
         return values.to_numpy(dtype=float)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
@@ -32,6 +37,8 @@ def distinct_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]] | None:
     What lets a column be converted once per distinct value instead of once per row. None
     for an object column: there ``True`` and ``1`` are equal keys but different labels.
     """
+    import pandas as pd
+
     if not _typed(values):
         return None
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
@@ -40,6 +47,8 @@ def distinct_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]] | None:
 
 def _per_distinct(values: pd.Series, convert: Callable[[object], Any], missing: Any) -> np.ndarray:
     """`convert` applied once per distinct value of a typed column, spread by code."""
+    import pandas as pd
+
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     labels = [convert(value) for value in uniques.tolist()]
     table = np.array([*labels, missing], dtype=object if isinstance(missing, str) else float)
@@ -48,6 +57,8 @@ def _per_distinct(values: pd.Series, convert: Callable[[object], Any], missing: 
 
 def _typed(values: pd.Series) -> bool:
     """Numbers, booleans, strings or categories: columns whose equal values mean the same."""
+    import pandas as pd
+
     dtype = values.dtype
     if isinstance(dtype, pd.CategoricalDtype | pd.StringDtype):
         return True
@@ -66,15 +77,23 @@ def as_category(values: pd.Series) -> np.ndarray:
     return out
 
 
+def _pandas_na(value: object) -> bool:
+    """Whether `value` is pandas' NA; pandas not imported, nothing can be."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and value is pandas.NA
+
+
 def category_string(value: object) -> str:
     """The category label of one raw value."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
         return MISSING
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
-    return str(value)
+    if isinstance(value, str):
+        return str(value)
+    return MISSING if _pandas_na(value) else str(value)
 
 
 def as_boolean(values: pd.Series) -> np.ndarray:
@@ -93,8 +112,9 @@ def boolean_value(value: object) -> float:
     """1.0, 0.0 or NaN for one raw value."""
     if isinstance(value, bool | np.bool_):
         return 1.0 if value else 0.0
-    if value is None or value is pd.NA:
+    if value is None:
         return np.nan
+    # pandas' NA reads MISSING here, so it comes out NaN below, as before.
     text = category_string(value).strip().lower()
     if text in _TRUE:
         return 1.0
@@ -105,20 +125,26 @@ def boolean_value(value: object) -> float:
 
 def as_datetime(values: pd.Series) -> pd.Series:
     """UTC-naive timestamps; unparseable values become NaT (missing)."""
+    import pandas as pd
+
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     return parsed.dt.tz_localize(None)
 
 
 def json_safe(value: Any) -> Any:
     """A plain JSON value for one cell (numpy scalars, timestamps, missing)."""
-    if value is None or value is pd.NaT:
+    if value is None:
         return None
     if isinstance(value, float) and np.isnan(value):
         return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
     if isinstance(value, np.generic):
         return json_safe(value.item())
+    pandas = sys.modules.get("pandas")  # without pandas imported, no NaT or Timestamp
+    if pandas is not None:
+        if value is pandas.NaT:
+            return None
+        if isinstance(value, pandas.Timestamp):
+            return value.isoformat()
     return value
 
 
