@@ -6,7 +6,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from mlprod.errors import SpecError
@@ -33,6 +32,8 @@ def load_spec(path: str | Path = SPEC_FILE) -> ProjectSpec:
             f"no spec at {path}: write one with "
             "`mlprod init --data FILE --target COLUMN`, or pass the path of an existing one"
         )
+    import yaml  # here, not at the top: reading stored specs (ProjectSpec) needs no YAML
+
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

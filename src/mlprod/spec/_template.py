@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import yaml
-
 from mlprod.spec._interface import InterfaceSpec
 from mlprod.spec._models import CATALOGUE, GATE_METRICS, FeatureKind
 
@@ -29,6 +27,8 @@ def render_spec(
 
         text = render_spec("churn", "customers.csv", "churned", {"tenure": "numeric"})
     """
+
+    import yaml  # only `mlprod init` writes a spec: importing mlprod.spec stays free of YAML
 
     def scalar(value: object) -> str:
         return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
@@ -129,6 +129,8 @@ def _interface_lines(interface: InterfaceSpec, scalar: Callable[[object], str]) 
 
 def _flow(value: object) -> str:
     """A mapping on one line, keys in the order given."""
+    import yaml
+
     text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1000)
     return text.strip().removesuffix("...").strip()
 
