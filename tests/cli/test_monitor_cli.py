@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,3 +116,46 @@ def test_outcomes_without_a_label_column_are_refused(project: Project, tmp_path:
     pd.DataFrame({"prediction_id": ["a" * 32]}).to_csv(project.root / "nolabel.csv", index=False)
     done = cli(project, "outcomes", "ingest", "nolabel.csv", check=False)
     assert done.returncode == 1 and "outcomes need a label column" in done.stderr
+
+
+# What scoring and training need and a report does not: `mlprod monitor` stays clear of them.
+NOT_FOR_A_REPORT = ("pandas", "pyarrow", "sklearn", "lightgbm", "xgboost", "skops", "duckdb")
+
+
+def _loaded_after(project: Project, code: str) -> tuple[str, list[str]]:
+    """Stdout of `code` in a fresh interpreter, and which of NOT_FOR_A_REPORT it loaded."""
+    probe = (
+        f"import json, sys\n{code}\n"
+        f"print(json.dumps([m for m in {NOT_FOR_A_REPORT!r} if m in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=project.root,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    *output, loaded = done.stdout.strip().splitlines()
+    return "\n".join(output), json.loads(loaded)
+
+
+def test_monitor_reads_a_report_with_traffic_without_pandas(project: Project) -> None:
+    make_churn_table(300, seed=5).drop(columns=["churned"]).to_csv(
+        project.root / "traffic.csv", index=False
+    )
+    cli(project, "predict", "churn@production", "--input", "traffic.csv", "--output", "t.parquet")
+    code = (
+        "from mlprod.cli import main\n"
+        "try:\n    main(['monitor', 'churn', '--json'])\nexcept SystemExit as exit:\n"
+        "    assert not exit.code, exit.code"
+    )
+    shown, loaded = _loaded_after(project, code)
+    report = json.loads(shown)
+    assert sum(point["count"] for point in report["traffic"]) >= 300
+    assert {"plan", "monthly_charges", "score"} <= {row["feature"] for row in report["drift"]}
+    assert loaded == []
+    # The sibling: the labelled side of monitoring does read frames, and the probe sees it.
+    _, loaded = _loaded_after(project, "from mlprod.monitoring import labelled_predictions")
+    assert "pandas" in loaded
