@@ -1,11 +1,11 @@
 """A command group that imports a command's module only when that command runs.
 
-Typer builds every command from its function's signature when the app starts, so every
-command module (and whatever it imports at its top) used to be paid by every command,
-``mlprod --help`` included. This group knows its commands by a table of names, modules
-and one-line help instead: ``--help`` lists them from the table, and running a command
-imports its module alone and builds it exactly as ``app.command()`` / ``app.add_typer``
-would. `tests/cli/test_lazy.py` holds the table to the commands' own help.
+Typer builds every registered command from its function's signature when the app starts,
+so each command module (and whatever it imports at its top) would be paid by every
+command, ``mlprod --help`` included. This group knows its commands by a table of names,
+modules and one-line help instead: ``--help`` lists them from the table, and running a
+command imports its module alone and builds it exactly as ``app.command()`` /
+``app.add_typer`` would. `tests/cli/test_lazy.py` holds the table to the commands' help.
 """
 
 from __future__ import annotations
