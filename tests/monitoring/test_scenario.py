@@ -29,7 +29,7 @@ from mlprod.pipelines import promote, train
 from mlprod.pipelines._quickstart import SPEC
 from support import Project, Receiver, Server
 
-BUCKET = 5  # seconds per window: each phase is sent inside one window
+BUCKET = 10  # seconds per window: each phase (200 requests) is sent inside one window
 ROWS = 20_000
 LABELLED = 3_000  # outcomes posted per phase
 FEATURES = (
@@ -181,7 +181,9 @@ def test_drift_is_flagged_exactly_performance_matches_sklearn_alerts_open_and_re
                 {"prediction_id": answers[i]["id"], "label": bool(frame["churned"].iloc[i])}
                 for i in sample
             ]
-            posted = httpx.post(server.url + "/v1/outcomes", json={"outcomes": outcomes})
+            posted = httpx.post(
+                server.url + "/v1/outcomes", json={"outcomes": outcomes}, timeout=60
+            )
             assert posted.json() == {"received": LABELLED, "duplicates": 0}
             joined.append([(answers[i], bool(frame["churned"].iloc[i])) for i in sample])
         time.sleep(1.5)  # matched on the next flush
