@@ -24,6 +24,7 @@ from mlprod.predlog import (
     prediction_entry,
     read_predictions,
 )
+from mlprod.predlog._insert import _clean, _entry_tuples
 from mlprod.registry import create_run
 from mlprod.store import Store
 from mlprod.store import schema as t
@@ -183,6 +184,27 @@ def test_entries_store_the_rows_they_stand_for(store: Store) -> None:
         "tenure_months": 1,
     }
     assert frame.loc[f"{201:032x}", "entity"] == "201"
+
+
+def test_sqlite_expands_entries_into_the_rows_the_long_way_gives() -> None:
+    shadow = request_entry(100, 3, shadow_of=[f"{i:032x}" for i in range(3)])
+    odd = request_entry(300, 3)
+    odd["predictions"][0].update(score=None, label=None)
+    odd["records"][1] = {"plan": "basic"}  # no entity key: entity stays empty
+    odd["predictions"][2]["label"] = "yes"
+    sent = request_entry(200, 2)
+    body = orjson.dumps({"records": sent.pop("records")})
+    spliced = prediction_entry("churn", [], sent["predictions"], at=T0, latency_ms=2, body=body)
+    for entry in (request_entry(0, 4), shadow, odd, spliced):
+        parsed = orjson.loads(orjson.dumps(entry))  # as the flusher reads it
+        assert _entry_tuples(parsed) == [_clean(row) for row in entry_rows(parsed)]
+    broken = orjson.loads(orjson.dumps(request_entry(10, 2)))
+    broken["predictions"][1]["version"] = "two"
+    with pytest.raises(DataError, match="wrong type"):
+        _entry_tuples(broken)
+    del broken["predictions"][1]["id"]
+    with pytest.raises(DataError, match="lacks id"):
+        _entry_tuples(broken)
 
 
 def test_a_body_on_several_lines_is_not_spliced_into_the_spool() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -14,14 +14,17 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from mlprod.errors import MlprodError, SchemaError, StoreError
 from mlprod.monitoring import LiveCounter, ingest_outcomes
 from mlprod.predlog import PredictionLog, Spool
 from mlprod.serving._auth import Authenticator, admin_router, require_scope
 from mlprod.serving._crashes import CrashLog, ThrottledLog
+from mlprod.serving._direct import DirectPredict
 from mlprod.serving._guard import Budget, Guard, GuardState, budget_of
 from mlprod.serving._hosts import HostCheck
 from mlprod.serving._loaded import LoadedVersion
@@ -141,10 +144,17 @@ def create_app(
         store, predict_open=settings.opens("predict"), outcomes_open=settings.opens("outcomes")
     )
     app.include_router(admin_router())
-    _routes(app, state)
+    predict_route = _routes(app, state)
     throttled = ThrottledLog()
-    _error_handlers(app, state, throttled)
+    failed = _error_handlers(app, state, throttled)
     install_openapi(app, pool)
+    app.add_middleware(  # innermost: inside the guard, the crash log and the Host check
+        DirectPredict,
+        answer=partial(_predict, state),
+        failed=failed,
+        auth=app.state.auth,
+        route=predict_route,
+    )
     app.add_middleware(  # limits apply before the app; only the checks below wrap it
         Guard,
         max_body_bytes=settings.max_body_bytes,
@@ -173,7 +183,8 @@ def open_store(settings: Settings) -> Store:
         return Store.open_later(settings.store_url())
 
 
-def _routes(app: FastAPI, state: ServerState) -> None:
+def _routes(app: FastAPI, state: ServerState) -> APIRoute:
+    """Every route; returns the predict route, which `DirectPredict` answers while open."""
     pool, max_records = state.pool, state.settings.max_records
 
     @app.get("/healthz", tags=["health"])
@@ -197,9 +208,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
 
     @app.post("/v1/models/{name}/predict", tags=["models"], dependencies=predict_scope)
     async def predict(name: str, request: Request) -> Response:
-        served = pool.served(name)
-        body = await request.body()
-        return await _answer(state, served, body, max_records, budget_of(request.scope))
+        return await _predict(state, name, await request.body(), request.scope)
 
     outcomes_scope = [Depends(require_scope("outcomes"))]
 
@@ -241,6 +250,14 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         body = await request.body()
         return await _answer(state, model, body, max_records, budget_of(request.scope))
 
+    return next(r for r in app.routes if isinstance(r, APIRoute) and r.endpoint is predict)
+
+
+async def _predict(state: ServerState, name: str, body: bytes, scope: Scope) -> Response:
+    """``POST /v1/models/{name}/predict``, from FastAPI's route or from `DirectPredict`."""
+    served = state.pool.served(name)
+    return await _answer(state, served, body, state.settings.max_records, budget_of(scope))
+
 
 async def _answer(
     state: ServerState,
@@ -265,7 +282,7 @@ async def _answer(
             respond, state, target, records, max_records, body, budget
         )
     add_flags(content["predictions"], flags)
-    _count(state.metrics, content, seconds)
+    _count(state.metrics, target, content, seconds)
     return ORJSONResponse(content)
 
 
@@ -292,29 +309,57 @@ def respond(
     return content, seconds
 
 
-def _count(metrics: ServerMetrics, content: dict[str, Any], seconds: float) -> None:
-    versions = Counter(str(p["version"]) for p in content["predictions"])
-    for version, records in versions.items():
-        metrics.requests.labels(content["model"], version).inc(records)
-    metrics.latency.labels(content["model"], next(iter(versions))).observe(seconds)
+def _count(
+    metrics: ServerMetrics,
+    target: LoadedVersion | Served,
+    content: dict[str, Any],
+    seconds: float,
+) -> None:
+    """Records answered per version, and the request's time under its first one's."""
+    model, predictions = content["model"], content["predictions"]
+    first = predictions[0]["version"]
+    if isinstance(target, LoadedVersion) or len(target.routes) == 1:  # one version answers
+        metrics.scored(model, first, len(predictions))
+    else:
+        for version, records in Counter(p["version"] for p in predictions).items():
+            metrics.scored(model, version, records)
+    metrics.timed(model, first, seconds)
 
 
-def _error_handlers(app: FastAPI, state: ServerState, throttled: ThrottledLog) -> None:
+def _error_handlers(
+    app: FastAPI, state: ServerState, throttled: ThrottledLog
+) -> Callable[[str, str, Mapping[str, Any], MlprodError], Response]:
+    """Install the `MlprodError` handler; return its renderer for `DirectPredict`."""
+    failed = partial(_error_response, state, throttled)
 
     @app.exception_handler(MlprodError)
     async def mlprod_error(request: Request, exc: MlprodError) -> Response:
-        model = _model_label(state.pool, request.path_params)
-        state.metrics.errors.labels(model, exc.code).inc()
-        if state.counter is not None and model not in ("-", UNKNOWN_MODEL):
-            state.counter.error(model, exc.code)
-        error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-        if isinstance(exc, SchemaError) and exc.fields:
-            error["fields"] = exc.fields
-        if exc.status >= 500:
-            where = f"{request.method} {request.url.path}"
-            throttled.error(f"{where} {exc.code}", f"{where} failed: {exc.detail or exc}")
-        headers = getattr(exc, "headers", None)  # 401 carries WWW-Authenticate
-        return ORJSONResponse({"error": error}, status_code=exc.status, headers=headers)
+        return failed(request.method, request.url.path, request.path_params, exc)
+
+    return failed
+
+
+def _error_response(
+    state: ServerState,
+    throttled: ThrottledLog,
+    method: str,
+    path: str,
+    path_params: Mapping[str, Any],
+    exc: MlprodError,
+) -> Response:
+    """One error body for every route, counted per model and code."""
+    model = _model_label(state.pool, path_params)
+    state.metrics.errors.labels(model, exc.code).inc()
+    if state.counter is not None and model not in ("-", UNKNOWN_MODEL):
+        state.counter.error(model, exc.code)
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if isinstance(exc, SchemaError) and exc.fields:
+        error["fields"] = exc.fields
+    if exc.status >= 500:
+        where = f"{method} {path}"
+        throttled.error(f"{where} {exc.code}", f"{where} failed: {exc.detail or exc}")
+    headers = getattr(exc, "headers", None)  # 401 carries WWW-Authenticate
+    return ORJSONResponse({"error": error}, status_code=exc.status, headers=headers)
 
 
 def _model_label(pool: ModelPool, path_params: Mapping[str, Any]) -> str:

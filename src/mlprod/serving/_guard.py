@@ -45,6 +45,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -256,17 +257,22 @@ class Guard:
         budget, left, setting = limits
         claim = Budget()
         scope[BUDGET_KEY] = claim
-        exchange = _Exchange(receive, send, self.max_body_bytes, self.state, slot)
-        task = asyncio.ensure_future(self._downstream(scope, exchange))
-        started = asyncio.ensure_future(exchange.started.wait())
+        # one future settles the race: the app ends, its answer starts, or the budget runs
+        # out (cheaper per request than a second task and `asyncio.wait` over both)
+        loop = asyncio.get_running_loop()
+        decided = loop.create_future()
+        exchange = _Exchange(receive, send, self.max_body_bytes, self.state, slot, decided)
+        task = loop.create_task(self._downstream(scope, exchange))
+        task.add_done_callback(partial(_settle, decided))
+        timer = loop.call_later(left, _settle, decided)
         try:
-            await asyncio.wait({task, started}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            await decided
         except BaseException:
             task.cancel()  # we were cancelled (shutdown timeout): take the app down with us
             raise
         finally:
-            started.cancel()
-        if task.done() or exchange.started.is_set() or not claim.claim_timeout():
+            timer.cancel()
+        if task.done() or exchange.started or not claim.claim_timeout():
             await task  # answering already, or committed to its answer: it is nearly done
             return
         exchange.answered = True  # whatever the app sends from now on is dropped
@@ -360,15 +366,22 @@ class _Exchange:
     """
 
     def __init__(
-        self, receive: Receive, send: Send, limit: int, state: GuardState, slot: _Slot
+        self,
+        receive: Receive,
+        send: Send,
+        limit: int,
+        state: GuardState,
+        slot: _Slot,
+        decided: asyncio.Future[None],
     ) -> None:
         self._receive = receive
         self._send = send
         self.limit = limit
         self.state = state
         self.slot = slot
+        self.decided = decided  # settled when the response starts: the budget ends there
         self.received = 0
-        self.started = asyncio.Event()
+        self.started = False
         self.answered = False
 
     async def receive(self) -> Message:
@@ -381,10 +394,10 @@ class _Exchange:
 
     async def _reject(self, more: bool) -> None:
         self.state.too_large += 1
-        if self.started.is_set() or self.answered:
+        if self.started or self.answered:
             raise _Answered  # the app already answered: all we can do is stop it
         self.answered = True
-        self.started.set()
+        self._start()
         await _too_large(self._receive, self._send, self.limit, more=more)
         raise _Answered
 
@@ -392,10 +405,20 @@ class _Exchange:
         if self.answered:
             return
         if message["type"] == "http.response.start":
-            self.started.set()
+            self._start()
         await self._send(message)
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             self.slot.release()
+
+    def _start(self) -> None:
+        self.started = True
+        _settle(self.decided)
+
+
+def _settle(decided: asyncio.Future[None], *_: object) -> None:
+    """Settle the guard's race (a task's done callback, the timer, the answer's start)."""
+    if not decided.done():
+        decided.set_result(None)
 
 
 def _content_length(scope: Scope) -> int | None:

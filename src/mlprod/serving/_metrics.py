@@ -8,6 +8,7 @@ tests, never share counters.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -37,6 +38,24 @@ class ServerMetrics:
         self.loaded = Gauge(
             "mlprod_versions_loaded", "Versions loaded and serving", registry=self.registry
         )
+        # labelled children by (model, version): `labels()` takes a lock and builds its key
+        # on every call, a cost each request paid twice; the set is as small as the models'
+        self._scored: dict[tuple[str, object], Any] = {}
+        self._timed: dict[tuple[str, object], Any] = {}
+
+    def scored(self, model: str, version: object, records: int) -> None:
+        """Count `records` answered by `model`'s `version`."""
+        child = self._scored.get((model, version))
+        if child is None:
+            child = self._scored[model, version] = self.requests.labels(model, str(version))
+        child.inc(records)
+
+    def timed(self, model: str, version: object, seconds: float) -> None:
+        """Observe one predict request's scoring time under its first record's version."""
+        child = self._timed.get((model, version))
+        if child is None:
+            child = self._timed[model, version] = self.latency.labels(model, str(version))
+        child.observe(seconds)
 
     def watch(self, prefix: str, stats: Stats) -> None:
         """Expose every number `stats()` returns as a gauge ``mlprod_<prefix>_<key>``."""

@@ -63,15 +63,28 @@ def score_records(model: LoadedVersion, records: Any, max_records: int) -> dict[
     if model.multiclass:
         return {"model": model.name, "predictions": _class_predictions(model, scores)}
     negative, positive = model.classes
-    predictions = []
+    version, threshold = model.version, model.threshold  # properties: read once, not per record
     ids = prediction_ids(len(scores))
-    for index, score in enumerate(scores.tolist()):
+    values = scores.tolist()
+    if all(map(math.isfinite, values)):  # the usual case, one comprehension
+        predictions = [
+            {
+                "id": ident,
+                "version": version,
+                "score": score,
+                "label": positive if score >= threshold else negative,
+            }
+            for ident, score in zip(ids, values, strict=True)
+        ]
+        return {"model": model.name, "predictions": predictions}
+    predictions = []
+    for ident, score in zip(ids, values, strict=True):
         finite = math.isfinite(score)
         item: dict[str, Any] = {
-            "id": ids[index],
-            "version": model.version,
+            "id": ident,
+            "version": version,
             "score": score if finite else None,
-            "label": (positive if score >= model.threshold else negative) if finite else None,
+            "label": (positive if score >= threshold else negative) if finite else None,
         }
         if not finite:
             item["flags"] = ["non_finite_score"]
