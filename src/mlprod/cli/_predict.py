@@ -46,9 +46,7 @@ def predict(
         str | None,
         typer.Option(help="Input columns to carry into the output, comma-separated, or '*'."),
     ] = None,
-    chunk_rows: Annotated[
-        int, typer.Option(min=1, help="Rows per chunk; bounds memory.")
-    ] = 100_000,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk; bounds memory.")] = 50_000,
     log: Annotated[
         bool, typer.Option("--log/--no-log", help="Log predictions so outcomes can join them.")
     ] = True,
@@ -62,6 +60,9 @@ def predict(
     score is the label's probability). Rows appear at the destination all at once; a job
     killed half way and run again with the same --job-id carries on and writes no row twice.
     """
+    from mlprod._memory import release_freed_memory
+
+    release_freed_memory()  # this process is the job's; before pyarrow loads
     from mlprod.batch import score
     from mlprod.pipelines import load
 
