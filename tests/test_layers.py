@@ -2,7 +2,8 @@
 
 The layers are DESIGN.md's: a package imports only from its own layer or lower, and never
 from another package's ``_private`` module (cross-package use goes through ``__all__``).
-The foundation modules (errors, settings, ``_time``, ``_threads``) are open to everyone.
+The foundation modules (errors, settings, ``_time``, ``_threads``, ``_memory``) are open to
+everyone.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import mlprod
 
 SRC = Path(mlprod.__file__).parent
-FOUNDATION = {"errors", "settings", "_time", "_threads", "__init__", "__main__"}
+FOUNDATION = {"errors", "settings", "_time", "_threads", "_memory", "__init__", "__main__"}
 LAYERS = [
     "spec",
     "store",
