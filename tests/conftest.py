@@ -111,6 +111,18 @@ def server(trained_project: Project) -> Iterator[Server]:
         running.stop()
 
 
+@pytest.fixture(scope="module")
+def closed_server(trained_project: Project) -> Iterator[Server]:
+    """`mlprod serve` with predictions closed to callers without a token (one per module:
+    the tests create and revoke tokens)."""
+    running = Server(trained_project, env={"MLPROD_PREDICT_OPEN": "false"})
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
 # --- Redis: a per-test prefix on the shared instance, or a private instance to stop
 
 

@@ -24,17 +24,6 @@ WHOAMI = "/v1/admin/tokens/whoami"
 
 
 @pytest.fixture(scope="module")
-def closed_server(trained_project: Project) -> Iterator[Server]:
-    """`mlprod serve` with predictions closed to callers without a token."""
-    running = Server(trained_project, env={"MLPROD_PREDICT_OPEN": "false"})
-    try:
-        running.wait_ready()
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
 def store(trained_project: Project) -> Iterator[Store]:
     with Store.open(Settings(store=trained_project.store).store_url()) as opened:
         yield opened

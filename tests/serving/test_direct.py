@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -29,17 +29,6 @@ from mlprod.store import Store
 from support import Project, Server
 
 PREDICT = "/v1/models/churn/predict"
-
-
-@pytest.fixture(scope="module")
-def closed_server(trained_project: Project) -> Iterator[Server]:
-    """`mlprod serve` with predictions closed: FastAPI's route, dependencies and all."""
-    running = Server(trained_project, env={"MLPROD_PREDICT_OPEN": "false"})
-    try:
-        running.wait_ready()
-        yield running
-    finally:
-        running.stop()
 
 
 def _records(project: Project, count: int) -> list[dict[str, Any]]:
