@@ -45,12 +45,12 @@ def distinct_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]] | None:
     return codes, uniques.tolist()
 
 
-def _per_distinct(values: pd.Series, convert: Callable[[object], Any], missing: Any) -> np.ndarray:
-    """`convert` applied once per distinct value of a typed column, spread by code."""
-    import pandas as pd
-
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    labels = [convert(value) for value in uniques.tolist()]
+def _per_distinct(
+    distinct: tuple[np.ndarray, list[Any]], convert: Callable[[object], Any], missing: Any
+) -> np.ndarray:
+    """`convert` applied once per distinct value (`distinct_codes`), spread by code."""
+    codes, uniques = distinct
+    labels = [convert(value) for value in uniques]
     table = np.array([*labels, missing], dtype=object if isinstance(missing, str) else float)
     return np.asarray(table[codes])  # code -1 (missing) takes the last entry
 
@@ -69,8 +69,9 @@ def _typed(values: pd.Series) -> bool:
 
 def as_category(values: pd.Series) -> np.ndarray:
     """Strings, with integral floats written as integers and missing as `MISSING`."""
-    if _typed(values):
-        return _per_distinct(values, category_string, MISSING)
+    distinct = distinct_codes(values)
+    if distinct is not None:
+        return _per_distinct(distinct, category_string, MISSING)
     out = np.empty(len(values), dtype=object)
     for i, value in enumerate(values.tolist()):
         out[i] = category_string(value)
@@ -100,8 +101,9 @@ def as_boolean(values: pd.Series) -> np.ndarray:
     """1.0 / 0.0 for true / false spellings, NaN for missing or anything else."""
     if values.dtype == bool:
         return values.to_numpy(dtype=float)
-    if _typed(values):
-        return _per_distinct(values, boolean_value, np.nan)
+    distinct = distinct_codes(values)
+    if distinct is not None:
+        return _per_distinct(distinct, boolean_value, np.nan)
     out = np.full(len(values), np.nan)
     for i, value in enumerate(values.tolist()):
         out[i] = boolean_value(value)
