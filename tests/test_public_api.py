@@ -234,6 +234,7 @@ EXPORTS = {
     "predlog": [
         "COLUMNS",
         "PredictionLog",
+        "PruneResult",
         "Spool",
         "SpoolPosition",
         "count_predictions",
@@ -244,6 +245,7 @@ EXPORTS = {
         "insert_predictions",
         "line_rows",
         "prediction_entry",
+        "prune_predictions",
         "read_predictions",
     ],
     "records": [
@@ -285,6 +287,7 @@ EXPORTS = {
         "TrialRecord",
         "VersionRecord",
         "alias_map",
+        "audit_in",
         "audit_log",
         "change_marker",
         "check_name",

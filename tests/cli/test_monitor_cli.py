@@ -159,3 +159,42 @@ def test_monitor_reads_a_report_with_traffic_without_pandas(project: Project) ->
     # The sibling: the labelled side of monitoring does read frames, and the probe sees it.
     _, loaded = _loaded_after(project, "from mlprod.monitoring import labelled_predictions")
     assert "pandas" in loaded
+
+
+def test_predictions_prune_counts_then_deletes_only_old_rows(project: Project) -> None:
+    from datetime import timedelta
+
+    from mlprod.predlog import count_predictions
+
+    old = datetime.now(UTC) - timedelta(days=100)
+    rows = [
+        {"id": uuid.uuid4().hex, "model": "churn", "version": 1, "at": old, "record": {},
+         "score": 0.2, "label": False, "latency_ms": 1.0}
+        for _ in range(10)
+    ]  # fmt: skip
+    logged(project, 5)
+    url = project.settings().store_url()
+    with Store.open(url) as store:
+        insert_predictions(store, rows)
+        total = count_predictions(store, "churn")
+
+    planned = json.loads(
+        cli(
+            project, "predictions", "prune", "churn", "--older-than", "90d", "--dry-run", "--json"
+        ).stdout
+    )
+    assert (planned["dry_run"], planned["served"], planned["rows"]) == (True, {"churn": 10}, 10)
+    done = cli(project, "predictions", "prune", "churn", "--older-than", "90d")
+    assert "deleted" in done.stdout and "10" in done.stdout
+    with Store.open(url) as store:
+        assert count_predictions(store, "churn") == total - 10
+    again = cli(project, "predictions", "prune", "--older-than", "90d")
+    assert "nothing to delete" in again.stdout
+
+    unknown = cli(project, "predictions", "prune", "nope", "--older-than", "90d", check=False)
+    assert (
+        unknown.returncode == 1 and "nope" in unknown.stderr and "Traceback" not in unknown.stderr
+    )
+    unsaid = cli(project, "predictions", "prune", "churn", check=False)
+    assert unsaid.returncode != 0 and "--older-than" in unsaid.stderr
+    assert "Traceback" not in unsaid.stderr

@@ -1,4 +1,4 @@
-"""``mlprod predictions export``: hand the prediction log to analysts as a file or JSON."""
+"""``mlprod predictions``: export the log to analysts as a file or JSON; prune old rows."""
 
 from __future__ import annotations
 
@@ -73,6 +73,69 @@ def export(
         print_json({"model": model, "rows": len(frame), "predictions": _documents(frame)})
         return
     _show(model, frame)
+
+
+@app.command("prune")
+def prune(
+    model: Annotated[
+        str | None, typer.Argument(help="Model name (default: every model in the log).")
+    ] = None,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Delete predictions made before this: 90d, 12h or an ISO time."
+        ),
+    ] = "",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")
+    ] = False,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Delete old logged predictions, served and batch, to keep the store small and fast.
+
+    Monitoring's windowed counts stay, so no chart changes; a pruned prediction can no
+    longer take a late outcome or be exported. Batch jobs still running keep their rows.
+    Every pruned model gets an audit entry.
+    """
+    if not older_than:
+        raise typer.BadParameter("say how old: --older-than 90d (or 12h, or an ISO time)")
+    before = since_option(older_than, "--older-than")
+    settings = settings_for(store)
+    meta, _ = open_stores(settings)
+    with meta:
+        from mlprod.predlog import prune_predictions
+
+        result = prune_predictions(
+            meta, before=before, model=model, actor=settings.user, dry_run=dry_run
+        )
+    if json:
+        print_json(
+            {
+                "before": result.before.isoformat(),
+                "dry_run": result.dry_run,
+                "served": result.served,
+                "batch": result.batch,
+                "jobs": result.jobs,
+                "rows": result.rows,
+            }
+        )
+        return
+    verb = "would delete" if dry_run else "deleted"
+    if not result.rows:
+        console.print(f"no predictions made before {when(before)} UTC: nothing to delete")
+        return
+    table = Table(
+        "model", "served", "batch rows", "batch jobs", title=f"{verb} (before {when(before)} UTC)"
+    )
+    for name in result.models():
+        table.add_row(
+            name,
+            f"{result.served.get(name, 0):,}",
+            f"{result.batch.get(name, 0):,}",
+            f"{result.jobs.get(name, 0):,}",
+        )
+    console.print(table)
 
 
 def _write(frame: pd.DataFrame, output: Path) -> None:

@@ -10,6 +10,7 @@ Example::
     log.start()
     log.submit([prediction_entry("churn", records, answers, at=now, latency_ms=4.1)])
     read_predictions(store, "churn", since=start)
+    prune_predictions(store, before=utc_now() - timedelta(days=90))  # retention
 """
 
 from mlprod.predlog._batch import insert_batch_predictions
@@ -22,12 +23,14 @@ from mlprod.predlog._entries import (
 )
 from mlprod.predlog._insert import insert_entries, insert_predictions
 from mlprod.predlog._log import PredictionLog
+from mlprod.predlog._prune import PruneResult, prune_predictions
 from mlprod.predlog._read import count_predictions, read_predictions
 from mlprod.predlog._spool import Spool, SpoolPosition
 
 __all__ = [
     "COLUMNS",
     "PredictionLog",
+    "PruneResult",
     "Spool",
     "SpoolPosition",
     "count_predictions",
@@ -38,5 +41,6 @@ __all__ = [
     "insert_predictions",
     "line_rows",
     "prediction_entry",
+    "prune_predictions",
     "read_predictions",
 ]

@@ -12,7 +12,7 @@ Example::
     model = open_version(artifacts, record)
 """
 
-from mlprod.registry._aliases import alias_map, audit_log, delete_alias, set_alias
+from mlprod.registry._aliases import alias_map, audit_in, audit_log, delete_alias, set_alias
 from mlprod.registry._deployments import (
     Deployment,
     Route,
@@ -64,6 +64,7 @@ __all__ = [
     "TrialRecord",
     "VersionRecord",
     "alias_map",
+    "audit_in",
     "audit_log",
     "change_marker",
     "check_name",

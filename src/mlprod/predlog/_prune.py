@@ -1,0 +1,168 @@
+"""Retention for the prediction log: rows older than a cut-off leave the store in slices.
+
+Why: the log is the one table that grows with traffic, and nothing else ever removes a
+row. A store that held a year of served and batch predictions made every insert five times
+slower (its indexes no longer fit in memory). Monitoring keeps what it needs in windowed
+counts (``window_stats``, ``feature_counts``), so pruning raw rows loses no chart; what a
+pruned row can no longer do is take a late outcome or be exported.
+
+Rows go in slices of `SLICE_ROWS`, one short transaction each, so a server's flusher and
+a running batch job keep writing while a large log is pruned. A batch job still running
+(or publishing) keeps its rows: a resumed job relies on the chunks it already logged.
+Each pruned model gets an audit row saying who removed what.
+
+Example::
+
+    pruned = prune_predictions(store, before=utc_now() - timedelta(days=90), actor="ana")
+    pruned.served, pruned.batch, pruned.jobs
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from mlprod._time import as_utc
+from mlprod.registry import audit_in, require_model
+from mlprod.store import MetadataStore
+from mlprod.store import schema as t
+
+SLICE_ROWS = 20_000  # rows per transaction: a flusher waits at most one slice for the lock
+RUNNING = ("running", "publishing")  # a job that may still resume keeps its rows
+
+
+@dataclass
+class PruneResult:
+    """What a prune removed (or would remove, for a dry run), per model and in total."""
+
+    before: datetime
+    dry_run: bool
+    served: dict[str, int] = field(default_factory=dict)  # model -> served predictions
+    batch: dict[str, int] = field(default_factory=dict)  # model -> batch job rows
+    jobs: dict[str, int] = field(default_factory=dict)  # model -> batch jobs emptied
+
+    @property
+    def rows(self) -> int:
+        return sum(self.served.values()) + sum(self.batch.values())
+
+    def models(self) -> list[str]:
+        return sorted(set(self.served) | set(self.batch))
+
+
+def prune_predictions(
+    store: MetadataStore,
+    *,
+    before: datetime,
+    model: str | None = None,
+    actor: str = "unknown",
+    dry_run: bool = False,
+) -> PruneResult:
+    """Delete logged predictions made before `before`, of `model` or of every model.
+
+    Served predictions go by their time; a batch job's rows go together, by the time the
+    job scored them, once the job is finished or failed. With `dry_run` nothing is deleted
+    and the counts say what would be. Raises `NotFoundError` for a model the store has
+    never heard of; `ValueError` for a naive `before`.
+    """
+    if before.tzinfo is None:
+        raise ValueError(f"before={before!r} is naive: pass a timezone-aware datetime (UTC)")
+    before = as_utc(before)
+    if model is not None:
+        require_model(store, model)
+    result = PruneResult(before=before, dry_run=dry_run)
+    models = [model] if model is not None else store.read(_logged_models)
+    for name in models:
+        served = _prune_served(store, name, before, dry_run)
+        rows, jobs = _prune_batch(store, name, before, dry_run)
+        if served:
+            result.served[name] = served
+        if rows:
+            result.batch[name], result.jobs[name] = rows, jobs
+        if (served or rows) and not dry_run:
+            reason = (
+                f"deleted {served} served and {rows} batch predictions ({jobs} jobs) "
+                f"made before {before.isoformat()}"
+            )
+            store.write(_audit(actor, name, reason))
+    return result
+
+
+def _audit(actor: str, model: str, reason: str) -> Callable[[Connection], object]:
+    return lambda conn: audit_in(conn, actor, "prune-predictions", model, None, None, None, reason)
+
+
+def _count(query: sa.Select[Any]) -> Callable[[Connection], int]:
+    return lambda conn: int(conn.execute(query).scalar_one())
+
+
+def _delete(statement: sa.Delete) -> Callable[[Connection], int]:
+    return lambda conn: int(conn.execute(statement).rowcount)
+
+
+def _logged_models(conn: Connection) -> list[str]:
+    served = sa.select(t.predictions.c.model).distinct()
+    batch = sa.select(t.batch_jobs.c.model).distinct()
+    return sorted({row[0] for row in conn.execute(sa.union(served, batch))})
+
+
+def _prune_served(store: MetadataStore, model: str, before: datetime, dry_run: bool) -> int:
+    table = t.predictions
+    old = sa.and_(table.c.model == model, table.c.at < before)  # ix_predictions_model_at
+    if dry_run:
+        return int(store.read(_count(sa.select(sa.func.count()).select_from(table).where(old))))
+    ids = sa.select(table.c.id).where(old).limit(SLICE_ROWS).scalar_subquery()
+    delete = _delete(sa.delete(table).where(table.c.id.in_(ids)))
+    removed = 0
+    while True:
+        count = int(store.write(delete))
+        removed += count
+        if count < SLICE_ROWS:
+            return removed
+
+
+def _prune_batch(
+    store: MetadataStore, model: str, before: datetime, dry_run: bool
+) -> tuple[int, int]:
+    """(rows, jobs) of `model`'s finished batch jobs scored before `before`."""
+    jobs = t.batch_jobs
+    old = sa.select(jobs.c.key).where(
+        jobs.c.model == model,
+        jobs.c.scored_at < before,
+        jobs.c.status.not_in(RUNNING),
+        jobs.c.key.is_not(None),
+    )
+    keys: list[str] = list(store.read(lambda conn: conn.execute(old).scalars().all()))
+    removed, emptied = 0, 0
+    for key in keys:
+        gone = _count_job_rows(store, key) if dry_run else _delete_job_rows(store, key)
+        removed += gone
+        emptied += 1 if gone else 0
+    return removed, emptied
+
+
+def _count_job_rows(store: MetadataStore, key: str) -> int:
+    rows = t.batch_predictions
+    return int(
+        store.read(_count(sa.select(sa.func.count()).select_from(rows).where(rows.c.job == key)))
+    )
+
+
+def _delete_job_rows(store: MetadataStore, key: str) -> int:
+    """One job's rows, a slice of consecutive row numbers per transaction (its primary key)."""
+    rows = t.batch_predictions
+    nth = sa.select(rows.c.seq).where(rows.c.job == key).order_by(rows.c.seq)
+    nth = nth.offset(SLICE_ROWS - 1).limit(1)
+    removed = 0
+    while True:
+        last = store.read(lambda conn: conn.execute(nth).scalar())
+        where = (
+            rows.c.job == key if last is None else sa.and_(rows.c.job == key, rows.c.seq <= last)
+        )
+        removed += int(store.write(_delete(sa.delete(rows).where(where))))
+        if last is None:
+            return removed
