@@ -18,6 +18,7 @@ the HTTP status it maps to, so one handler in the server answers them all::
     ├── UnavailableError             503  a server cannot be reached (client side)
     ├── OnlineStoreError             503  the online feature store did not answer in time
     ├── SpoolFullError               503  the prediction log's local spool is at its size cap
+    ├── LoadingError                 503  a version asked for by number is still loading
     ├── NotSupportedError            501  a part of mlprod cannot handle this kind of version yet
     └── TrainingError                500  no candidate could be trained
 """
@@ -138,6 +139,16 @@ class SpoolFullError(MlprodError):
 
     status = 503
     code = "overloaded"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+
+class LoadingError(MlprodError):
+    """A version asked for by number is still loading (verified and warmed up before it
+    answers); the server answers 503 with ``Retry-After`` rather than letting the request
+    time out, and the load carries on."""
+
+    status = 503
+    code = "loading"
     headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
 
 

@@ -124,3 +124,35 @@ def test_server_with_no_production_model_is_not_ready(tmp_path: Any) -> None:
         assert httpx.get(server.url + "/readyz").status_code == 503
     finally:
         server.stop()
+
+
+def test_a_pinned_version_still_loading_answers_503_and_loads_on(trained_project: Project) -> None:
+    """A version asked for by number loads on first use; when the load outlasts the request's
+    budget the client hears "loading, retry" (503, Retry-After), not a timeout, and the load
+    carries on so that a retry is answered."""
+    import time
+
+    budget = "0.05"  # no load (verify, warm up, check the fast path) fits in 50 ms
+    server = Server(trained_project, "--alias", "staging", env={"MLPROD_REQUEST_TIMEOUT": budget})
+    try:
+        server.wait_ready()
+        url = server.url + "/v1/models/churn/versions/1/predict"
+        body = {"records": _records(trained_project, 3)}
+        first = httpx.post(url, json=body, timeout=30)
+        assert first.status_code == 503, first.text
+        assert first.headers["retry-after"] == "1"
+        assert first.json()["error"]["code"] == "loading"
+        assert "churn@1" in first.json()["error"]["message"]
+        deadline = time.monotonic() + 120
+        answer = first
+        while answer.status_code in (503, 504):  # 504: a busy machine outran 50 ms anyway
+            assert time.monotonic() < deadline, "the pinned version never loaded"
+            time.sleep(0.2)
+            answer = httpx.post(url, json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        model = mlprod.load("churn@1", store=trained_project.store)
+        expected = model.score(pd.DataFrame(body["records"]))
+        scores = [p["score"] for p in answer.json()["predictions"]]
+        np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-12)
+    finally:
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
-from mlprod.errors import MlprodError, SchemaError, StoreError
+from mlprod.errors import LoadingError, MlprodError, SchemaError, StoreError
 from mlprod.monitoring import LiveCounter, ingest_outcomes
 from mlprod.predlog import PredictionLog, Spool
 from mlprod.serving._auth import Authenticator, admin_router, require_scope
@@ -246,11 +247,42 @@ def _routes(app: FastAPI, state: ServerState) -> APIRoute:
         "/v1/models/{name}/versions/{version}/predict", tags=["models"], dependencies=predict_scope
     )
     async def predict_version(name: str, version: int, request: Request) -> Response:
-        model = await run_in_threadpool(pool.pinned, name, version)
+        budget = budget_of(request.scope)
+        model = await _pinned(pool, name, version, budget)
         body = await request.body()
-        return await _answer(state, model, body, max_records, budget_of(request.scope))
+        return await _answer(state, model, body, max_records, budget)
 
     return next(r for r in app.routes if isinstance(r, APIRoute) and r.endpoint is predict)
+
+
+LOADING_MARGIN = 0.1  # seconds of a request's budget kept to answer "loading" in time
+
+
+async def _pinned(pool: ModelPool, name: str, version: int, budget: Budget | None) -> LoadedVersion:
+    """The version, once loaded; `LoadingError` (503, retry) if its load outlasts the budget.
+
+    The load carries on either way, so the client's retry finds it ready.
+    """
+    future = pool.pinned_later(name, version)
+    if future.done():
+        return future.result()
+    waiting = asyncio.wrap_future(future)
+    waiting.add_done_callback(_retrieve)  # a load that fails after we gave up is not "unretrieved"
+    wait = None if budget is None else budget.deadline - asyncio.get_running_loop().time()
+    try:
+        return await asyncio.wait_for(
+            asyncio.shield(waiting), None if wait is None else max(wait - LOADING_MARGIN, 0.0)
+        )
+    except TimeoutError:
+        raise LoadingError(
+            f"{name}@{version} is still loading (it is verified and warmed up before it "
+            "answers); retry in a second"
+        ) from None
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _predict(state: ServerState, name: str, body: bytes, scope: Scope) -> Response:

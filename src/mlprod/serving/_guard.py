@@ -105,7 +105,8 @@ class Budget:
     Thread-safe: scoring may run in a worker thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float = float("inf")) -> None:
+        self.deadline = deadline  # the event loop's time when the guard answers 504
         self._lock = threading.Lock()
         self._owner: str | None = None
 
@@ -255,11 +256,11 @@ class Guard:
         the setting that names it.
         """
         budget, left, setting = limits
-        claim = Budget()
+        loop = asyncio.get_running_loop()
+        claim = Budget(deadline=loop.time() + left)
         scope[BUDGET_KEY] = claim
         # one future settles the race: the app ends, its answer starts, or the budget runs
         # out (cheaper per request than a second task and `asyncio.wait` over both)
-        loop = asyncio.get_running_loop()
         decided = loop.create_future()
         exchange = _Exchange(receive, send, self.max_body_bytes, self.state, slot, decided)
         task = loop.create_task(self._downstream(scope, exchange))

@@ -21,6 +21,7 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,8 @@ class ModelPool:
         self._marker = -1
         self._unreachable: str | None = "not read yet"  # why the registry was never read
         self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int], Future[LoadedVersion]] = {}
+        self._pending_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -276,6 +279,39 @@ class ModelPool:
         """A specific version, loaded from the registry on first use."""
         with self._lock:
             return self._load(name, version)
+
+    def pinned_later(self, name: str, version: int) -> Future[LoadedVersion]:
+        """`pinned` as a future: done at once when the version is loaded, else loading on a
+        thread of its own, one load per version however many requests ask meanwhile.
+
+        Why: a load (verify, warm up, check the fast path) can outlast a request's time
+        budget; the request can then say "loading, retry" while the load carries on.
+        """
+        key = (name, version)
+        future: Future[LoadedVersion] = Future()
+        loaded = self._loaded.get(key)
+        if loaded is not None:
+            future.set_result(loaded)
+            return future
+        with self._pending_lock:
+            pending = self._pending.get(key)
+            if pending is not None:
+                return pending
+            self._pending[key] = future
+        thread = threading.Thread(
+            target=self._load_pending, args=(key, future), daemon=True, name="mlprod-pinned"
+        )
+        thread.start()
+        return future
+
+    def _load_pending(self, key: tuple[str, int], future: Future[LoadedVersion]) -> None:
+        try:
+            future.set_result(self.pinned(*key))
+        except BaseException as exc:  # the requests waiting on it answer with it
+            future.set_exception(exc)
+        finally:
+            with self._pending_lock:  # a failed load is tried again by the next request
+                self._pending.pop(key, None)
 
     def describe(self) -> list[dict[str, Any]]:
         """One entry per served model, for ``GET /v1/models``.
