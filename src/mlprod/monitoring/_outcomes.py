@@ -29,7 +29,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from mlprod._time import as_utc
@@ -64,6 +63,9 @@ def ingest_outcomes(
         return {"received": 0, "duplicates": 0}
 
     def work(conn: Connection) -> int:
+        # imported here: PostgreSQL's dialect module loads every driver's dialect
+        from sqlalchemy.dialects import postgresql, sqlite
+
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(t.outcomes).on_conflict_do_nothing().returning(t.outcomes.c.id)
         # RETURNING, not rowcount: PostgreSQL reports -1 for inserts that return rows

@@ -17,7 +17,6 @@ import uuid
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from mlprod._time import utc_now
@@ -127,10 +126,16 @@ def run_record(row: Row[Any]) -> RunRecord:
 
 def ensure_model(conn: Connection, name: str) -> None:
     """Insert the model row unless it exists, without failing when a racer inserts it too."""
+    # The dialect modules are imported where they are used: PostgreSQL's loads the dialect
+    # of every driver it knows, which commands that only read have no use for.
     values = {"name": name, "created_at": utc_now()}
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         conn.execute(postgresql.insert(t.models).values(values).on_conflict_do_nothing())
     elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         conn.execute(sqlite.insert(t.models).values(values).on_conflict_do_nothing())
     elif not row_exists(conn, t.models, t.models.c.name == name):
         conn.execute(sa.insert(t.models).values(values))

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from mlprod.errors import NotFoundError
@@ -58,6 +57,9 @@ def enqueue(
     }
 
     def work(conn: Connection) -> JobRun | None:
+        # imported here: PostgreSQL's dialect module loads every driver's dialect
+        from sqlalchemy.dialects import postgresql, sqlite
+
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(t.job_runs).on_conflict_do_nothing().returning(t.job_runs)
         found = conn.execute(statement, row).first()
