@@ -35,7 +35,7 @@ from mlprod.store import schema as t
 class Route(BaseModel):
     """One version and its share of live traffic (weights are relative)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use, as records
     version: int = Field(ge=1)
     weight: float = Field(default=1.0, gt=0)
 
@@ -43,7 +43,7 @@ class Route(BaseModel):
 class Deployment(BaseModel):
     """The routes and shadows of one model."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use, as records
     model: str
     routes: list[Route]
     shadows: list[int] = Field(default_factory=list)

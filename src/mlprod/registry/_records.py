@@ -15,7 +15,9 @@ RunStatus = Literal["running", "finished", "failed"]
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a record's validator is built when the first one is read, not at import:
+    # a command pays for the kinds of record it reads (building one is about a millisecond).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class RunRecord(Record):

@@ -31,7 +31,7 @@ class ModelRef(BaseModel):
         str(ModelRef(name="churn", alias="production")) == "churn@production"
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use, as records
 
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     version: Annotated[int, Field(ge=1)] | None = None
