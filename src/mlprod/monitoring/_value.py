@@ -11,7 +11,6 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mlprod.evaluation import value_of_counts
 from mlprod.registry import VersionRecord, get_run
 from mlprod.store import Store
 
@@ -42,6 +41,10 @@ def live_value(counts: Mapping[str, Any], matrix: Mapping[str, float]) -> dict[s
     n = sum(int(counts.get(c, 0)) for c in CELLS)
     if n == 0:
         return {"value": None, "value_low": None, "value_high": None, "value_per_row": None}
+    # imported here: the evaluation package (charts, reports) is paid only by a report
+    # that has labelled rows to value, not by every `mlprod monitor`
+    from mlprod.evaluation import value_of_counts
+
     total = value_of_counts(counts, matrix)
     mean = total / n
     spread = sum(int(counts.get(c, 0)) * (matrix.get(c, 0.0) - mean) ** 2 for c in CELLS)
