@@ -135,3 +135,40 @@ def test_a_remembered_verdict_never_hides_a_damaged_bundle(
     shown = again["versions"][0]
     assert shown["serving_path"] == "unavailable"
     assert "test.parquet" in shown["serving_path_reason"]
+
+
+POSTGRESQL = ("sqlalchemy.dialects.postgresql",)
+
+
+def test_a_sqlite_store_loads_no_postgresql_dialect(tmp_path: Path) -> None:
+    """Reading and writing a SQLite store never imports SQLAlchemy's PostgreSQL dialects.
+
+    Importing them loads every PostgreSQL driver's dialect, a cost `mlprod models show`
+    and `mlprod monitor` would pay for nothing.
+    """
+    from mlprod.store import Store
+
+    url = f"sqlite:///{tmp_path / 'mlprod.db'}"
+    Store.open(url).close()  # migrated here: Alembic's PostgreSQL support is its own affair
+    code = (
+        "from mlprod.store import Store\n"
+        "from mlprod.registry import create_run, list_models\n"
+        f"with Store.open({url!r}) as store:\n"
+        "    create_run(store, 'churn', user='a', spec={}, git_commit=None, library_versions={})\n"
+        "    assert list_models(store) == ['churn']\n"
+    )
+    assert heavy_after(code, POSTGRESQL) == []
+    # The sibling: a PostgreSQL store does load them, and the probe sees it.
+    code = "from mlprod.store import Store\nStore.open_later('postgresql+psycopg://127.0.0.1/test')"
+    assert heavy_after(code, POSTGRESQL) == list(POSTGRESQL)
+
+
+def test_a_report_loads_evaluation_only_to_value_labelled_rows() -> None:
+    """`mlprod monitor` imports the report's code without the evaluation package."""
+    assert heavy_after("from mlprod.monitoring import monitor_model", ("mlprod.evaluation",)) == []
+    # The sibling: valuing labelled rows (a spec with a value matrix) does load it.
+    code = (
+        "from mlprod.monitoring._value import live_value\n"
+        "assert live_value({'tp': 1, 'fp': 1}, {'tp': 10.0, 'fp': -1.0})['value'] == 9.0"
+    )
+    assert heavy_after(code, ("mlprod.evaluation",)) == ["mlprod.evaluation"]
