@@ -147,7 +147,8 @@ def test_values_are_never_guessed_at_on_either_path(
 
 
 def test_strict_iso_dates_split_into_the_parts_pandas_gives(rng: np.random.Generator) -> None:
-    from mlprod.records._fastpath import _datetime_values, _iso_parts
+    from mlprod.records._coerce import iso_parts
+    from mlprod.records._fastpath import _datetime_values
 
     seconds = rng.integers(-2_000_000_000, 4_000_000_000, size=600)  # years 1906 to 2096
     layouts = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d"]
@@ -157,7 +158,7 @@ def test_strict_iso_dates_split_into_the_parts_pandas_gives(rng: np.random.Gener
         layout = layouts[i % len(layouts)]
         offset = "" if layout == "%Y-%m-%d" else offsets[i % len(offsets)]
         texts.append(stamp.strftime(layout) + offset)
-    assert all(_iso_parts(text) is not None for text in texts)  # all on the fast parser
+    assert all(iso_parts(text) is not None for text in texts)  # all on the fast parser
     fast = np.array(_datetime_values(texts), dtype=float).T
     np.testing.assert_array_equal(fast, datetime_parts(pd.Series(texts)))
 

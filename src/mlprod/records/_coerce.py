@@ -7,8 +7,11 @@ boolean, and an ISO string the same instant as a parsed timestamp.
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +23,14 @@ MISSING = "__missing__"
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 DATETIME_PARTS = ("year", "month", "day_of_week", "hour")
+NO_PARTS = (np.nan,) * len(DATETIME_PARTS)
+# Strict ISO 8601 within pandas' nanosecond range; anything else goes through pandas.
+_ISO = re.compile(
+    r"\d{4}-\d{2}-\d{2}"  # date
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"  # time to the minute, seconds optional
+    r"(?:Z|[+-]\d{2}:?\d{2})?)?"  # offset
+)
+_ISO_YEARS = (1678, 2261)
 
 
 def as_numeric(values: pd.Series) -> np.ndarray:
@@ -148,6 +159,20 @@ def json_safe(value: Any) -> Any:
         if isinstance(value, pandas.Timestamp):
             return value.isoformat()
     return value
+
+
+@functools.lru_cache(maxsize=8192)
+def iso_parts(text: str) -> tuple[float, ...] | None:
+    """Year, month, weekday, UTC hour of a strict ISO string; None means "ask pandas"."""
+    if _ISO.fullmatch(text) is None or not _ISO_YEARS[0] <= int(text[:4]) <= _ISO_YEARS[1]:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(UTC)  # as pandas does with utc=True; naive means UTC
+    return (float(stamp.year), float(stamp.month), float(stamp.weekday()), float(stamp.hour))
 
 
 def datetime_parts(values: pd.Series) -> np.ndarray:

@@ -22,10 +22,8 @@ import copy
 import functools
 import logging
 import operator
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,9 +33,11 @@ import pandas as pd
 from mlprod.records._coerce import (
     DATETIME_PARTS,
     MISSING,
+    NO_PARTS,
     boolean_value,
     category_string,
     datetime_parts,
+    iso_parts,
     json_safe,
 )
 from mlprod.records._frames import FrameEncoder, frame_variants
@@ -59,14 +59,6 @@ VERIFY_SINGLES = 64  # test rows, and rows of each probe batch and frame, also s
 _EXACT_INT = 2**53  # beyond this an int does not survive pandas' float64 columns
 _NONE = type(None)
 _ABSENT = object()  # a field a record leaves out: no kind accepts it
-_NO_PARTS = (np.nan,) * len(DATETIME_PARTS)
-# Strict ISO 8601 within pandas' nanosecond range; anything else goes through pandas.
-_ISO = re.compile(
-    r"\d{4}-\d{2}-\d{2}"  # date
-    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"  # time to the minute, seconds optional
-    r"(?:Z|[+-]\d{2}:?\d{2})?)?"  # offset
-)
-_ISO_YEARS = (1678, 2261)
 
 
 # The transformer the fast path mirrors, named as the bundle's trusted types name it: it
@@ -122,25 +114,11 @@ def _boolean_values(values: Values) -> list[Values]:
     return [[np.nan if v is None else boolean_value(_checked("boolean", v)) for v in values]]
 
 
-@functools.lru_cache(maxsize=8192)
-def _iso_parts(text: str) -> tuple[float, ...] | None:
-    """Year, month, weekday, UTC hour of a strict ISO string; None means "ask pandas"."""
-    if _ISO.fullmatch(text) is None or not _ISO_YEARS[0] <= int(text[:4]) <= _ISO_YEARS[1]:
-        return None
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(UTC)  # as pandas does with utc=True; naive means UTC
-    return (float(stamp.year), float(stamp.month), float(stamp.weekday()), float(stamp.hour))
-
-
 def _datetime_values(values: Values) -> list[Values]:
     """Four sequences: year, month, day of week and hour, NaN where missing."""
     found = []
     for value in values:
-        parts = _NO_PARTS if value is None else _iso_parts(value) if type(value) is str else None
+        parts = NO_PARTS if value is None else iso_parts(value) if type(value) is str else None
         if parts is None:
             return list(_datetime_reference(values).T)
         found.append(parts)

@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 
 from mlprod.records._coerce import (
+    NO_PARTS,
     as_boolean,
     as_category,
     as_numeric,
     category_string,
     datetime_parts,
+    iso_parts,
 )
 from mlprod.records._rows import RowBuilder
 
@@ -78,16 +80,14 @@ def _datetime(values: Column) -> np.ndarray | None:
 
 def _datetime_text(values: Column) -> np.ndarray | None:
     """Strict ISO strings split as pandas splits them; anything else: None (pandas decides)."""
-    from mlprod.records._fastpath import _NO_PARTS, _iso_parts
-
     found = []
     for value in _python_values(values):
         if type(value) is str:
-            parts = _iso_parts(value)
+            parts = iso_parts(value)
             if parts is None:
                 return None
         elif value is None or (type(value) is float and value != value):
-            parts = _NO_PARTS
+            parts = NO_PARTS
         else:
             return None
         found.append(parts)
