@@ -3,7 +3,9 @@
 Why: a DataFrame on the full pipeline pays for a new coerced frame and scikit-learn's
 ColumnTransformer, milliseconds for one row. Here each column is read as the array pandas
 already holds, coerced as the transformer coerces it, and written through the fast path's
-compiled plan (imputer statistics, indicators, one-hot tables).
+compiled plan (imputer statistics, indicators, one-hot tables). A one-row frame (what
+a caller holding one record builds) skips the arrays: each column's single value is
+converted on its own where that gives the column conversion's exact number.
 
 Why it is safe: the coercion is the transformer's own wherever a column is not one of the
 plain typed cases (floats, integers, booleans, text, timestamps), whose conversions are
