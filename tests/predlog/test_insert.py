@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
+from mlprod._time import as_utc
 from mlprod.errors import DataError, NotFoundError
 from mlprod.predlog import (
     count_predictions,
@@ -285,3 +286,36 @@ def test_batch_predictions_store_every_value_exactly(store: Store) -> None:
     assert [row.entity for row in rows] == entities
     expected = [float(s) if np.isfinite(s) else None for s in scores]
     assert [row.score for row in rows] == expected
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("2026-05-01T10:00:00.123456+00:00", "2026-05-01T10:00:00.123456Z"),  # the log's own
+        ("2026-05-01T10:00:00+00:00", "2026-05-01T10:00:00Z"),  # no fraction: JSON drops it
+        ("0999-05-01T10:00:00.000001+00:00", "0999-05-01T10:00:00.000001Z"),
+        ("2026-05-01T10:00:00.123456+02:00", "2026-05-01T08:00:00.123456Z"),  # converted
+        ("2026-05-01T10:00:00.5+00:00", "2026-05-01T10:00:00.5Z"),  # another spelling
+        ("2026-05-01T10:00:00", "2026-05-01T10:00:00Z"),  # naive is UTC
+    ],
+)
+def test_every_spelling_of_a_time_is_stored_as_that_instant(
+    store: Store, sent: str, stored: str
+) -> None:
+    entry = request_entry(0, 2)
+    entry["at"] = sent
+    assert insert_entries(store, [orjson.dumps(entry)]) == 2
+    row = prediction(7, at=sent)
+    assert insert_predictions(store, [row]) == 1
+    query = sa.select(t.predictions.c.at).order_by(t.predictions.c.id)
+    times = store.read(lambda conn: conn.execute(query).scalars().all())
+    expected = pd.Timestamp(stored).to_pydatetime()
+    assert [as_utc(at) for at in times] == [expected] * 3
+
+
+def test_a_time_that_only_looks_like_one_is_refused(store: Store) -> None:
+    entry = request_entry(0, 1)
+    entry["at"] = "2026-13-01T10:00:00.000000+00:00"  # month 13
+    with pytest.raises(DataError, match=r"wrong type|out of range"):
+        insert_entries(store, [orjson.dumps(entry)])
+    assert count_predictions(store) == 0

@@ -8,6 +8,7 @@ its batch). Storage is therefore exactly once without any coordination between s
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -125,16 +126,26 @@ def _insert_rows(conn: Connection, batch: list[tuple[Any, ...]]) -> int:
 # text, cached since a batch repeats few timestamps); the contract tests read every
 # column back through the table definitions on both backends.
 _COLUMNS = "id, model, version, at, record, score, label, latency_ms, entity, shadow_of"
-_INSERT: dict[str, tuple[str, Callable[[datetime], Any]]] = {
+
+
+@functools.lru_cache(maxsize=256)  # a request's rows share their time
+def _sqlite_at(at: datetime | str) -> str:
+    """SQLAlchemy's DATETIME text; the log's own UTC spelling (`_time`) by slicing it."""
+    if isinstance(at, str):
+        return at[:10] + " " + (at[11:26] if len(at) == _ISO_MICRO else at[11:19] + ".000000")
+    return at.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+_INSERT: dict[str, tuple[str, Callable[[datetime | str], Any]]] = {
     "sqlite": (
         f"INSERT INTO predictions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO NOTHING",
-        functools.lru_cache(maxsize=256)(lambda at: at.strftime("%Y-%m-%d %H:%M:%S.%f")),
+        _sqlite_at,
     ),
     "postgresql": (
         f"INSERT INTO predictions ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s::json, %s, %s::json, "
         "%s, %s, %s) ON CONFLICT (id) DO NOTHING",
-        lambda at: at,
+        lambda at: parse_utc(at) if type(at) is str else at,
     ),
 }
 
@@ -184,7 +195,7 @@ def _clean(row: Mapping[str, Any]) -> tuple[Any, ...]:
             str(row["id"]),
             str(row["model"]),
             int(row["version"]),
-            _utc(row["at"]),
+            _time(row["at"]),
             json_dumps(row["record"]),
             None if score is None else float(score),
             None if label is None else json_dumps(label),
@@ -220,7 +231,7 @@ def _entry_tuples(entry: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     entity = entry.get("entity")
     shadow_of = entry.get("shadow_of") or [None] * len(records)
     try:
-        model, when, latency = str(model), _utc(at), float(latency_ms)
+        model, when, latency = str(model), _time(at), float(latency_ms)
         rows = []
         for record, answer, shadow in zip(records, predictions, shadow_of, strict=False):
             ident, version = answer["id"], answer["version"]  # TypeError unless a dict
@@ -249,3 +260,20 @@ def _entry_tuples(entry: Mapping[str, Any]) -> list[tuple[Any, ...]]:
 
 def _utc(value: Any) -> datetime:
     return as_utc(value) if isinstance(value, datetime) else parse_utc(str(value))
+
+
+_UTC_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?\+00:00")
+_ISO_MICRO = len("2026-05-01T10:00:00.123456+00:00")
+
+
+def _time(value: Any) -> datetime | str:
+    """A row's time, checked: the text as it came when it is how the log spells UTC times
+    (what a datetime in UTC becomes in JSON), else a UTC datetime.
+
+    Why keep the text: SQLite stores text, and parsing a time only to format it again
+    cost a served record's row 2.6 µs of the flusher's CPU; slicing costs a tenth of it.
+    """
+    if type(value) is str and _UTC_TEXT.fullmatch(value) is not None:
+        datetime.fromisoformat(value)  # ValueError unless it is a real time
+        return value
+    return _utc(value)
