@@ -149,7 +149,7 @@ def test_shadows_score_every_request_off_the_response_path(two_versions: Project
         answered = answer.json()["predictions"]
         assert {p["version"] for p in answered} == {1}  # a shadow never answers
         url = two_versions.settings().store_url()
-        wait_stored(url, 80, timeout=10)
+        wait_stored(url, 80, timeout=30)
         assert metric(server.url, "mlprod_shadows_scored") == 40
     finally:
         server.stop()
@@ -332,10 +332,12 @@ def test_predictions_export_hands_the_log_to_analysts(
     import sys
 
     records = records_from(trained_project, 12)
+    url = trained_project.settings().store_url()
+    with Store.open(url) as store:
+        before = count_predictions(store, "churn")  # the server's other tests logged some
     answer = httpx.post(server.url + "/v1/models/churn/predict", json={"records": records})
     answered = {p["id"]: p for p in answer.json()["predictions"]}
-    url = trained_project.settings().store_url()
-    wait_stored(url, len(answered), timeout=10)
+    wait_stored(url, before + len(answered), timeout=30)
 
     def export(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "mlprod", "predictions", "export", "churn", *args]

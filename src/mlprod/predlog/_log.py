@@ -52,7 +52,9 @@ class PredictionLog:
     `policy` says what happens when the spool is full: ``shed`` re-raises `SpoolFullError`
     so the server answers 503; ``drop`` drops the rows and counts them in `stats`. The
     flusher inserts up to `batch_rows` rows at a time and looks for new rows every
-    `interval` seconds when idle.
+    `interval` seconds when idle. Why a second: each commit rewrites the index pages its rows
+    touched (entities land all over their index), so five times fewer, larger commits cost
+    a stored row about a fifth less; the spool keeps the rows safe meanwhile.
     """
 
     def __init__(
@@ -62,7 +64,7 @@ class PredictionLog:
         *,
         policy: Literal["shed", "drop"] = "shed",
         batch_rows: int = 10_000,
-        interval: float = 0.2,
+        interval: float = 1.0,
     ) -> None:
         if policy not in ("shed", "drop"):
             raise ValueError(f"policy must be 'shed' or 'drop', got {policy!r}")
