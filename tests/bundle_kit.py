@@ -6,11 +6,19 @@ import json
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mlprod.bundle import bundle_files, read_manifest, seal_bundle, write_bundle
+from mlprod.bundle import (
+    Manifest,
+    Model,
+    bundle_files,
+    read_manifest,
+    seal_bundle,
+    write_bundle,
+)
 from mlprod.bundle._manifest import sha256_file
 from mlprod.features import FeatureTransformer
 from mlprod.store import LocalArtifacts
@@ -111,3 +119,35 @@ class Shelf:
     def folder(self, model: str = "churn") -> Path:
         """The stored bundle's folder, for tests that damage it."""
         return self.artifacts.path(self.put(model)[0])
+
+
+class LinearScorer:
+    """A scorer that every output column moves: any encoding slip changes the score."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.weights = weights
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X @ self.weights)
+
+
+def linear_model(
+    folder: Path, name: str, frame: pd.DataFrame, kinds: dict[str, str], weights: Any
+) -> Model:
+    """A `Model` over `frame`'s fitted transformer and a linear scorer, its test rows in
+    `folder` (created): fast-path checks without training anything.
+
+    `weights(width)` gives the scorer's weights for the transformer's output width.
+    """
+    transformer = FeatureTransformer(kinds=kinds).fit(frame)
+    folder.mkdir()
+    frame.assign(__target__=0).to_parquet(folder / "test.parquet")
+    manifest = Manifest(
+        name=name,
+        run_id="0" * 32,
+        flavor="sklearn",
+        model_file="model.skops",
+        threshold=0.5,
+        signature={"fields": [{"name": k, "kind": v} for k, v in kinds.items()], "classes": [0, 1]},
+    )
+    return Model(folder, manifest, transformer, LinearScorer(weights(transformer.n_features_out_)))

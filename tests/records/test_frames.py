@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlprod.bundle import Manifest, Model
-from mlprod.features import FeatureTransformer
+from bundle_kit import linear_model
+from mlprod.bundle import Model
 from mlprod.records._coerce import category_string
 from mlprod.records._fastpath import check_fast_path
 from mlprod.records._frames import (
@@ -142,16 +142,6 @@ def test_columns_are_read_from_the_right_block(name: str) -> None:
         assert list(got) == list(expected) == frame.iloc[:, position].tolist()
 
 
-class _Linear:
-    """A scorer every output column moves."""
-
-    def __init__(self, width: int) -> None:
-        self.weights = np.linspace(0.5, 2.0, width)
-
-    def scores(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X @ self.weights)
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Model:
     """A fitted transformer over every kind, with missing values and indicators."""
@@ -172,22 +162,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Model:
     )
     kinds = {"x": "numeric", "gap": "numeric", "city": "categorical", "code": "categorical",
              "flag": "boolean", "when": "datetime"}  # fmt: skip
-    transformer = FeatureTransformer(kinds=kinds).fit(frame)
     folder = tmp_path_factory.mktemp("frames") / "bundle"
-    folder.mkdir()
-    frame.assign(__target__=0).to_parquet(folder / "test.parquet")
-    manifest = Manifest(
-        name="frames",
-        run_id="0" * 32,
-        flavor="sklearn",
-        model_file="model.skops",
-        threshold=0.5,
-        signature={
-            "fields": [{"name": k, "kind": v} for k, v in kinds.items()],
-            "classes": [0, 1],
-        },
-    )
-    return Model(folder, manifest, transformer, _Linear(transformer.n_features_out_))
+    return linear_model(folder, "frames", frame, kinds, lambda width: np.linspace(0.5, 2.0, width))
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 import mlprod
-from mlprod.bundle import Manifest, Model
+from bundle_kit import linear_model
+from mlprod.bundle import Model
 from mlprod.errors import SchemaError
 from mlprod.features import FeatureTransformer
 from mlprod.records._coerce import datetime_parts
@@ -163,16 +164,6 @@ def test_strict_iso_dates_split_into_the_parts_pandas_gives(rng: np.random.Gener
     np.testing.assert_array_equal(fast, datetime_parts(pd.Series(texts)))
 
 
-class _Linear:
-    """A scorer that every output column moves: any encoding slip changes the score."""
-
-    def __init__(self, width: int, rng: np.random.Generator) -> None:
-        self.weights = rng.normal(size=width)
-
-    def scores(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X @ self.weights)
-
-
 def _synthetic_model(folder: Path, rng: np.random.Generator) -> Model:
     n = 600
     cities = [f"city-{i}" for i in range(45)]
@@ -193,21 +184,7 @@ def _synthetic_model(folder: Path, rng: np.random.Generator) -> Model:
     )
     kinds = {"x": "numeric", "gap": "numeric", "empty": "numeric", "city": "categorical",
              "code": "categorical", "flag": "boolean", "when": "datetime"}  # fmt: skip
-    transformer = FeatureTransformer(kinds=kinds).fit(frame)
-    folder.mkdir()
-    frame.assign(__target__=0).to_parquet(folder / "test.parquet")
-    manifest = Manifest(
-        name="synthetic",
-        run_id="0" * 32,
-        flavor="sklearn",
-        model_file="model.skops",
-        threshold=0.5,
-        signature={
-            "fields": [{"name": k, "kind": v} for k, v in kinds.items()],
-            "classes": [0, 1],
-        },
-    )
-    return Model(folder, manifest, transformer, _Linear(transformer.n_features_out_, rng))
+    return linear_model(folder, "synthetic", frame, kinds, lambda width: rng.normal(size=width))
 
 
 def test_rare_unseen_and_empty_columns_encode_as_the_transformer_does(
