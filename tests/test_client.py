@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import mlprod
-from mlprod.errors import NotFoundError, SchemaError, UnavailableError
+from mlprod.errors import LoadingError, NotFoundError, SchemaError, UnavailableError
 from support import Project, Server, free_port
 
 
@@ -46,3 +46,31 @@ def test_client_says_when_no_server_answers() -> None:
         assert not client.ready()
         with pytest.raises(UnavailableError, match="mlprod serve"):
             client.predict([{"a": 1}])
+
+
+def test_client_waits_for_a_version_the_server_is_still_loading(
+    trained_project: Project, frame: pd.DataFrame
+) -> None:
+    """A 150 ms budget answers the first call to an unloaded version "loading" (503,
+    Retry-After: 1): the client asks again and returns the scores; a client whose own
+    timeout is shorter than the wait raises `LoadingError` instead."""
+    import time
+
+    env = {"MLPROD_REQUEST_TIMEOUT": "0.15"}  # no load fits in what is left of it
+    expected = mlprod.load("churn@1", store=trained_project.store).score(frame.head(3))
+    for patience in (60.0, 0.5):
+        server = Server(trained_project, "--alias", "staging", env=env)  # nothing loaded yet
+        try:
+            server.wait_ready()
+            with mlprod.Client(server.url, model="churn", timeout=patience) as client:
+                if patience < 1:
+                    with pytest.raises(LoadingError, match="churn@1 is still loading"):
+                        client.predict(frame.head(3), version=1)
+                    continue
+                started = time.monotonic()
+                answered = client.predict(frame.head(3), version=1)
+                assert time.monotonic() - started >= 0.9  # it waited out a Retry-After
+            scores = [p["score"] for p in answered]
+            np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-12)
+        finally:
+            server.stop()

@@ -2,7 +2,8 @@
 
 Error answers come back as the same mlprod errors the server raised (a 422 is a
 `SchemaError` with its `fields`, a 404 a `NotFoundError`, ...), so callers handle one
-error tree whether they score in process or over HTTP.
+error tree whether they score in process or over HTTP. A version asked for by number that
+the server is still loading is asked again after the server's Retry-After.
 
 Example::
 
@@ -13,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -27,8 +29,10 @@ _BY_CODE: dict[str, type[errors.MlprodError]] = {
         errors.SpecError, errors.DataError, errors.SchemaError, errors.NotFoundError,
         errors.ConflictError, errors.GateFailedError, errors.IntegrityError, errors.StoreError,
         errors.TrainingError, errors.UnauthorizedError, errors.ForbiddenError,
+        errors.LoadingError, errors.SpoolFullError, errors.OnlineStoreError,
     )
 }  # fmt: skip
+RETRY_AFTER_MAX = 5.0  # seconds one "loading" answer may make the client wait
 
 
 class Client:
@@ -44,6 +48,7 @@ class Client:
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.model = model
+        self.timeout = timeout
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 
     def predict(
@@ -99,16 +104,34 @@ class Client:
         return str(names[0])
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call; a version still loading (503 ``loading``, nothing scored) is asked
+        again after its Retry-After, until the client's timeout has passed."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            response = self._request(method, path, **kwargs)
+            if response.is_success:
+                return response.json()
+            error = _error_from(response)
+            wait = _retry_after(response)
+            if not isinstance(error, errors.LoadingError) or time.monotonic() + wait > deadline:
+                raise error
+            time.sleep(wait)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise errors.UnavailableError(
                 f"cannot reach the server at {self._http.base_url}: {exc}; "
                 "is `mlprod serve` running?"
             ) from None
-        if response.is_success:
-            return response.json()
-        raise _error_from(response)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return min(max(float(response.headers.get("retry-after", "1")), 0.0), RETRY_AFTER_MAX)
+    except ValueError:
+        return 1.0
 
 
 def _error_from(response: httpx.Response) -> errors.MlprodError:
