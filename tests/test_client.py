@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import mlprod
-from mlprod.errors import LoadingError, NotFoundError, SchemaError, UnavailableError
+from mlprod.errors import (
+    LoadingError,
+    MlprodError,
+    NotFoundError,
+    SchemaError,
+    UnavailableError,
+)
 from support import Project, Server, free_port
 
 
@@ -68,9 +76,20 @@ def test_client_waits_for_a_version_the_server_is_still_loading(
                         client.predict(frame.head(3), version=1)
                     continue
                 started = time.monotonic()
-                answered = client.predict(frame.head(3), version=1)
+                answered = _patiently(lambda: client.predict(frame.head(3), version=1))
                 assert time.monotonic() - started >= 0.9  # it waited out a Retry-After
             scores = [p["score"] for p in answered]
             np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-12)
         finally:
             server.stop()
+
+
+def _patiently(call: Any) -> Any:
+    """`call()`, again after a 504: on a busy machine scoring can outrun a 150 ms budget."""
+    for _ in range(20):
+        try:
+            return call()
+        except MlprodError as exc:
+            if exc.code != "timeout":
+                raise
+    raise AssertionError("every call timed out")

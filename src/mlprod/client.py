@@ -128,10 +128,12 @@ class Client:
 
 
 def _retry_after(response: httpx.Response) -> float:
+    """The server's Retry-After in seconds, kept between 0.1 and `RETRY_AFTER_MAX`."""
     try:
-        return min(max(float(response.headers.get("retry-after", "1")), 0.0), RETRY_AFTER_MAX)
+        seconds = float(response.headers.get("retry-after", "1"))
     except ValueError:
         return 1.0
+    return min(max(seconds, 0.1), RETRY_AFTER_MAX) if math.isfinite(seconds) else 1.0
 
 
 def _error_from(response: httpx.Response) -> errors.MlprodError:

@@ -33,11 +33,20 @@ def _served(model: str, first: int, count: int, at: datetime) -> list[dict[str, 
     ]  # fmt: skip
 
 
-def _job(store: Store, model: str, key: str, at: datetime, rows: int, status: str = "done") -> None:
+def _job(
+    store: Store,
+    model: str,
+    key: str,
+    at: datetime,
+    rows: int,
+    status: str = "done",
+    active: datetime | None = None,
+) -> None:
+    """A batch job scored at `at` whose row was last updated at `active` (default `at`)."""
     values = {
         "id": "job-" + key, "model": model, "version": 1, "engine": "local", "source": {},
         "destination": {}, "chunk_rows": 1000, "status": status, "rows": rows,
-        "counted_chunks": 1, "scored_at": at, "started_at": at, "updated_at": at,
+        "counted_chunks": 1, "scored_at": at, "started_at": at, "updated_at": active or at,
         "finished_at": at, "user_name": "ana", "error": None, "timings": {}, "key": key,
     }  # fmt: skip
     store.write(lambda conn: conn.execute(sa.insert(t.batch_jobs).values(values)))
@@ -62,7 +71,9 @@ def logged(store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
     insert_predictions(store, _served("churn", 30, 5, CUT + timedelta(days=1)))
     insert_predictions(store, _served("fraud", 0, 9, CUT - timedelta(days=2)))
     _job(store, "churn", "a" * 16, CUT - timedelta(days=3), 21)  # 3 slices exactly
-    _job(store, "churn", "b" * 16, CUT - timedelta(days=3), 10, status="running")
+    running = CUT + timedelta(hours=1)  # started before the cut, still at work after it
+    _job(store, "churn", "b" * 16, CUT - timedelta(days=3), 10, status="running", active=running)
+    _job(store, "churn", "e" * 16, CUT - timedelta(days=5), 6, status="failed")  # abandoned
     _job(store, "churn", "c" * 16, CUT + timedelta(hours=1), 4)
     _job(store, "fraud", "d" * 16, CUT - timedelta(seconds=1), 8)
     return store
@@ -71,9 +82,9 @@ def logged(store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
 def test_a_dry_run_counts_what_would_go_and_deletes_nothing(logged: Store) -> None:
     result = prune_predictions(logged, before=CUT, dry_run=True)
     assert result.served == {"churn": 30, "fraud": 9}
-    assert result.batch == {"churn": 21, "fraud": 8}
-    assert result.jobs == {"churn": 1, "fraud": 1}
-    assert result.rows == 68
+    assert result.batch == {"churn": 27, "fraud": 8}
+    assert result.jobs == {"churn": 2, "fraud": 1}
+    assert result.rows == 74
     assert count_predictions(logged) == 44
     assert _batch_rows(logged, "a" * 16) == 21
     assert audit_log(logged) == []
@@ -83,8 +94,8 @@ def test_pruning_one_model_keeps_new_rows_running_jobs_and_other_models(logged: 
     result = prune_predictions(logged, before=CUT, model="churn", actor="ana")
     assert (result.served, result.batch, result.jobs) == (
         {"churn": 30},
-        {"churn": 21},
-        {"churn": 1},
+        {"churn": 27},
+        {"churn": 2},
     )
     assert count_predictions(logged, "churn") == 5
     assert count_predictions(logged, "fraud") == 9
@@ -92,12 +103,13 @@ def test_pruning_one_model_keeps_new_rows_running_jobs_and_other_models(logged: 
     left = logged.read(lambda conn: conn.execute(churn).scalars().all())
     assert left == [CUT + timedelta(days=1)] * 5
     assert _batch_rows(logged, "a" * 16) == 0
-    assert _batch_rows(logged, "b" * 16) == 10  # still running: a resume needs its rows
+    assert _batch_rows(logged, "b" * 16) == 10  # active after the cut: a resume needs them
+    assert _batch_rows(logged, "e" * 16) == 0  # failed and left before the cut
     assert _batch_rows(logged, "c" * 16) == 4
     assert _batch_rows(logged, "d" * 16) == 8
     (entry,) = audit_log(logged, "churn")
     assert (entry.actor, entry.action) == ("ana", "prune-predictions")
-    assert "30 served and 21 batch" in (entry.reason or "")
+    assert "30 served and 27 batch" in (entry.reason or "")
     # pruning again finds nothing, and audits nothing
     again = prune_predictions(logged, before=CUT, model="churn")
     assert again.rows == 0
@@ -107,10 +119,12 @@ def test_pruning_one_model_keeps_new_rows_running_jobs_and_other_models(logged: 
 def test_pruning_every_model_and_refusing_unknown_ones(logged: Store) -> None:
     result = prune_predictions(logged, before=CUT)
     assert result.models() == ["churn", "fraud"]
-    assert result.rows == 68
+    assert result.rows == 74
     assert count_predictions(logged) == 5
     assert _batch_rows(logged, "d" * 16) == 0
     with pytest.raises(NotFoundError, match="nope"):
         prune_predictions(logged, before=CUT, model="nope")
     with pytest.raises(ValueError, match="naive"):
         prune_predictions(logged, before=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="in the future"):
+        prune_predictions(logged, before=datetime.now(UTC) + timedelta(minutes=5))

@@ -9,6 +9,7 @@ import orjson
 import typer
 from rich.table import Table
 
+from mlprod._time import utc_now
 from mlprod.cli._common import (
     JsonOption,
     StoreOption,
@@ -101,6 +102,11 @@ def prune(
     if not older_than:
         raise typer.BadParameter("say how old: --older-than 90d (or 12h, or an ISO time)")
     before = since_option(older_than, "--older-than")
+    if before > utc_now():
+        raise typer.BadParameter(
+            f"{older_than!r} is in the future: it would delete predictions made from now on",
+            param_hint="--older-than",
+        )
     settings = settings_for(store)
     meta, _ = open_stores(settings)
     with meta:

@@ -133,7 +133,7 @@ def _sqlite_at(at: datetime | str) -> str:
     """SQLAlchemy's DATETIME text; the log's own UTC spelling (`_time`) by slicing it."""
     if isinstance(at, str):
         return at[:10] + " " + (at[11:26] if len(at) == _ISO_MICRO else at[11:19] + ".000000")
-    return at.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return at.isoformat(" ", "microseconds")[:26]  # UTC already; strftime drops a year's 0s
 
 
 _INSERT: dict[str, tuple[str, Callable[[datetime | str], Any]]] = {

@@ -7,8 +7,9 @@ counts (``window_stats``, ``feature_counts``), so pruning raw rows loses no char
 pruned row can no longer do is take a late outcome or be exported.
 
 Rows go in slices of `SLICE_ROWS`, one short transaction each, so a server's flusher and
-a running batch job keep writing while a large log is pruned. A batch job still running
-(or publishing) keeps its rows: a resumed job relies on the chunks it already logged.
+a running batch job keep writing while a large log is pruned. A finished batch job's rows
+go by the time it scored them; a job that failed or is still running keeps its rows while
+it was active after the cut-off (a resumed job relies on the chunks it already logged).
 Each pruned model gets an audit row saying who removed what.
 
 Example::
@@ -27,13 +28,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from mlprod._time import as_utc
+from mlprod._time import as_utc, utc_now
 from mlprod.registry import audit_in, require_model
 from mlprod.store import MetadataStore
 from mlprod.store import schema as t
 
 SLICE_ROWS = 20_000  # rows per transaction: a flusher waits at most one slice for the lock
-RUNNING = ("running", "publishing")  # a job that may still resume keeps its rows
 
 
 @dataclass
@@ -64,14 +64,20 @@ def prune_predictions(
 ) -> PruneResult:
     """Delete logged predictions made before `before`, of `model` or of every model.
 
-    Served predictions go by their time; a batch job's rows go together, by the time the
-    job scored them, once the job is finished or failed. With `dry_run` nothing is deleted
-    and the counts say what would be. Raises `NotFoundError` for a model the store has
-    never heard of; `ValueError` for a naive `before`.
+    Served predictions go by their time; a finished batch job's rows go together, by the
+    time the job scored them; an unfinished job's once it was last active before `before`.
+    With `dry_run` nothing is deleted and the counts say what would be. Raises
+    `NotFoundError` for a model the store has never heard of; `ValueError` for a naive
+    `before` or one in the future (it would take predictions made from now on too).
     """
     if before.tzinfo is None:
         raise ValueError(f"before={before!r} is naive: pass a timezone-aware datetime (UTC)")
     before = as_utc(before)
+    if before > utc_now():
+        raise ValueError(
+            f"before={before.isoformat()} is in the future: it would delete predictions "
+            "made from now on too; pass a time in the past"
+        )
     if model is not None:
         require_model(store, model)
     result = PruneResult(before=before, dry_run=dry_run)
@@ -100,14 +106,20 @@ def _count(query: sa.Select[Any]) -> Callable[[Connection], int]:
     return lambda conn: int(conn.execute(query).scalar_one())
 
 
+def _scalar(query: sa.Select[Any]) -> Callable[[Connection], Any]:
+    return lambda conn: conn.execute(query).scalar()
+
+
 def _delete(statement: sa.Delete) -> Callable[[Connection], int]:
     return lambda conn: int(conn.execute(statement).rowcount)
 
 
 def _logged_models(conn: Connection) -> list[str]:
-    served = sa.select(t.predictions.c.model).distinct()
+    """Every registered model and every model a batch job scored (small tables: a
+    DISTINCT over the log itself would read its whole index on PostgreSQL)."""
+    registered = sa.select(t.models.c.name)
     batch = sa.select(t.batch_jobs.c.model).distinct()
-    return sorted({row[0] for row in conn.execute(sa.union(served, batch))})
+    return sorted({row[0] for row in conn.execute(sa.union(registered, batch))})
 
 
 def _prune_served(store: MetadataStore, model: str, before: datetime, dry_run: bool) -> int:
@@ -129,12 +141,14 @@ def _prune_batch(
     store: MetadataStore, model: str, before: datetime, dry_run: bool
 ) -> tuple[int, int]:
     """(rows, jobs) of `model`'s finished batch jobs scored before `before`."""
-    jobs = t.batch_jobs
+    jobs, rows = t.batch_jobs, t.batch_predictions
+    finished = sa.and_(jobs.c.status == "done", jobs.c.scored_at < before)
+    abandoned = sa.and_(jobs.c.status != "done", jobs.c.updated_at < before)
     old = sa.select(jobs.c.key).where(
         jobs.c.model == model,
-        jobs.c.scored_at < before,
-        jobs.c.status.not_in(RUNNING),
+        sa.or_(finished, abandoned),
         jobs.c.key.is_not(None),
+        sa.exists().where(rows.c.job == jobs.c.key),  # emptied by an earlier prune: skip
     )
     keys: list[str] = list(store.read(lambda conn: conn.execute(old).scalars().all()))
     removed, emptied = 0, 0
@@ -153,16 +167,19 @@ def _count_job_rows(store: MetadataStore, key: str) -> int:
 
 
 def _delete_job_rows(store: MetadataStore, key: str) -> int:
-    """One job's rows, a slice of consecutive row numbers per transaction (its primary key)."""
+    """One job's rows, a slice of consecutive row numbers per transaction (its primary key).
+
+    Each slice starts past the last one (PostgreSQL keeps deleted rows in the index until
+    vacuum, so counting from the job's first row again would walk past every slice so far).
+    """
     rows = t.batch_predictions
-    nth = sa.select(rows.c.seq).where(rows.c.job == key).order_by(rows.c.seq)
-    nth = nth.offset(SLICE_ROWS - 1).limit(1)
-    removed = 0
+    removed, done = 0, -1
     while True:
-        last = store.read(lambda conn: conn.execute(nth).scalar())
-        where = (
-            rows.c.job == key if last is None else sa.and_(rows.c.job == key, rows.c.seq <= last)
-        )
+        ahead = sa.and_(rows.c.job == key, rows.c.seq > done)
+        nth = sa.select(rows.c.seq).where(ahead).order_by(rows.c.seq)
+        last = store.read(_scalar(nth.offset(SLICE_ROWS - 1).limit(1)))
+        where = ahead if last is None else sa.and_(ahead, rows.c.seq <= last)
         removed += int(store.write(_delete(sa.delete(rows).where(where))))
         if last is None:
             return removed
+        done = last

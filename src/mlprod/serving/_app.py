@@ -263,6 +263,8 @@ async def _pinned(pool: ModelPool, name: str, version: int, budget: Budget | Non
 
     The load carries on either way, so the client's retry finds it ready.
     """
+    if not pool.is_loaded(name, version):
+        await run_in_threadpool(pool.check_pinned, name, version)  # unknown: a 404 now
     future = pool.pinned_later(name, version)
     if future.done():
         return future.result()

@@ -21,8 +21,9 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,13 @@ def stable_fraction(model: str, key: object) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+FAILED_FOR = 5.0  # seconds a pinned version's failed load answers before it is tried again
+
+
+def _stale(pending: tuple[Future[Any], float]) -> bool:
+    return time.monotonic() >= pending[1]
+
+
 class ModelPool:
     """Loads each routed version once, verified and warmed up; pinned versions on demand."""
 
@@ -105,8 +113,11 @@ class ModelPool:
         self._marker = -1
         self._unreachable: str | None = "not read yet"  # why the registry was never read
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, int], Future[LoadedVersion]] = {}
+        # pinned versions loading (or failed, until a time): one loader thread, as every
+        # load takes `_lock` anyway, and a client sweeping version numbers adds no threads
+        self._pending: dict[tuple[str, int], tuple[Future[LoadedVersion], float]] = {}
         self._pending_lock = threading.Lock()
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="mlprod-pinned")
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -219,6 +230,7 @@ class ModelPool:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._loader.shutdown(wait=False, cancel_futures=True)
         if self._watcher is not None:
             self._watcher.join(timeout=timeout)
 
@@ -281,37 +293,46 @@ class ModelPool:
             return self._load(name, version)
 
     def pinned_later(self, name: str, version: int) -> Future[LoadedVersion]:
-        """`pinned` as a future: done at once when the version is loaded, else loading on a
-        thread of its own, one load per version however many requests ask meanwhile.
+        """`pinned` as a future: done at once when the version is loaded, else loading on
+        the pool's loader thread, one load per version however many requests ask meanwhile.
 
         Why: a load (verify, warm up, check the fast path) can outlast a request's time
-        budget; the request can then say "loading, retry" while the load carries on.
+        budget; the request can then say "loading, retry" while the load carries on. Call
+        `check_pinned` first (it queries the store): an unknown version is a 404 at once,
+        not a load. A failed load's error answers for `FAILED_FOR` seconds, then the next
+        request tries again.
         """
         key = (name, version)
-        future: Future[LoadedVersion] = Future()
         loaded = self._loaded.get(key)
         if loaded is not None:
-            future.set_result(loaded)
-            return future
+            done: Future[LoadedVersion] = Future()
+            done.set_result(loaded)
+            return done
         with self._pending_lock:
             pending = self._pending.get(key)
-            if pending is not None:
-                return pending
-            self._pending[key] = future
-        thread = threading.Thread(
-            target=self._load_pending, args=(key, future), daemon=True, name="mlprod-pinned"
-        )
-        thread.start()
+            if pending is not None and not _stale(pending):
+                return pending[0]
+            future = self._loader.submit(self.pinned, name, version)
+            self._pending[key] = (future, float("inf"))
+        future.add_done_callback(partial(self._settled, key))
         return future
 
-    def _load_pending(self, key: tuple[str, int], future: Future[LoadedVersion]) -> None:
-        try:
-            future.set_result(self.pinned(*key))
-        except BaseException as exc:  # the requests waiting on it answer with it
-            future.set_exception(exc)
-        finally:
-            with self._pending_lock:  # a failed load is tried again by the next request
-                self._pending.pop(key, None)
+    def is_loaded(self, name: str, version: int) -> bool:
+        return (name, version) in self._loaded
+
+    def check_pinned(self, name: str, version: int) -> None:
+        """`NotFoundError` unless the registry holds `name`@`version` (cheap once loaded)."""
+        if (name, version) not in self._loaded:
+            get_version(self.store, name, version)
+
+    def _settled(self, key: tuple[str, int], future: Future[LoadedVersion]) -> None:
+        with self._pending_lock:
+            if self._pending.get(key, (None, 0.0))[0] is not future:
+                return
+            if future.exception() is None:
+                del self._pending[key]  # loaded: `_loaded` answers from now on
+            else:
+                self._pending[key] = (future, time.monotonic() + FAILED_FOR)
 
     def describe(self) -> list[dict[str, Any]]:
         """One entry per served model, for ``GET /v1/models``.
