@@ -198,3 +198,6 @@ def test_predictions_prune_counts_then_deletes_only_old_rows(project: Project) -
     unsaid = cli(project, "predictions", "prune", "churn", check=False)
     assert unsaid.returncode != 0 and "--older-than" in unsaid.stderr
     assert "Traceback" not in unsaid.stderr
+    ahead = cli(project, "predictions", "prune", "--older-than", "2999-01-01", check=False)
+    assert ahead.returncode == 1 and "in the future" in ahead.stderr
+    assert "Traceback" not in ahead.stderr

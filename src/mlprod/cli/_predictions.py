@@ -9,7 +9,6 @@ import orjson
 import typer
 from rich.table import Table
 
-from mlprod._time import utc_now
 from mlprod.cli._common import (
     JsonOption,
     StoreOption,
@@ -78,15 +77,15 @@ def export(
 
 @app.command("prune")
 def prune(
-    model: Annotated[
-        str | None, typer.Argument(help="Model name (default: every model in the log).")
-    ] = None,
     older_than: Annotated[
         str,
         typer.Option(
             "--older-than", help="Delete predictions made before this: 90d, 12h or an ISO time."
         ),
-    ] = "",
+    ],
+    model: Annotated[
+        str | None, typer.Argument(help="Model name (default: every model in the log).")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")
     ] = False,
@@ -96,17 +95,10 @@ def prune(
     """Delete old logged predictions, served and batch, to keep the store small and fast.
 
     Monitoring's windowed counts stay, so no chart changes; a pruned prediction can no
-    longer take a late outcome or be exported. Batch jobs still running keep their rows.
-    Every pruned model gets an audit entry.
+    longer take a late outcome or be exported. A batch job that failed or still runs keeps
+    its rows while it was active after the cut-off. Every pruned model gets an audit entry.
     """
-    if not older_than:
-        raise typer.BadParameter("say how old: --older-than 90d (or 12h, or an ISO time)")
     before = since_option(older_than, "--older-than")
-    if before > utc_now():
-        raise typer.BadParameter(
-            f"{older_than!r} is in the future: it would delete predictions made from now on",
-            param_hint="--older-than",
-        )
     settings = settings_for(store)
     meta, _ = open_stores(settings)
     with meta:

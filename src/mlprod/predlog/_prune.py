@@ -1,10 +1,11 @@
 """Retention for the prediction log: rows older than a cut-off leave the store in slices.
 
 Why: the log is the one table that grows with traffic, and nothing else ever removes a
-row. A store that held a year of served and batch predictions made every insert five times
-slower (its indexes no longer fit in memory). Monitoring keeps what it needs in windowed
-counts (``window_stats``, ``feature_counts``), so pruning raw rows loses no chart; what a
-pruned row can no longer do is take a late outcome or be exported.
+row. On SQLite, two million old rows made each logged row cost the flusher 2.4 times the
+CPU of an empty store (`benchmarks/retention.py`): its indexes no longer fit in memory.
+Monitoring keeps what it needs in windowed counts (``window_stats``, ``feature_counts``),
+so pruning raw rows loses no chart; what a pruned row can no longer do is take a late
+outcome or be exported.
 
 Rows go in slices of `SLICE_ROWS`, one short transaction each, so a server's flusher and
 a running batch job keep writing while a large log is pruned. A finished batch job's rows
@@ -29,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mlprod._time import as_utc, utc_now
+from mlprod.errors import DataError
 from mlprod.registry import audit_in, require_model
 from mlprod.store import MetadataStore
 from mlprod.store import schema as t
@@ -68,13 +70,14 @@ def prune_predictions(
     time the job scored them; an unfinished job's once it was last active before `before`.
     With `dry_run` nothing is deleted and the counts say what would be. Raises
     `NotFoundError` for a model the store has never heard of; `ValueError` for a naive
-    `before` or one in the future (it would take predictions made from now on too).
+    `before`, `DataError` for one in the future (it would take predictions made from now
+    on too).
     """
     if before.tzinfo is None:
         raise ValueError(f"before={before!r} is naive: pass a timezone-aware datetime (UTC)")
     before = as_utc(before)
     if before > utc_now():
-        raise ValueError(
+        raise DataError(
             f"before={before.isoformat()} is in the future: it would delete predictions "
             "made from now on too; pass a time in the past"
         )
@@ -102,10 +105,6 @@ def _audit(actor: str, model: str, reason: str) -> Callable[[Connection], object
     return lambda conn: audit_in(conn, actor, "prune-predictions", model, None, None, None, reason)
 
 
-def _count(query: sa.Select[Any]) -> Callable[[Connection], int]:
-    return lambda conn: int(conn.execute(query).scalar_one())
-
-
 def _scalar(query: sa.Select[Any]) -> Callable[[Connection], Any]:
     return lambda conn: conn.execute(query).scalar()
 
@@ -126,7 +125,7 @@ def _prune_served(store: MetadataStore, model: str, before: datetime, dry_run: b
     table = t.predictions
     old = sa.and_(table.c.model == model, table.c.at < before)  # ix_predictions_model_at
     if dry_run:
-        return int(store.read(_count(sa.select(sa.func.count()).select_from(table).where(old))))
+        return int(store.read(_scalar(sa.select(sa.func.count()).select_from(table).where(old))))
     ids = sa.select(table.c.id).where(old).limit(SLICE_ROWS).scalar_subquery()
     delete = _delete(sa.delete(table).where(table.c.id.in_(ids)))
     removed = 0
@@ -140,7 +139,7 @@ def _prune_served(store: MetadataStore, model: str, before: datetime, dry_run: b
 def _prune_batch(
     store: MetadataStore, model: str, before: datetime, dry_run: bool
 ) -> tuple[int, int]:
-    """(rows, jobs) of `model`'s finished batch jobs scored before `before`."""
+    """(rows, jobs) of `model`'s batch jobs done before `before`, or abandoned before it."""
     jobs, rows = t.batch_jobs, t.batch_predictions
     finished = sa.and_(jobs.c.status == "done", jobs.c.scored_at < before)
     abandoned = sa.and_(jobs.c.status != "done", jobs.c.updated_at < before)
@@ -161,9 +160,8 @@ def _prune_batch(
 
 def _count_job_rows(store: MetadataStore, key: str) -> int:
     rows = t.batch_predictions
-    return int(
-        store.read(_count(sa.select(sa.func.count()).select_from(rows).where(rows.c.job == key)))
-    )
+    count = sa.select(sa.func.count()).select_from(rows).where(rows.c.job == key)
+    return int(store.read(_scalar(count)))
 
 
 def _delete_job_rows(store: MetadataStore, key: str) -> int:
