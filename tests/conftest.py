@@ -35,6 +35,19 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with the most `slow` tests run first, each file's own order kept.
+
+    The workers take whole files (``--dist loadfile``) in collection order. Alphabetical
+    order left the server suites, the longest files, for last, and one worker ran its
+    last minutes alone; started first, they are overlapped by the short files.
+    """
+    slow: dict[Path, int] = {}
+    for item in items:
+        slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])  # stable: files stay whole and in order
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A seeded generator: tests never touch global random state."""

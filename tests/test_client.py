@@ -56,6 +56,7 @@ def test_client_says_when_no_server_answers() -> None:
             client.predict([{"a": 1}])
 
 
+@pytest.mark.slow
 def test_client_waits_for_a_version_the_server_is_still_loading(
     trained_project: Project, frame: pd.DataFrame
 ) -> None:

@@ -316,6 +316,7 @@ def _check_exactly_once(project: Project, out: pd.DataFrame, rows: pd.DataFrame,
     assert logged == len(rows)
 
 
+@pytest.mark.slow
 def test_kill_9_half_way_into_files_then_resume_writes_each_row_once(
     trained_project: Project, rows: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -343,6 +344,7 @@ def test_kill_9_half_way_into_files_then_resume_writes_each_row_once(
     assert _window_predictions(trained_project, version) - before == len(data)  # counted once
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_kill_9_half_way_into_a_table_then_resume_writes_each_row_once(
     trained_project: Project, rows: pd.DataFrame, postgres_url: str

@@ -247,6 +247,7 @@ def test_postgres_in_and_out_with_double_precision_probabilities(
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_kill_9_half_way_then_resume_writes_logs_and_counts_each_row_once(
     project: Project, model: Model, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ def xgb(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return good_and_evil(tmp_path_factory.mktemp("cli-xgb"))
 
 
+@pytest.mark.slow
 def test_promote_and_deploy_refuse_a_swapped_model_file_in_one_line(
     store_url: str, tmp_path: Path, xgb: dict[str, Path]
 ) -> None:

@@ -51,6 +51,7 @@ def _running_trials(url: str) -> int:
         engine.dispose()
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_killed_worker_loses_no_trial_and_counts_none_twice(
     tmp_path: Path, postgres_url: str
@@ -103,6 +104,7 @@ def test_a_killed_worker_loses_no_trial_and_counts_none_twice(
         assert lost.params.items() <= retried[lost.number].params.items()
 
 
+@pytest.mark.slow
 def test_tune_search_compare_rerun_from_the_cli(tmp_path: Path) -> None:
     spec = SLOW_TRIALS.replace("n_estimators: 150", "n_estimators: 30").replace(
         "trials: 6", "trials: 4"

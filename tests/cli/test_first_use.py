@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
+import pytest
 
 import mlprod
 from mlprod.evaluation import evaluate
@@ -77,6 +78,7 @@ def test_gate_intervals_are_the_same_in_training_and_in_ci(trained_project: Proj
     assert [g["passed"] for g in result["gates"]] == [g["passed"] for g in recorded.gates]
 
 
+@pytest.mark.slow
 def test_train_exits_4_when_the_gates_fail_and_names_the_positive_class(tmp_path: Path) -> None:
     spec = SMALL_SPEC.replace('roc_auc: ">= 0.7"', 'roc_auc: ">= 0.999"').replace(
         "[logistic_regression, lightgbm]", "[logistic_regression]"

@@ -58,6 +58,7 @@ def test_a_window_longer_than_the_data_is_a_recorded_failure(project: Project) -
     assert "retrain.window 4000d" in failed["error"]
 
 
+@pytest.mark.slow
 def test_jobs_run_show_and_schedule_show(project: Project) -> None:
     _with(project, 'schedule: {timezone: Europe/Berlin, jobs: {monitor: {cron: "0 6 * * *"}}}\n')
     run = cli_json(project, "jobs", "run", "monitor")
@@ -82,6 +83,7 @@ def test_export_needs_a_schedule(project: Project, tmp_path: Path) -> None:
     assert done.returncode == 1 and "has no schedule.jobs to export" in done.stderr
 
 
+@pytest.mark.slow
 def test_retrain_prints_the_decision_with_its_figures(project: Project) -> None:
     _with(project, "retrain: {compare: holdout, canary: {weight: 20}}\n")
     decided = cli_json(project, "retrain", "churn")

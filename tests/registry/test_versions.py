@@ -416,6 +416,7 @@ def test_concurrent_registrations_get_distinct_consecutive_versions(
         assert len(list_runs(store, "churn")) == 4
 
 
+@pytest.mark.slow
 def test_concurrent_alias_moves_form_one_unbroken_audit_chain(
     store_url: str, tmp_path: Path, shelf: Shelf
 ) -> None:

@@ -13,6 +13,7 @@ from mlprod.scheduling import canary_look, latest_slot, next_slot, paired_compar
 from mlprod.scheduling._compare import brier_losses
 
 
+@pytest.mark.slow
 def test_a_clearly_better_challenger_wins_and_an_equal_one_straddles_zero(
     rng: np.random.Generator,
 ) -> None:

@@ -94,6 +94,7 @@ def test_two_schedulers_run_each_job_once(project: Project, store_url: str) -> N
     assert all(r.owner and r.ended_at for r in done)
 
 
+@pytest.mark.slow
 def test_a_killed_scheduler_loses_its_lease_and_another_takes_over(
     project: Project, store_url: str
 ) -> None:

@@ -118,6 +118,7 @@ def _admin(store_url: str) -> str:
         return create_token(store, "fuzz", ["admin"], actor="test")[1]
 
 
+@pytest.mark.slow
 def test_fuzz_every_endpoint_with_a_served_model(trained_project: Project, tmp_path: Path) -> None:
     project_settings = trained_project.settings()
     settings_ = project_settings.model_copy(update={"spool": str(tmp_path / "spool")})

@@ -139,6 +139,7 @@ def test_every_answer_is_logged_with_its_record_score_and_latency(
     assert (frame["latency_ms"] > 0).all() and frame["shadow_of"].isna().all()
 
 
+@pytest.mark.slow
 def test_shadows_score_every_request_off_the_response_path(two_versions: Project) -> None:
     run_cli(two_versions, "deploy", "churn", "--route", "1=100", "--shadow", "2")
     server = Server(two_versions)
@@ -163,6 +164,7 @@ def test_shadows_score_every_request_off_the_response_path(two_versions: Project
     np.testing.assert_allclose(by_answer, expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_a_deployment_logs_its_sample_rate(two_versions: Project) -> None:
     run_cli(two_versions, "deploy", "churn", "--route", "1=100", "--sample-rate", "0.25")
     url = two_versions.settings().store_url()
@@ -259,6 +261,7 @@ def test_a_database_down_for_a_minute_costs_no_prediction(
     assert sorted(stored) == sorted(load.answered)  # every answer once, nothing else
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_kill_9_mid_load_loses_nothing_and_duplicates_nothing(
     postgres_url: str, tmp_path: Path
@@ -288,6 +291,7 @@ def test_kill_9_mid_load_loses_nothing_and_duplicates_nothing(
     assert len(stored) - len(load.answered) <= 1  # at most the request the kill cut off
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("policy", ["shed", "drop"])
 def test_a_full_spool_sheds_or_drops_and_counts_every_record(

@@ -163,6 +163,7 @@ def test_a_binary_model_beside_it_answers_as_before(project: Project, server: Se
     assert tiers["classes"] == CLASSES and tiers["threshold"] is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not tree_compiler_available(), reason="lleaves is not installed")
 def test_lightgbm_multiclass_serves_on_the_fast_path_then_on_compiled_trees(
     project: Project, server: Server
@@ -268,6 +269,7 @@ def test_answers_are_logged_and_their_classes_counted(project: Project, server: 
 # --- A/B between two multiclass versions, with a third as shadow
 
 
+@pytest.mark.slow
 def test_an_ab_test_between_multiclass_versions_with_a_multiclass_shadow(
     project: Project,
 ) -> None:

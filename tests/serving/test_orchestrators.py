@@ -85,6 +85,7 @@ def test_as_many_keep_alive_clients_as_the_limit_are_never_busy(
     assert "mlprod_guard_rejected_busy 0.0" in busy
 
 
+@pytest.mark.slow
 def test_beyond_the_limit_requests_are_still_refused(trained_project: Project) -> None:
     """The sibling of the two above: the limit does bite when requests really overlap."""
     server = Server(

@@ -85,6 +85,7 @@ def _wait_for(predicate: Any, timeout: float = 10.0) -> float:
     raise AssertionError(f"not picked up within {timeout}s")
 
 
+@pytest.mark.slow
 def test_route_changes_reach_every_replica_without_a_failed_request(two_versions: Project) -> None:
     """Two server processes on one store; deploy, canary, rollback while a client streams."""
     replicas = [Server(two_versions), Server(two_versions)]
@@ -135,6 +136,7 @@ def test_route_changes_reach_every_replica_without_a_failed_request(two_versions
     assert set(answers) == {200}
 
 
+@pytest.mark.slow
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     two_versions: Project, tmp_path: Path
 ) -> None:

@@ -54,6 +54,7 @@ def versions(url: str, record: dict[str, object], requests: int) -> Counter[int]
     return counts
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker pids from /proc")
 def test_workers_share_the_port_converge_restart_and_drain(two_versions: Project) -> None:
     server = Server(two_versions, "--workers", "2")
