@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from mlprod.data import make_churn_table
 from mlprod.monitoring._live import read_window_stats
 from mlprod.predlog import insert_predictions
 from mlprod.store import Store
+from mlprod.store import schema as t
 from support import Project, trained
 from support import run_cli as cli
 
@@ -172,11 +174,20 @@ def test_predictions_prune_counts_then_deletes_only_old_rows(project: Project) -
          "score": 0.2, "label": False, "latency_ms": 1.0}
         for _ in range(10)
     ]  # fmt: skip
+    outcomes = [  # one matched to an old row, one sent by an id never logged
+        {"model": "churn", "prediction_id": rows[0]["id"], "matched_id": rows[0]["id"],
+         "status": "matched", "version": 1},
+        {"model": None, "prediction_id": "f" * 32, "matched_id": None, "status": "pending",
+         "version": None},
+    ]  # fmt: skip
     logged(project, 5)
     url = project.settings().store_url()
     with Store.open(url) as store:
         insert_predictions(store, rows)
         total = count_predictions(store, "churn")
+        received = {"label": True, "received_at": old, "entity": None, "event_time": None}
+        store.write(lambda conn: conn.execute(sa.insert(t.outcomes), [
+            {**outcome, **received} for outcome in outcomes]))  # fmt: skip
 
     planned = json.loads(
         cli(
@@ -184,12 +195,18 @@ def test_predictions_prune_counts_then_deletes_only_old_rows(project: Project) -
         ).stdout
     )
     assert (planned["dry_run"], planned["served"], planned["rows"]) == (True, {"churn": 10}, 10)
+    assert (planned["outcomes"], planned["unassigned_outcomes"]) == ({"churn": 1}, 0)
     done = cli(project, "predictions", "prune", "churn", "--older-than", "90d")
     assert "deleted" in done.stdout and "10" in done.stdout
     with Store.open(url) as store:
         assert count_predictions(store, "churn") == total - 10
     again = cli(project, "predictions", "prune", "--older-than", "90d")
-    assert "nothing to delete" in again.stdout
+    assert "(by prediction id alone)" in again.stdout
+    old_outcomes = sa.select(sa.func.count()).where(t.outcomes.c.received_at <= old)
+    with Store.open(url) as store:
+        assert store.read(lambda conn: conn.execute(old_outcomes).scalar()) == 0
+    last = cli(project, "predictions", "prune", "--older-than", "90d")
+    assert "nothing to delete" in last.stdout
 
     unknown = cli(project, "predictions", "prune", "nope", "--older-than", "90d", check=False)
     assert (

@@ -128,3 +128,66 @@ def test_pruning_every_model_and_refusing_unknown_ones(logged: Store) -> None:
         prune_predictions(logged, before=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="in the future"):
         prune_predictions(logged, before=datetime.now(UTC) + timedelta(minutes=5))
+
+
+def _outcome(
+    received: datetime,
+    model: str | None = "churn",
+    *,
+    matched: str | None = None,
+    by_id: str | None = None,
+    entity: str | None = None,
+    status: str = "matched",
+) -> dict[str, Any]:
+    """An outcome row as matching leaves it: `matched` names its prediction once settled."""
+    return {
+        "model": model, "prediction_id": by_id, "entity": entity,
+        "event_time": received if entity else None, "label": True, "received_at": received,
+        "status": status if matched else "pending", "matched_id": matched,
+        "version": 1 if matched else None, "note": None,
+    }  # fmt: skip
+
+
+def _outcomes(store: Store) -> list[str]:
+    """Each stored outcome as the prediction it names, or its entity."""
+    o = t.outcomes
+    query = sa.select(sa.func.coalesce(o.c.matched_id, o.c.prediction_id, o.c.entity))
+    return sorted(store.read(lambda conn: conn.execute(query).scalars().all()))
+
+
+def test_outcomes_go_with_their_predictions(logged: Store) -> None:
+    churn = [row["id"] for row in _served("churn", 0, 35, NOW)]  # 0-29 old, 30-34 new
+    (fraud,) = (row["id"] for row in _served("fraud", 0, 1, NOW))
+    day = timedelta(days=1)
+    gone = [
+        _outcome(CUT - day / 2, matched=churn[0]),  # its served prediction is pruned
+        _outcome(CUT - 2 * day, matched="a" * 16 + f"{3:016x}"),  # its job is pruned
+        _outcome(CUT - 10 * day, entity="cust-1"),  # pending since before the cut
+        _outcome(CUT - day, "fraud", matched=fraud, status="invalid"),
+        _outcome(CUT - 5 * day, None, by_id="f" * 32),  # by id alone, never logged
+    ]
+    kept = [
+        _outcome(CUT - day / 24, matched=churn[30]),  # its prediction is newer than the cut
+        _outcome(CUT + day, matched=churn[1]),  # received after the cut
+        _outcome(CUT + day / 24, entity="cust-2"),  # pending, received after the cut
+        _outcome(CUT - 2 * day, matched="b" * 16 + f"{3:016x}"),  # a job still at work
+        _outcome(CUT - day / 24, None, by_id=churn[32]),  # logged, not matched yet
+    ]
+    logged.write(lambda conn: conn.execute(sa.insert(t.outcomes), [*gone, *kept]))
+    everything = _outcomes(logged)
+
+    counted = prune_predictions(logged, before=CUT, dry_run=True)
+    assert (counted.outcomes, counted.unassigned, counted.outcome_rows) == (
+        {"churn": 3, "fraud": 1}, 1, 5)  # fmt: skip
+    assert _outcomes(logged) == everything
+
+    one = prune_predictions(logged, before=CUT, model="churn", actor="ana")
+    assert (one.outcomes, one.unassigned) == ({"churn": 3}, 0)
+    (entry,) = audit_log(logged, "churn")
+    assert "and 3 outcomes received before it" in (entry.reason or "")
+
+    rest = prune_predictions(logged, before=CUT)
+    assert (rest.outcomes, rest.unassigned) == ({"fraud": 1}, 1)
+    assert _outcomes(logged) == sorted(
+        row["matched_id"] or row["prediction_id"] or row["entity"] for row in kept
+    )

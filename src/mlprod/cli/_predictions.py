@@ -96,7 +96,9 @@ def prune(
 
     Monitoring's windowed counts stay, so no chart changes; a pruned prediction can no
     longer take a late outcome or be exported. A batch job that failed or still runs keeps
-    its rows while it was active after the cut-off. Every pruned model gets an audit entry.
+    its rows while it was active after the cut-off. Outcomes received before the cut-off
+    go with their predictions, or when theirs never came. Every pruned model gets an audit
+    entry.
     """
     before = since_option(older_than, "--older-than")
     settings = settings_for(store)
@@ -116,23 +118,22 @@ def prune(
                 "batch": result.batch,
                 "jobs": result.jobs,
                 "rows": result.rows,
+                "outcomes": result.outcomes,
+                "unassigned_outcomes": result.unassigned,
             }
         )
         return
     verb = "would delete" if dry_run else "deleted"
-    if not result.rows:
+    if not result.rows and not result.outcome_rows:
         console.print(f"no predictions made before {when(before)} UTC: nothing to delete")
         return
-    table = Table(
-        "model", "served", "batch rows", "batch jobs", title=f"{verb} (before {when(before)} UTC)"
-    )
+    table = Table("model", "served", "batch rows", "batch jobs", "outcomes",
+                  title=f"{verb} (before {when(before)} UTC)")  # fmt: skip
     for name in result.models():
-        table.add_row(
-            name,
-            f"{result.served.get(name, 0):,}",
-            f"{result.batch.get(name, 0):,}",
-            f"{result.jobs.get(name, 0):,}",
-        )
+        counts = (result.served, result.batch, result.jobs, result.outcomes)
+        table.add_row(name, *(f"{count.get(name, 0):,}" for count in counts))
+    if result.unassigned:
+        table.add_row("(by prediction id alone)", "", "", "", f"{result.unassigned:,}")
     console.print(table)
 
 

@@ -13,6 +13,10 @@ go by the time it scored them; a job that failed or is still running keeps its r
 it was active after the cut-off (a resumed job relies on the chunks it already logged).
 Each pruned model gets an audit row saying who removed what.
 
+Outcomes go with their predictions: one received before the cut-off goes once the log no
+longer keeps its prediction, pruned or never logged. A pending outcome whose prediction is
+gone can never match, and every matching pass would read it again, forever.
+
 Example::
 
     pruned = prune_predictions(store, before=utc_now() - timedelta(days=90), actor="ana")
@@ -47,13 +51,20 @@ class PruneResult:
     served: dict[str, int] = field(default_factory=dict)  # model -> served predictions
     batch: dict[str, int] = field(default_factory=dict)  # model -> batch job rows
     jobs: dict[str, int] = field(default_factory=dict)  # model -> batch jobs emptied
+    outcomes: dict[str, int] = field(default_factory=dict)  # model -> outcomes
+    unassigned: int = 0  # outcomes sent by prediction id alone whose prediction never came
 
     @property
     def rows(self) -> int:
+        """Predictions, served and batch."""
         return sum(self.served.values()) + sum(self.batch.values())
 
+    @property
+    def outcome_rows(self) -> int:
+        return sum(self.outcomes.values()) + self.unassigned
+
     def models(self) -> list[str]:
-        return sorted(set(self.served) | set(self.batch))
+        return sorted(set(self.served) | set(self.batch) | set(self.outcomes))
 
 
 def prune_predictions(
@@ -68,10 +79,11 @@ def prune_predictions(
 
     Served predictions go by their time; a finished batch job's rows go together, by the
     time the job scored them; an unfinished job's once it was last active before `before`.
-    With `dry_run` nothing is deleted and the counts say what would be. Raises
-    `NotFoundError` for a model the store has never heard of; `ValueError` for a naive
-    `before`, `DataError` for one in the future (it would take predictions made from now
-    on too).
+    Outcomes received before `before` go when their prediction does (or never came); with
+    no `model`, that includes those sent by prediction id alone. With `dry_run` nothing is
+    deleted and the counts say what would be. Raises `NotFoundError` for a model the store
+    has never heard of; `ValueError` for a naive `before`, `DataError` for one in the
+    future (it would take predictions made from now on too).
     """
     if before.tzinfo is None:
         raise ValueError(f"before={before!r} is naive: pass a timezone-aware datetime (UTC)")
@@ -88,16 +100,21 @@ def prune_predictions(
     for name in models:
         served = _prune_served(store, name, before, dry_run)
         rows, jobs = _prune_batch(store, name, before, dry_run)
+        outcomes = _prune_outcomes(store, name, before, dry_run)
         if served:
             result.served[name] = served
         if rows:
             result.batch[name], result.jobs[name] = rows, jobs
-        if (served or rows) and not dry_run:
+        if outcomes:
+            result.outcomes[name] = outcomes
+        if (served or rows or outcomes) and not dry_run:
             reason = (
                 f"deleted {served} served and {rows} batch predictions ({jobs} jobs) "
-                f"made before {before.isoformat()}"
+                f"made before {before.isoformat()}, and {outcomes} outcomes received before it"
             )
             store.write(_audit(actor, name, reason))
+    if model is None:
+        result.unassigned = _prune_outcomes(store, None, before, dry_run)
     return result
 
 
@@ -141,11 +158,9 @@ def _prune_batch(
 ) -> tuple[int, int]:
     """(rows, jobs) of `model`'s batch jobs done before `before`, or abandoned before it."""
     jobs, rows = t.batch_jobs, t.batch_predictions
-    finished = sa.and_(jobs.c.status == "done", jobs.c.scored_at < before)
-    abandoned = sa.and_(jobs.c.status != "done", jobs.c.updated_at < before)
     old = sa.select(jobs.c.key).where(
         jobs.c.model == model,
-        sa.or_(finished, abandoned),
+        _job_done_before(before),
         jobs.c.key.is_not(None),
         sa.exists().where(rows.c.job == jobs.c.key),  # emptied by an earlier prune: skip
     )
@@ -156,6 +171,45 @@ def _prune_batch(
         removed += gone
         emptied += 1 if gone else 0
     return removed, emptied
+
+
+def _job_done_before(before: datetime) -> sa.ColumnElement[bool]:
+    """A batch job whose rows go: finished before `before`, or abandoned before it."""
+    jobs = t.batch_jobs
+    finished = sa.and_(jobs.c.status == "done", jobs.c.scored_at < before)
+    abandoned = sa.and_(jobs.c.status != "done", jobs.c.updated_at < before)
+    return sa.or_(finished, abandoned)
+
+
+def _prune_outcomes(
+    store: MetadataStore, model: str | None, before: datetime, dry_run: bool
+) -> int:
+    """`model`'s outcomes received before `before` whose prediction the log does not keep
+    (None: pending outcomes sent by prediction id alone).
+
+    Kept means a served prediction made since `before`, or a row of a batch job that this
+    prune leaves alone; so a dry run counts what a real one deletes.
+    """
+    o, p, jobs = t.outcomes, t.predictions, t.batch_jobs
+    its = sa.func.coalesce(o.c.matched_id, o.c.prediction_id)  # None: by entity, unmatched
+    kept = sa.or_(
+        sa.exists().where(p.c.id == its, p.c.at >= before),
+        sa.exists().where(
+            jobs.c.key == sa.func.substr(its, 1, 16), sa.not_(_job_done_before(before))
+        ),
+    )
+    owner = o.c.model.is_(None) if model is None else o.c.model == model
+    old = sa.and_(owner, o.c.received_at < before, sa.not_(kept))  # ix_outcomes_received_at
+    if dry_run:
+        return int(store.read(_scalar(sa.select(sa.func.count()).select_from(o).where(old))))
+    ids = sa.select(o.c.id).where(old).limit(SLICE_ROWS).scalar_subquery()
+    delete = _delete(sa.delete(o).where(o.c.id.in_(ids)))
+    removed = 0
+    while True:
+        count = int(store.write(delete))
+        removed += count
+        if count < SLICE_ROWS:
+            return removed
 
 
 def _count_job_rows(store: MetadataStore, key: str) -> int:
