@@ -141,9 +141,17 @@ def _logged_models(conn: Connection) -> list[str]:
 def _prune_served(store: MetadataStore, model: str, before: datetime, dry_run: bool) -> int:
     table = t.predictions
     old = sa.and_(table.c.model == model, table.c.at < before)  # ix_predictions_model_at
+    return _delete_where(store, table, old, dry_run)
+
+
+def _delete_where(
+    store: MetadataStore, table: sa.Table, where: sa.ColumnElement[bool], dry_run: bool
+) -> int:
+    """Delete `table`'s rows that match `where`, a slice of ids per transaction (or count
+    them, for a dry run)."""
     if dry_run:
-        return int(store.read(_scalar(sa.select(sa.func.count()).select_from(table).where(old))))
-    ids = sa.select(table.c.id).where(old).limit(SLICE_ROWS).scalar_subquery()
+        return int(store.read(_scalar(sa.select(sa.func.count()).select_from(table).where(where))))
+    ids = sa.select(table.c.id).where(where).limit(SLICE_ROWS).scalar_subquery()
     delete = _delete(sa.delete(table).where(table.c.id.in_(ids)))
     removed = 0
     while True:
@@ -200,16 +208,7 @@ def _prune_outcomes(
     )
     owner = o.c.model.is_(None) if model is None else o.c.model == model
     old = sa.and_(owner, o.c.received_at < before, sa.not_(kept))  # ix_outcomes_received_at
-    if dry_run:
-        return int(store.read(_scalar(sa.select(sa.func.count()).select_from(o).where(old))))
-    ids = sa.select(o.c.id).where(old).limit(SLICE_ROWS).scalar_subquery()
-    delete = _delete(sa.delete(o).where(o.c.id.in_(ids)))
-    removed = 0
-    while True:
-        count = int(store.write(delete))
-        removed += count
-        if count < SLICE_ROWS:
-            return removed
+    return _delete_where(store, o, old, dry_run)
 
 
 def _count_job_rows(store: MetadataStore, key: str) -> int:
