@@ -56,6 +56,14 @@ def _load(project: Project, flavor: str) -> Model:
     return model
 
 
+@pytest.fixture(scope="module")
+def lightgbm(flavors: Project) -> tuple[Model, FastPath]:
+    """churn@1 and its fast path, checked once for the tests that only feed them records
+    (each load and compile verifies parity again: seconds per test case)."""
+    model = _load(flavors, "lightgbm")
+    return model, _fast(model)
+
+
 def _fast(model: Model) -> FastPath:
     fast = compile_fast_path(model)
     assert fast is not None, check_fast_path(model).reason
@@ -132,10 +140,9 @@ def test_adversarial_records_score_as_the_reference_scores_them(
     ],
 )
 def test_values_are_never_guessed_at_on_either_path(
-    flavors: Project, change: dict[str, Any], expected: str
+    lightgbm: tuple[Model, FastPath], change: dict[str, Any], expected: str
 ) -> None:
-    model = _load(flavors, "lightgbm")
-    fast = _fast(model)
+    model, fast = lightgbm
     base = client_records(model.test_data()[0].head(1))[0]
     record = {**base, **change}
     (name,) = change
@@ -234,10 +241,9 @@ BAD: list[Any] = [
     ],
 )
 def test_invalid_values_get_the_reference_422_word_for_word(
-    flavors: Project, change: dict[str, Any]
+    lightgbm: tuple[Model, FastPath], change: dict[str, Any]
 ) -> None:
-    model = _load(flavors, "lightgbm")
-    fast = _fast(model)
+    model, fast = lightgbm
     base = client_records(model.test_data()[0].head(2))
     records = [base[0], {**base[1], **change}]
     with pytest.raises(SchemaError) as reference:
@@ -252,9 +258,10 @@ def test_invalid_values_get_the_reference_422_word_for_word(
 
 
 @pytest.mark.parametrize("records", [*BAD, "too many"])
-def test_malformed_batches_get_the_reference_422(flavors: Project, records: Any) -> None:
-    model = _load(flavors, "lightgbm")
-    fast = _fast(model)
+def test_malformed_batches_get_the_reference_422(
+    lightgbm: tuple[Model, FastPath], records: Any
+) -> None:
+    model, fast = lightgbm
     if records == "too many":
         records = client_records(model.test_data()[0].head(3))
     with pytest.raises(SchemaError) as reference:
