@@ -41,7 +41,6 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Files with the most `slow` tests run first, each file's own order kept.
 
@@ -53,6 +52,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
     items.sort(key=lambda item: -slow[item.path])  # stable: files stay whole and in order
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from mlprod._threads import wait_passively
 from mlprod.cli._common import (
     JsonOption,
     StoreOption,
@@ -38,6 +40,8 @@ def tune(
     json: JsonOption = False,
 ) -> None:
     """Tune every candidate with Optuna, then train, gate and register the best."""
+    if workers > 1 or join is not None:  # processes sharing the cores: see mlprod._threads
+        wait_passively(os.environ)
     from mlprod.pipelines import join_tuning, train
 
     settings = settings_for(store)

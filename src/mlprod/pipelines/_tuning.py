@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlprod._threads import wait_passively
 from mlprod.errors import ConflictError, SpecError
 from mlprod.pipelines._context import open_store
 from mlprod.pipelines._prepare import Prepared, prepare, training_folds
@@ -119,7 +120,7 @@ def tune_candidates(
 def _spawn(experiment: Experiment, count: int) -> list[tuple[subprocess.Popen[bytes], Any]]:
     """Start `count` joiners of this run as child processes, stderr kept for the record."""
     started = []
-    env = {**os.environ, "MLPROD_TUNE_HEARTBEAT": str(experiment.heartbeat)}
+    env = wait_passively({**os.environ, "MLPROD_TUNE_HEARTBEAT": str(experiment.heartbeat)})
     for index in range(1, count + 1):
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _reap once the worker ends
         command = [sys.executable, "-m", "mlprod", "tune", "--join", experiment.run_id,
