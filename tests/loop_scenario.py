@@ -45,7 +45,6 @@ retrain:
   canary: {weight: 30, min_labels: 60, margin: 0.01, max_duration: 3d}
 """
 TICK = timedelta(minutes=10)
-PER_TICK = 10  # answered requests per tick, at least, when `drive` is given the traffic
 ROWS = 3000
 
 
@@ -104,9 +103,6 @@ class Traffic:
         self._thread = threading.Thread(target=self._send, daemon=True)
         self._thread.start()
 
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -145,20 +141,10 @@ class Traffic:
         return prediction
 
 
-def drive(
-    scheduler: Any,
-    clock: Any,
-    until: Callable[[], bool],
-    *,
-    traffic: Traffic | None = None,
-    timeout: float = 600.0,
-) -> int:
+def drive(scheduler: Any, clock: Any, until: Callable[[], bool], *, timeout: float = 600.0) -> int:
     """Tick the scheduler, moving the clock `TICK` each time, until `until()`; ticks taken.
 
     Between ticks the real server needs a moment to log predictions and match outcomes.
-    With `traffic`, each tick also waits for `PER_TICK` more answers, so simulated time
-    carries the same traffic however busy the machine is: on a loaded one, a canary's 3
-    days of ticks once passed with too few labels to decide.
     """
     deadline = time.monotonic() + timeout
     ticks = 0
@@ -167,10 +153,5 @@ def drive(
         scheduler.tick()
         clock.advance(TICK)
         ticks += 1
-        seen = traffic.answered if traffic is not None else 0
         time.sleep(0.5)
-        while traffic is not None and traffic.answered < seen + PER_TICK:
-            if not traffic.running() or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
     return ticks

@@ -60,7 +60,7 @@ def test_the_loop_notices_retrains_canaries_and_promotes(
     try:
         changed = clock.now()
         promoted = lambda: alias_map(store, MODEL).get("production") == 2  # noqa: E731
-        drive(scheduler, clock, promoted, traffic=traffic)
+        drive(scheduler, clock, promoted)
         decided = clock.now()
         traffic.stop()
     finally:
@@ -92,7 +92,7 @@ def test_a_bad_challenger_is_refused_and_the_champion_keeps_serving(
     _, server, store, clock, traffic, scheduler = _start(tmp_path, receiver, shuffle=True)
     try:
         refused = lambda: any(d.outcome == "refused" for d in list_decisions(store, MODEL))  # noqa: E731
-        drive(scheduler, clock, refused, traffic=traffic)
+        drive(scheduler, clock, refused)
         for _ in range(3):  # the alert stays open; it must not retrain again for it
             scheduler.tick()
             clock.advance(pd.Timedelta(minutes=10).to_pytimedelta())
