@@ -141,15 +141,26 @@ class Traffic:
         return prediction
 
 
-def drive(scheduler: Any, clock: Any, until: Callable[[], bool], *, timeout: float = 600.0) -> int:
+def drive(
+    scheduler: Any,
+    clock: Any,
+    until: Callable[[], bool],
+    *,
+    timeout: float = 600.0,
+    explain: Callable[[], str] = lambda: "",
+) -> int:
     """Tick the scheduler, moving the clock `TICK` each time, until `until()`; ticks taken.
 
     Between ticks the real server needs a moment to log predictions and match outcomes.
+    `explain` says where the loop stands when it does not get there.
     """
     deadline = time.monotonic() + timeout
     ticks = 0
     while not until():
-        assert time.monotonic() < deadline, f"the loop did not get there in {timeout:.0f} s"
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"the loop did not get there in {timeout:.0f} s ({ticks} ticks): {explain()}"
+            )
         scheduler.tick()
         clock.advance(TICK)
         ticks += 1

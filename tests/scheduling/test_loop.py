@@ -53,6 +53,16 @@ def _start(tmp_path: Path, receiver: Receiver, *, shuffle: bool) -> tuple[Any, .
     return project, server, store, clock, traffic, scheduler
 
 
+def _where(store: Store, traffic: Traffic) -> str:
+    """The loop's decisions, retrain runs and traffic, for a failure message."""
+    decisions = [(d.kind, d.outcome, d.reason) for d in list_decisions(store, MODEL)]
+    runs = [(r.trigger, r.state) for r in list_job_runs(store, MODEL, job="retrain")]
+    return (
+        f"decisions {decisions}; retrain runs {runs}; answered {traffic.answered} "
+        f"by version {traffic.by_version}; failures {traffic.failures[:3]}"
+    )
+
+
 def test_the_loop_notices_retrains_canaries_and_promotes(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -60,7 +70,7 @@ def test_the_loop_notices_retrains_canaries_and_promotes(
     try:
         changed = clock.now()
         promoted = lambda: alias_map(store, MODEL).get("production") == 2  # noqa: E731
-        drive(scheduler, clock, promoted)
+        drive(scheduler, clock, promoted, explain=lambda: _where(store, traffic))
         decided = clock.now()
         traffic.stop()
     finally:
@@ -92,7 +102,7 @@ def test_a_bad_challenger_is_refused_and_the_champion_keeps_serving(
     _, server, store, clock, traffic, scheduler = _start(tmp_path, receiver, shuffle=True)
     try:
         refused = lambda: any(d.outcome == "refused" for d in list_decisions(store, MODEL))  # noqa: E731
-        drive(scheduler, clock, refused)
+        drive(scheduler, clock, refused, explain=lambda: _where(store, traffic))
         for _ in range(3):  # the alert stays open; it must not retrain again for it
             scheduler.tick()
             clock.advance(pd.Timedelta(minutes=10).to_pytimedelta())
