@@ -3,6 +3,7 @@ user chose otherwise."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,23 @@ def test_spawned_workers_get_the_wait_policy(
     url = f"sqlite:///{tmp_path / 'meta.db'}"
     with Store.open(url) as store:
         experiment = Experiment(store, "no-such-run", url, workers=2)
-        workers = _spawn(experiment, 1)  # returns once the child has started: its environ is set
+        workers = _spawn(experiment, 1)
         try:
             ((process, _),) = workers
-            environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+            environ = _environ(process.pid)
         finally:
             for process, _ in workers:
                 process.kill()
             _reap(workers, Steps(quiet=True))
     assert f"{WAIT_POLICY}={theirs}".encode() in environ
+
+
+def _environ(pid: int) -> list[bytes]:
+    """A child's environment. Popen returns once the child's exec has begun; until the exec
+    has laid out the new environment, the kernel shows an empty one."""
+    deadline = time.monotonic() + 10
+    while not (environ := Path(f"/proc/{pid}/environ").read_bytes()):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    return environ.split(b"\0")
