@@ -754,13 +754,30 @@ def max_difference(got: np.ndarray, expected: np.ndarray) -> float:
 
 
 def client_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as a client sends them: JSON values (null for missing, ISO date-time strings)."""
-    plain = [
-        {str(k): None if v is pd.NA else json_safe(v) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
+    """Rows as a client sends them: JSON values (null for missing, ISO date-time strings).
+
+    Built column by column: every load replays up to `VERIFY_ROWS` test rows as records,
+    and converting cell by cell was a third of that check.
+    """
+    names = [str(name) for name in frame.columns]
+    if not names:
+        return [{} for _ in range(len(frame))]
+    columns = [_json_values(frame.iloc[:, i]) for i in range(len(names))]
+    plain = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
     records: list[dict[str, Any]] = orjson.loads(orjson.dumps(plain))
     return records
+
+
+def _json_values(column: pd.Series) -> list[Any]:
+    """One column's cells as JSON values: numpy numbers and booleans come out of `tolist`
+    as Python's own (a float NaN is missing); any other cell goes through `json_safe`."""
+    values: list[Any] = column.tolist()
+    kind = column.dtype.kind if isinstance(column.dtype, np.dtype) else None
+    if kind is not None and kind in "biu":
+        return values
+    if kind == "f":
+        return [None if value != value else value for value in values]  # NaN != NaN
+    return [None if value is pd.NA else json_safe(value) for value in values]
 
 
 # Values a client may send that training data rarely holds: each must score identically.

@@ -191,8 +191,6 @@ def record_problems(
     if not isinstance(record, dict):
         return [{"record": index, "field": None, "expected": "an object of field values"}]
     contract = as_contract(fields)
-    if columns is None:
-        columns = {str(f["name"]): [] for f in contract.fields}
     problems: list[dict[str, Any]] = []
     for field in contract.fields:
         _check_field(record, field, index, columns, problems)
