@@ -26,34 +26,20 @@ libraries a load imports count), and what the check adds over reading alone.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
-from training import SPEC, TREES
+from training import SPEC, TREES, run
 
 LOAD = """
 import json, sys, time
 import mlprod
 started = time.perf_counter()
 model = mlprod.load(sys.argv[1], store=sys.argv[2], fast=sys.argv[3] == "fast")
-print(json.dumps({"wall": time.perf_counter() - started, "path": model.path}))
+print(json.dumps({"wall": time.perf_counter() - started, "fast": float(model.path == "fast")}))
 """
-
-
-def run(args: list[str], src: str) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": src}
-    out = subprocess.run(
-        [sys.executable, "-c", LOAD, *args], env=env, capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"variant failed:\n{out.stderr[-3000:]}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -83,9 +69,10 @@ def main() -> None:
         walls: dict[str, list[float]] = {name: [] for name in variants}
         for turn in range(args.passes):
             for name, (mode, src) in variants.items():
-                figures = run([ref, store, mode], src)
-                walls[name].append(float(str(figures["wall"])))
-                print(f"pass {turn + 1} {name}: {walls[name][-1]:.2f} s ({figures['path']})")
+                figures = run(LOAD, [ref, store, mode], src)
+                walls[name].append(figures["wall"])
+                path = "fast path" if figures["fast"] else "full pipeline"
+                print(f"pass {turn + 1} {name}: {walls[name][-1]:.2f} s ({path})")
 
     floor = statistics.median(walls["read only"])
     print(
