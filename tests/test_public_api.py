@@ -110,6 +110,7 @@ EXPORTS = {
         "experiment_charts",
         "overlaid_curves",
         "overlaid_multiclass",
+        "paired_bootstrap",
         "telemetry_charts",
         "value_of_counts",
         "write_page",

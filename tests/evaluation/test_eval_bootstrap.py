@@ -15,7 +15,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from mlprod.evaluation import evaluate
+from mlprod.errors import TrainingError
+from mlprod.evaluation import evaluate, paired_bootstrap
 from mlprod.evaluation._metrics import (
     METRIC_NAMES,
     _bootstrap_counts,
@@ -132,3 +133,36 @@ def test_intervals_equal_the_row_count_loop(rng: np.random.Generator, decimals: 
         else:
             assert got[name].low == pytest.approx(low, abs=1e-12), name
             assert got[name].high == pytest.approx(high, abs=1e-12), name
+
+
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_paired_gaps_equal_sklearn_on_the_same_resampled_rows(
+    rng: np.random.Generator, decimals: int | None
+) -> None:
+    """Both score sets meet the same rows of each resample (drawn from the original row
+    order, not each one's sorted order); one-class resamples are left out."""
+    y = np.array([1, 0, 0, 1] + [0] * 10)  # two positives in 14: some resamples have none
+    a, b = (np.clip(0.3 * y + rng.random(y.size) * 0.7, 0.01, 0.99) for _ in range(2))
+    if decimals is not None:  # ties
+        a, b = np.round(a, decimals), np.round(b, decimals)
+    scorers = {
+        "roc_auc": roc_auc_score,
+        "average_precision": average_precision_score,
+        "log_loss": lambda yr, sr: log_loss(yr, sr, labels=[0, 1]),
+    }
+    draws = np.random.default_rng(2).integers(0, y.size, size=(40, y.size))
+    kept = [rows for rows in draws if 0 < y[rows].sum() < y.size]
+    assert 0 < len(kept) < len(draws)
+    for name, score in scorers.items():
+        got = paired_bootstrap(y, a, b, name, n_boot=40, seed=2)
+        expected = [score(y[rows], b[rows]) - score(y[rows], a[rows]) for rows in kept]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12, err_msg=name)
+    assert (paired_bootstrap(y, a, a.copy(), "roc_auc", n_boot=50) == 0).all()
+
+
+def test_paired_bootstrap_refuses_a_threshold_metric_and_unequal_rows() -> None:
+    y, s = np.array([0, 1, 0, 1]), np.array([0.2, 0.8, 0.4, 0.6])
+    with pytest.raises(TrainingError, match="not 'f1'"):
+        paired_bootstrap(y, s, s, "f1")
+    with pytest.raises(TrainingError, match="one score per label"):
+        paired_bootstrap(y, s, s[:3], "roc_auc")

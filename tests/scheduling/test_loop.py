@@ -56,10 +56,13 @@ def _start(tmp_path: Path, receiver: Receiver, *, shuffle: bool) -> tuple[Any, .
 def _where(store: Store, traffic: Traffic) -> str:
     """The loop's decisions, retrain runs and traffic, for a failure message."""
     decisions = [(d.kind, d.outcome, d.reason) for d in list_decisions(store, MODEL)]
-    runs = [(r.trigger, r.state) for r in list_job_runs(store, MODEL, job="retrain")]
+    runs = list_job_runs(store, MODEL)
+    retrains = [(r.trigger, r.state, r.error) for r in runs if r.job == "retrain"]
+    failed = [(r.job, r.error) for r in runs if r.error and r.job != "retrain"][-3:]
     return (
-        f"decisions {decisions}; retrain runs {runs}; answered {traffic.answered} "
-        f"by version {traffic.by_version}; failures {traffic.failures[:3]}"
+        f"decisions {decisions}; retrain runs {retrains}; {len(runs)} job runs, the last "
+        f"failures {failed}; answered {traffic.answered} by version {traffic.by_version}; "
+        f"request failures {traffic.failures[:3]}"
     )
 
 

@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike
 from scipy.stats import norm
 
 from mlprod.errors import DataError
-from mlprod.evaluation import compare_multiclass_metrics
+from mlprod.evaluation import compare_multiclass_metrics, paired_bootstrap
 
 RESAMPLES = 1000
 BINARY_COMPARED = ("roc_auc", "average_precision", "log_loss")
@@ -76,14 +76,10 @@ def paired_comparison(
     score = _scorer(metric)
     sign = -1.0 if metric == "log_loss" else 1.0
     base = (score(y, champion), score(y, challenger))
-    rng = np.random.default_rng(seed)
-    gaps = []
-    for _ in range(resamples):
-        rows = rng.integers(0, len(y), len(y))
-        if len(np.unique(y[rows])) < 2:
-            continue
-        gaps.append(sign * (score(y[rows], challenger[rows]) - score(y[rows], champion[rows])))
-    low, high = np.percentile(gaps, [2.5, 97.5])
+    if metric == "log_loss":  # as `score` sees them
+        champion, challenger = (np.clip(s, 1e-15, 1 - 1e-15) for s in (champion, challenger))
+    gaps = paired_bootstrap(y, champion, challenger, metric, n_boot=resamples, seed=seed)
+    low, high = np.percentile(sign * gaps, [2.5, 97.5])
     return Comparison(
         metric, base[0], base[1], sign * (base[1] - base[0]), float(low), float(high), len(y)
     )
