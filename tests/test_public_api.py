@@ -97,6 +97,7 @@ EXPORTS = {
         "GateResult",
         "MULTICLASS_METRIC_NAMES",
         "MetricValue",
+        "PAIRED_METRICS",
         "build_charts",
         "build_multiclass_charts",
         "business_value",

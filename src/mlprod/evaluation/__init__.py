@@ -14,7 +14,7 @@ from mlprod.evaluation._charts import build_charts
 from mlprod.evaluation._compare import compare_metrics, compare_multiclass_metrics
 from mlprod.evaluation._experiment_charts import experiment_charts, overlaid_curves
 from mlprod.evaluation._gates import GateResult, check_gates
-from mlprod.evaluation._metrics import MetricValue, evaluate, paired_bootstrap
+from mlprod.evaluation._metrics import PAIRED_METRICS, MetricValue, evaluate, paired_bootstrap
 from mlprod.evaluation._multiclass import (
     MULTICLASS_METRIC_NAMES,
     class_key,
@@ -29,6 +29,7 @@ from mlprod.evaluation._value import business_value, value_of_counts
 
 __all__ = [
     "MULTICLASS_METRIC_NAMES",
+    "PAIRED_METRICS",
     "GateResult",
     "MetricValue",
     "build_charts",

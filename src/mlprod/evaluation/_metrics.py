@@ -38,6 +38,7 @@ METRIC_NAMES = (
 # percentile ends' own Monte Carlo wobble a few times smaller than 200 did.
 BOOTSTRAP_RESAMPLES = 1_000
 BOOTSTRAP_SEED = 0
+PAIRED_METRICS = ("roc_auc", "average_precision", "log_loss")  # need no threshold
 _CELLS_PER_BATCH = 250_000  # resamples x rows per batch: 2 MB arrays stay in cache
 _EPS = float(np.finfo(np.float64).eps)  # sklearn's log_loss clips to this
 
@@ -339,8 +340,8 @@ def paired_bootstrap(
 
     Both sets of scores meet the same resamples (a paired bootstrap: the gap's spread is
     the rows', not two test sets'). Resamples holding one class are left out, for every
-    metric. `metric` is roc_auc, average_precision or log_loss (the others need a
-    threshold). Resamples are drawn in batches, so memory stays bounded however many rows.
+    metric. `metric` is one of `PAIRED_METRICS` (the others need a threshold). Resamples
+    are drawn in batches, so memory stays bounded however many rows.
 
     >>> import numpy as np
     >>> y = np.array([0, 0, 1, 1, 0, 1])
@@ -349,9 +350,9 @@ def paired_bootstrap(
     >>> bool((gaps >= 0).all()), len(gaps) <= 50
     (True, True)
     """
-    if metric not in ("roc_auc", "average_precision", "log_loss"):
+    if metric not in PAIRED_METRICS:
         raise TrainingError(
-            f"a paired bootstrap compares roc_auc, average_precision or log_loss, not {metric!r}"
+            f"a paired bootstrap compares {', '.join(PAIRED_METRICS)}, not {metric!r}"
         )
     y, a = check_binary_inputs(y_true, first, "a paired comparison")
     _, b = check_binary_inputs(y_true, second, "a paired comparison")

@@ -30,10 +30,10 @@ from numpy.typing import ArrayLike
 from scipy.stats import norm
 
 from mlprod.errors import DataError
-from mlprod.evaluation import compare_multiclass_metrics, paired_bootstrap
+from mlprod.evaluation import PAIRED_METRICS, compare_multiclass_metrics, paired_bootstrap
 
 RESAMPLES = 1000
-BINARY_COMPARED = ("roc_auc", "average_precision", "log_loss")
+BINARY_COMPARED = PAIRED_METRICS
 MULTICLASS_COMPARED = ("roc_auc", "log_loss", "macro_f1")
 Verdict = Literal["promote", "roll_back", "continue"]
 
