@@ -172,3 +172,31 @@ def test_a_report_loads_evaluation_only_to_value_labelled_rows() -> None:
         "assert live_value({'tp': 1, 'fp': 1}, {'tp': 10.0, 'fp': -1.0})['value'] == 9.0"
     )
     assert heavy_after(code, ("mlprod.evaluation",)) == ["mlprod.evaluation"]
+
+
+def _blas_after(argv: list[str]) -> dict[str, object]:
+    """The OpenBLAS setting and numpy's thread count after `main(argv)`, in a fresh process."""
+    import os
+
+    probe = (
+        "import json, os\nfrom mlprod.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "import numpy\nfrom threadpoolctl import threadpool_info\n"
+        "pools = [p['num_threads'] for p in threadpool_info() if p['internal_api'] == 'openblas']\n"
+        "print(json.dumps({'env': os.environ.get('OPENBLAS_NUM_THREADS'), 'pools': pools}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    found: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_reading_commands_load_numpy_with_one_blas_thread() -> None:
+    """OpenBLAS's idle threads spin at load: 0.09 s of CPU `mlprod monitor` has no use for."""
+    reading = _blas_after(["monitor", "--help"])
+    assert reading["env"] == "1"
+    assert reading["pools"] == [1]
+    # The sibling: a command that fits models keeps the thread per core.
+    assert _blas_after(["train", "--help"])["env"] is None

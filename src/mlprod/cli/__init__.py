@@ -9,10 +9,12 @@ Each command's module is imported only when that command runs (`mlprod.cli._lazy
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
+from mlprod._threads import one_blas_thread
 from mlprod.cli._common import EXIT_INTERRUPTED, EXIT_USER_ERROR, err_console, styled
 from mlprod.cli._lazy import Entry, LazyGroup
 from mlprod.errors import MlprodError
@@ -114,6 +116,13 @@ COMMANDS: dict[str, Entry] = {
 }
 
 
+# Commands that fit or score models in bulk keep OpenBLAS's thread per core; the others
+# ask for one before numpy loads, sparing its idle threads' spinning (`mlprod._threads`).
+PARALLEL_MATH = frozenset(
+    {"train", "tune", "quickstart", "retrain", "scheduler", "predict", "serve"}
+)
+
+
 class _Commands(LazyGroup):
     entries = COMMANDS
 
@@ -135,6 +144,10 @@ app = typer.Typer(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning mlprod errors into one readable line."""
+    arguments = sys.argv[1:] if argv is None else argv
+    command = next((word for word in arguments if not word.startswith("-")), None)
+    if command not in PARALLEL_MATH:
+        one_blas_thread(os.environ)
     try:
         app(args=argv, standalone_mode=True)
     except MlprodError as exc:
