@@ -6,7 +6,8 @@ One command (about a minute, most of it training the small model)::
     .venv/bin/python benchmarks/cli.py --before ../mlprod-old/src   # beside an older tree
 
 It trains the quickstart's churn model (LightGBM only, 2,000 rows) into a SQLite store
-in a temporary folder, then runs each command in a fresh process and reads the process's
+in a temporary folder and scores those rows once (so `monitor` has traffic and drift to
+report), then runs each command in a fresh process and reads the process's
 own CPU time (user + system, from `wait4`), which a busy neighbour inflates far less than
 wall time. Beside them, in the same passes: `python -c "pass"` (the interpreter's floor)
 and `python -c "import typer"` (the floor of any typer CLI). Passes are interleaved and
@@ -67,14 +68,27 @@ def cpu_seconds(args: list[str], src: str, folder: Path, bytecode: Path | None) 
 
 
 def train(folder: Path, src: str) -> None:
-    """The serving benchmark's small trained project, trained by the tree in `src`."""
+    """The serving benchmark's small trained project, trained by the tree in `src`.
+
+    Its 2,000 rows are then scored once with the prediction log on, so `monitor` reports
+    traffic and drift, as it would for a model in use.
+    """
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r}); from pathlib import Path; "
         f"from serve import train_model; train_model(Path({str(folder)!r}), rows=2000)"
     )
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": src}
+    env = {**os.environ, "PYTHONPATH": src, "MLPROD_STORE": str(folder / ".mlprod")}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=1800)
+    score = ["predict", MODEL, "--input", "customers.csv", "--output", "scored.parquet"]
+    subprocess.run(
+        [sys.executable, "-m", "mlprod", *score],
+        cwd=folder,
+        env=env,
+        check=True,
+        timeout=600,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def main() -> None:

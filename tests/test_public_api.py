@@ -377,6 +377,7 @@ EXPORTS = {
     "spec": [
         "AggregateSpec",
         "AggregatesSpec",
+        "AgreedThresholds",
         "CATALOGUE",
         "CanarySpec",
         "CandidateSpec",

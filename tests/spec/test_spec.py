@@ -133,3 +133,40 @@ def test_a_resolved_spec_validates_again_to_the_same_spec() -> None:
     again = ProjectSpec.model_validate(spec.resolved())
     assert again == spec
     assert again.gates["recall"].bound == "lower" and again.monitor.drift.psi == 0.3
+
+
+def test_monitoring_reads_its_thresholds_alone_from_a_recorded_spec() -> None:
+    """`AgreedThresholds` takes `monitor:` and the gates as ProjectSpec reads them."""
+    from pydantic import ValidationError
+
+    from mlprod.spec import AgreedThresholds, ProjectSpec
+
+    spec = ProjectSpec.model_validate(
+        {
+            "name": "churn",
+            "data": {"source": "customers.csv", "target": "churned"},
+            "gates": {
+                "roc_auc": ">= 0.8",
+                "recall[gold]": {"threshold": "> 0.5", "bound": "lower"},
+            },
+            "monitor": {"window": "15min", "drift": {"psi": 0.3}, "min_labels": 50},
+        }
+    ).resolved()
+    agreed = AgreedThresholds.model_validate(spec)
+    full = ProjectSpec.model_validate(spec)
+    assert agreed.monitor == full.monitor and agreed.monitor.drift.psi == 0.3
+    assert agreed.gates == full.gates
+    assert agreed.gates["recall[gold]"] == Gate(op=">", value=0.5, bound="lower")
+    # A section another mlprod version wrote differently does not hide the thresholds.
+    changed = {**spec, "training": {"engine": "quantum"}, "unheard_of": 1}
+    with pytest.raises(ValidationError):
+        ProjectSpec.model_validate(changed)
+    assert AgreedThresholds.model_validate(changed).gates == full.gates
+    # Its own sections are checked as strictly as in a spec.
+    with pytest.raises(ValidationError, match=r"gates\.precison is not a metric"):
+        AgreedThresholds.model_validate({"gates": {"precison": ">= 0.5"}})
+    with pytest.raises(ValidationError, match=r"drift\.psi"):
+        AgreedThresholds.model_validate({"monitor": {"drift": {"psi": -1}}})
+    assert AgreedThresholds.model_validate({}).monitor == ProjectSpec.model_fields[
+        "monitor"
+    ].get_default(call_default_factory=True)

@@ -28,7 +28,7 @@ from mlprod.monitoring._report import build_report
 from mlprod.monitoring._rules import check_alerts
 from mlprod.registry import VersionRecord, get_run, list_models, list_versions
 from mlprod.settings import Settings
-from mlprod.spec import Gate, MonitorSpec, ProjectSpec
+from mlprod.spec import AgreedThresholds, Gate, MonitorSpec
 from mlprod.store import ArtifactStore, Store
 
 log = logging.getLogger("mlprod.monitoring")
@@ -45,11 +45,11 @@ def agreed_thresholds(store: Store, model: str) -> tuple[MonitorSpec, dict[str, 
         return MonitorSpec(), {}
     spec = get_run(store, chosen.run_id).spec
     try:
-        parsed = ProjectSpec.model_validate(spec)
+        agreed = AgreedThresholds.model_validate(spec)
     except ValidationError as exc:  # a spec written by another mlprod version
         log.warning("using default monitoring thresholds for %s: %s", model, exc)
         return MonitorSpec(), {}
-    return parsed.monitor, {str(metric): gate for metric, gate in parsed.gates.items()}
+    return agreed.monitor, {str(metric): gate for metric, gate in agreed.gates.items()}
 
 
 def monitor_model(

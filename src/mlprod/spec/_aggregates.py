@@ -25,7 +25,7 @@ _OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class SqlTable(_Strict):

@@ -59,7 +59,7 @@ _GATE_RE = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class SqlSource(_Strict):
@@ -358,6 +358,13 @@ def _parse_gate(raw: Any) -> Any:
 GateField = Annotated[Gate, Field()]
 
 
+def _parse_gates(value: Any) -> Any:
+    """A ``gates:`` mapping with each name checked and each criterion parsed."""
+    if isinstance(value, dict):
+        return {_gate_name(metric): _parse_gate(raw) for metric, raw in value.items()}
+    return value
+
+
 def _gate_name(name: Any) -> str:
     """A known metric or ``precision[CLASS]`` / ``recall[CLASS]``; classes are checked later.
 
@@ -486,9 +493,7 @@ class ProjectSpec(_Strict):
     @field_validator("gates", mode="before")
     @classmethod
     def _gate_strings(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {_gate_name(metric): _parse_gate(raw) for metric, raw in value.items()}
-        return value
+        return _parse_gates(value)
 
     @model_validator(mode="after")
     def _time_split_needs_time(self) -> ProjectSpec:
@@ -536,3 +541,22 @@ class ProjectSpec(_Strict):
     def resolved(self) -> dict[str, Any]:
         """The spec as plain JSON-able data, defaults included (what a run records)."""
         return self.model_dump(mode="json")
+
+
+class AgreedThresholds(_Strict):
+    """What production is held to: the `monitor:` section and the gates of a recorded spec.
+
+    Monitoring reads only these two sections of the spec recorded with a version, so it
+    validates only them. Building the validators of the whole spec (about 50 models, each
+    built on first use) would cost `mlprod monitor` more than its report does.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
+    gates: dict[GateMetric, Gate] = Field(default_factory=dict)
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _gate_strings(cls, value: Any) -> Any:
+        return _parse_gates(value)

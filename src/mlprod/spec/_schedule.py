@@ -29,7 +29,7 @@ JOB_KINDS: tuple[JobKind, ...] = ("retrain", "score", "monitor", "materialize")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _check_duration(value: str | None) -> str | None:
