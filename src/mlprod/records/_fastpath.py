@@ -550,7 +550,7 @@ def check_fast_path(model: Scored) -> FastPathCheck:
     """Compile `model`'s fast path and replay its test set and probes through both paths."""
     try:
         fast = _compile(model)
-        summary = _verify(model, fast)
+        summary, probes = _verify(model, fast)
     except NotCompilableError as exc:
         return FastPathCheck(None, f"not compiled: {exc}")
     except _MismatchError as exc:
@@ -558,15 +558,15 @@ def check_fast_path(model: Scored) -> FastPathCheck:
     except Exception as exc:  # an optimisation must never make a servable version unservable
         return FastPathCheck(None, f"verification failed: {type(exc).__name__}: {exc}")
     fast.verified = summary
-    _check_frames(model, fast)
+    _check_frames(model, fast, probes)
     return FastPathCheck(fast, summary)
 
 
-def _check_frames(model: Scored, fast: FastPath) -> None:
+def _check_frames(model: Scored, fast: FastPath, probes: list[_Probe]) -> None:
     """Let `fast` take DataFrames too once it encodes them as the transformer does."""
     try:
         encoder = FrameEncoder(fast.plan, {str(f["name"]): str(f["kind"]) for f in fast.fields})
-        fast.frames_verified = _verify_frames(model, fast, encoder)
+        fast.frames_verified = _verify_frames(model, fast, encoder, probes)
     except _MismatchError as exc:
         fast.frames_verified = f"DataFrames take the full pipeline: {exc}"
     except Exception as exc:  # as above: a faster path is never worth a failed load
@@ -600,12 +600,40 @@ def upgrade_scorer(model: Scored, fast: FastPath, scorer: Any) -> str:
     """
     candidate = copy.copy(fast)
     candidate.scorer = scorer
-    summary = _verify(model, candidate)
+    summary, _ = _verify(model, candidate)
     fast.scorer, fast.engine, fast.verified = scorer, str(scorer.engine), summary
     return summary
 
 
-def _verify(model: Scored, fast: FastPath) -> str:
+@dataclass(frozen=True)
+class _Probe:
+    """One probe batch, framed as the server frames it, with the transformer's matrix of
+    that frame (None where the transformer refuses it).
+
+    Made once per check: `_verify` scores the matrices and `_verify_frames` holds the
+    DataFrame encoder to them, so the transformer (most of a small model's check) runs
+    once per batch, not twice.
+    """
+
+    records: list[dict[str, Any]]
+    frame: pd.DataFrame
+    matrix: np.ndarray | None
+
+
+def _probes(model: Scored, fast: FastPath, base: Mapping[str, Any]) -> list[_Probe]:
+    made = []
+    for batch in _probe_batches(fast, base):
+        frame = records_to_frame(batch, fast.contract, max_records=len(batch))
+        try:
+            matrix: np.ndarray | None = model.transformer.transform(frame)
+        except (ValueError, TypeError):
+            matrix = None
+        made.append(_Probe(batch, frame, matrix))
+    return made
+
+
+def _verify(model: Scored, fast: FastPath) -> tuple[str, list[_Probe]]:
+    """The summary of `fast` matching the reference path, and the probes it was checked on."""
     frame, _ = model.test_data()
     if len(frame) > VERIFY_ROWS:
         frame = frame.iloc[np.linspace(0, len(frame) - 1, VERIFY_ROWS).astype(int)]
@@ -623,19 +651,20 @@ def _verify(model: Scored, fast: FastPath) -> str:
         worst = max(worst, max_difference(got, reference))
         singles = singles or _one_by_one(fast, records)
         rows += len(keep)
-    probes = 0
-    for batch in _probe_batches(fast, base or _example_record(fast.fields)):
-        reference = reference_scores(
-            model, records_to_frame(batch, fast.contract, max_records=len(batch))
-        )
-        got = fast.score_records(batch, max_records=len(batch))
+    probes = _probes(model, fast, base or _example_record(fast.fields))
+    for probe in probes:
+        if probe.matrix is None:  # the transformer's own error ends the check
+            reference = reference_scores(model, probe.frame)
+        else:
+            reference = np.asarray(model.scorer.scores(probe.matrix), dtype=float)
+        got = fast.score_records(probe.records, max_records=len(probe.records))
         worst = max(worst, max_difference(got, reference))
-        singles += _one_by_one(fast, batch)
-        probes += len(batch)
-    where = f"{rows:,} test rows and {probes} probe records ({singles} also one by one)"
+        singles += _one_by_one(fast, probe.records)
+    count = sum(len(probe.records) for probe in probes)
+    where = f"{rows:,} test rows and {count} probe records ({singles} also one by one)"
     if not worst <= TOLERANCE:
         raise _MismatchError(f"scores differ from the reference path by {worst:.3g} on {where}")
-    return f"matches the reference path to {worst:.1e} on {where}"
+    return f"matches the reference path to {worst:.1e} on {where}", probes
 
 
 def _one_by_one(fast: FastPath, records: list[dict[str, Any]]) -> int:
@@ -674,26 +703,33 @@ def _spread(count: int, most: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, count - 1, min(count, most))})
 
 
-def _verify_frames(model: Scored, fast: FastPath, encoder: FrameEncoder) -> str:
+def _verify_frames(
+    model: Scored, fast: FastPath, encoder: FrameEncoder, probes: list[_Probe]
+) -> str:
     """The transformer's exact matrix from `encoder` on the test rows and the probes.
 
     The test rows go in as stored, as objects and with their timestamps parsed; the
-    probes both as a client's raw records and as the server would frame them. A frame
-    the transformer refuses must be declined (None) too.
+    probes both as a client's raw records and as the server framed them (`_verify`
+    transformed those already). A frame the transformer refuses must be declined (None)
+    too.
     """
     frame, _ = model.test_data()
     kinds = {str(f["name"]): str(f["kind"]) for f in fast.fields}
     frame = frame.iloc[: min(len(frame), VERIFY_CHUNK)].reset_index(drop=True)
-    frames = list(frame_variants(frame, kinds)) if len(frame) else []
-    base = client_records(frame.head(1))[0] if len(frame) else _example_record(fast.fields)
-    for batch in _probe_batches(fast, base):
-        frames += [pd.DataFrame(batch), records_to_frame(batch, fast.contract, max_records=10**9)]
+    unknown = object()  # a matrix the transformer has not made yet
+    frames: list[tuple[pd.DataFrame, Any]] = []
+    if len(frame):
+        frames += [(variant, unknown) for variant in frame_variants(frame, kinds)]
+    for probe in probes:
+        frames += [(pd.DataFrame(probe.records), unknown), (probe.frame, probe.matrix)]
     rows = singles = 0
-    for candidate in frames:
-        try:
-            expected: np.ndarray | None = model.transformer.transform(candidate)
-        except (ValueError, TypeError):
-            expected = None
+    for candidate, made in frames:
+        expected: np.ndarray | None = made
+        if made is unknown:
+            try:
+                expected = model.transformer.transform(candidate)
+            except (ValueError, TypeError):
+                expected = None
         got = encoder.encode(candidate)
         if got is not None:  # None: the full pipeline answers this one, as it always did
             _same_matrix(got, expected, candidate)
