@@ -195,8 +195,12 @@ def _blas_after(argv: list[str]) -> dict[str, object]:
 
 def test_reading_commands_load_numpy_with_one_blas_thread() -> None:
     """OpenBLAS's idle threads spin at load: 0.09 s of CPU `mlprod monitor` has no use for."""
+    from mlprod.cli import COMMANDS, FITS_NOTHING
+
+    assert FITS_NOTHING <= set(COMMANDS)  # no name misspelt, none left behind by a rename
     reading = _blas_after(["monitor", "--help"])
     assert reading["env"] == "1"
     assert reading["pools"] == [1]
-    # The sibling: a command that fits models keeps the thread per core.
-    assert _blas_after(["train", "--help"])["env"] is None
+    # The sibling: commands that fit models keep the thread per core, subcommands too.
+    for fits in (["train", "--help"], ["runs", "rerun", "--help"], ["jobs", "run", "--help"]):
+        assert _blas_after(fits)["env"] is None, fits

@@ -116,10 +116,25 @@ COMMANDS: dict[str, Entry] = {
 }
 
 
-# Commands that fit or score models in bulk keep OpenBLAS's thread per core; the others
-# ask for one before numpy loads, sparing its idle threads' spinning (`mlprod._threads`).
-PARALLEL_MATH = frozenset(
-    {"train", "tune", "quickstart", "retrain", "scheduler", "predict", "serve"}
+# Commands that fit no model and score none in bulk: they load numpy with one OpenBLAS
+# thread, sparing its idle threads' spinning (`mlprod._threads`). The rest (train, tune,
+# runs rerun, jobs run, features rank, predict, serve, ...) keep a thread per core.
+FITS_NOTHING = frozenset(
+    {
+        "init",
+        "interface",
+        "promote",
+        "gates",
+        "deploy",
+        "rollback",
+        "monitor",
+        "dashboard",
+        "models",
+        "predictions",
+        "tokens",
+        "outcomes",
+        "schedule",
+    }
 )
 
 
@@ -146,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning mlprod errors into one readable line."""
     arguments = sys.argv[1:] if argv is None else argv
     command = next((word for word in arguments if not word.startswith("-")), None)
-    if command not in PARALLEL_MATH:
+    if command in FITS_NOTHING:
         one_blas_thread(os.environ)
     try:
         app(args=argv, standalone_mode=True)
