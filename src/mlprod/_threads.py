@@ -32,6 +32,8 @@ from collections.abc import MutableMapping
 BACKGROUND_NICE = 10
 WAIT_POLICY = "OMP_WAIT_POLICY"
 BLAS_THREADS = "OPENBLAS_NUM_THREADS"
+# What OpenBLAS reads for its thread count, first set wins: a user's choice in any of them.
+_BLAS_THREAD_SETTINGS = (BLAS_THREADS, "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 _PR_SET_NAME = 15  # prctl option: the calling thread's name, 15 bytes at most
 
 
@@ -57,9 +59,11 @@ def wait_passively(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
 
 
 def one_blas_thread(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
-    """`env` with one OpenBLAS thread, unless it already sets a number.
+    """`env` with one OpenBLAS thread, unless it already says how many (in any variable
+    OpenBLAS reads).
 
     Acts only before numpy is first imported in the process (or in a child's environment).
     """
-    env.setdefault(BLAS_THREADS, "1")
+    if not any(env.get(name) for name in _BLAS_THREAD_SETTINGS):
+        env[BLAS_THREADS] = "1"
     return env

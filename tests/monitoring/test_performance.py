@@ -176,18 +176,23 @@ def test_the_tails_equal_scipys_special_functions() -> None:
     """The closed forms that spare `mlprod monitor` importing scipy.special."""
     from scipy.special import chdtrc, kolmogorov
 
-    from mlprod.monitoring._drift import chi2_sf, kolmogorov_sf
+    from mlprod.monitoring._drift import _chi2_sf, _kolmogorov_sf
 
     x = np.concatenate([[0.0, 1e-9, 1e-3, 0.999999, 1.0], np.linspace(0.01, 6, 1200)])
-    found, expected = kolmogorov_sf(x), kolmogorov(x)
+    found, expected = _kolmogorov_sf(x), kolmogorov(x)
     assert np.all(np.abs(found - expected) <= 1e-12 * np.maximum(expected, 1e-290))
     statistics = np.concatenate([[0.0], np.geomspace(1e-8, 3000, 300)])
     for dof in [*range(1, 40), 99, 100, 165, 200]:
-        found = chi2_sf(statistics, np.full(len(statistics), dof))
+        found = _chi2_sf(statistics, np.full(len(statistics), dof))
         expected = chdtrc(dof, statistics)
         assert np.all(np.abs(found - expected) <= 1e-12 * np.maximum(expected, 1e-290)), dof
-    mixed = chi2_sf(np.array([3.0, 3.0, 0.0]), np.array([1, 4, 2]))  # dof differ per row
+    mixed = _chi2_sf(np.array([3.0, 3.0, 0.0]), np.array([1, 4, 2]))  # dof differ per row
     assert mixed.tolist() == pytest.approx([chdtrc(1, 3.0), chdtrc(4, 3.0), 1.0], rel=1e-13)
+    # Past the ends: no degrees of freedom, an infinite or a negative statistic, NaN.
+    edges = _chi2_sf(np.array([1.0, np.inf, np.inf, -2.0, np.nan]), np.array([0, 1, 6, 3, 2]))
+    assert np.isnan(edges[0]) and edges[1] == edges[2] == 0.0 and edges[3] == 1.0
+    assert np.isnan(edges[4])
+    assert _kolmogorov_sf(np.array([np.inf, -1.0, np.nan]))[:2].tolist() == [0.0, 1.0]
 
 
 def test_a_drift_report_imports_no_scipy() -> None:

@@ -170,3 +170,32 @@ def test_monitoring_reads_its_thresholds_alone_from_a_recorded_spec() -> None:
     assert AgreedThresholds.model_validate({}).monitor == ProjectSpec.model_fields[
         "monitor"
     ].get_default(call_default_factory=True)
+
+
+def test_threads_validating_specs_first_hand_all_succeed() -> None:
+    """Spec models build their validators on first use; the watcher, the dashboard and the
+    loader thread may all be first at once. A fresh process, so nothing is built yet."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, threading
+sys.setswitchinterval(1e-6)  # interleave the threads as tightly as the interpreter can
+from mlprod.spec import AgreedThresholds, ProjectSpec
+spec = {"name": "churn", "data": {"source": "c.csv", "target": "y"},
+        "gates": {"roc_auc": ">= 0.8"}, "monitor": {"drift": {"psi": 0.3}}}
+errors, start = [], threading.Barrier(16)
+def validate(i):
+    start.wait()
+    try:
+        model = (AgreedThresholds, ProjectSpec)[i % 2].model_validate(spec)
+        assert model.monitor.drift.psi == 0.3 and model.gates["roc_auc"].value == 0.8
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=validate, args=(i,)) for i in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(errors), errors[:1])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("0 "), done.stdout

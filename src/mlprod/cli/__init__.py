@@ -116,9 +116,10 @@ COMMANDS: dict[str, Entry] = {
 }
 
 
-# Commands that fit no model and score none in bulk: they load numpy with one OpenBLAS
-# thread, sparing its idle threads' spinning (`mlprod._threads`). The rest (train, tune,
-# runs rerun, jobs run, features rank, predict, serve, ...) keep a thread per core.
+# Commands that fit no model and score a test set at most, which a second OpenBLAS thread
+# does not speed up: they load numpy with one, sparing its idle threads' spinning
+# (`mlprod._threads`). The rest (train, tune, runs rerun, jobs run, features rank, predict,
+# serve, ...) keep a thread per core.
 FITS_NOTHING = frozenset(
     {
         "init",

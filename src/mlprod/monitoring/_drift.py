@@ -126,7 +126,7 @@ def _chi2_p(live: np.ndarray, reference: np.ndarray) -> np.ndarray:
     valid = (dof >= 1) & (n1[:, 0] > 0) & (n2 > 0)
     p = np.ones(len(live))
     if valid.any():
-        p[valid] = chi2_sf(statistic[valid], dof[valid])
+        p[valid] = _chi2_sf(statistic[valid], dof[valid])
     return p
 
 
@@ -141,7 +141,7 @@ def _binned_ks_p(live: np.ndarray, reference: np.ndarray) -> np.ndarray:
     cdf_live = np.cumsum(a[valid], axis=1) / n[valid, None]
     statistic = np.max(np.abs(cdf_live - np.cumsum(b) / m), axis=1)
     effective = n[valid] * m / (n[valid] + m)
-    p[valid] = kolmogorov_sf(statistic * np.sqrt(effective))
+    p[valid] = _kolmogorov_sf(statistic * np.sqrt(effective))
     return p
 
 
@@ -150,18 +150,18 @@ def _binned_ks_p(live: np.ndarray, reference: np.ndarray) -> np.ndarray:
 # scipy's `chdtrc` and `kolmogorov` to 1e-12 relative (tests/monitoring/test_performance.py).
 
 
-def chi2_sf(statistic: np.ndarray, dof: np.ndarray) -> np.ndarray:
-    """Upper tail of the chi-square distribution for whole degrees of freedom (>= 1).
+def _chi2_sf(statistic: np.ndarray, dof: np.ndarray) -> np.ndarray:
+    """Upper tail of the chi-square distribution, per pair of 1-D `statistic` and `dof`.
 
-    With y = x / 2 and k = dof: Q(k/2, y) is a finite sum, each term taken through its
-    logarithm so that none overflows:
+    For whole degrees of freedom k >= 1 (NaN for fewer), with y = x / 2: Q(k/2, y) is a
+    finite sum, each term taken through its logarithm so that none overflows:
     even k, e^-y * sum_{j<k/2} y^j / j!; odd k, erfc(sqrt y) + e^-y * sum_{j<(k-1)/2}
     y^(j+1/2) / Gamma(j+3/2).
     """
-    y = np.asarray(statistic, dtype=float) / 2
+    y = np.maximum(np.asarray(statistic, dtype=float) / 2, 0.0)
     k = np.asarray(dof, dtype=int)
     odd = k % 2 == 1
-    terms = (k - odd) // 2  # how many terms the sum has
+    terms = np.maximum((k - odd) // 2, 0)  # how many terms the sum has
     total = np.where(odd, [math.erfc(math.sqrt(v)) for v in y.tolist()], 0.0)
     with np.errstate(divide="ignore"):
         log_y = np.log(y)  # -inf at y = 0, where every term but an even k's first is 0
@@ -170,12 +170,13 @@ def chi2_sf(statistic: np.ndarray, dof: np.ndarray) -> np.ndarray:
         log_gamma = np.where(odd, math.lgamma(j + 1.5), math.lgamma(j + 1))
         with np.errstate(invalid="ignore"):
             exponent = np.where(power == 0, 0.0, power * log_y)  # y^0 = 1, even at y = 0
-        term = np.exp(exponent - y - log_gamma)
+            term = np.exp(exponent - y - log_gamma)
         total = total + np.where(j < terms, term, 0.0)
-    return np.asarray(np.clip(total, 0.0, 1.0), dtype=float)
+    total = np.where(np.isposinf(y), 0.0, total)  # inf - inf above: the tail beyond inf
+    return np.asarray(np.where(k >= 1, np.clip(total, 0.0, 1.0), np.nan), dtype=float)
 
 
-def kolmogorov_sf(x: np.ndarray) -> np.ndarray:
+def _kolmogorov_sf(x: np.ndarray) -> np.ndarray:
     """P(K > x) for the Kolmogorov distribution (scipy's `kstwobign.sf`), per value.
 
     Two series, each where it converges in a few terms: for x >= 1 the alternating one,

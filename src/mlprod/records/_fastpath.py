@@ -621,6 +621,7 @@ class _Probe:
 
 
 def _probes(model: Scored, fast: FastPath, base: Mapping[str, Any]) -> list[_Probe]:
+    """`_probe_batches` around `base`, each framed and transformed (see `_Probe`)."""
     made = []
     for batch in _probe_batches(fast, base):
         frame = records_to_frame(batch, fast.contract, max_records=len(batch))
