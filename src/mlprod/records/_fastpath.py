@@ -22,7 +22,7 @@ import copy
 import functools
 import logging
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -625,12 +625,17 @@ def _probes(model: Scored, fast: FastPath, base: Mapping[str, Any]) -> list[_Pro
     made = []
     for batch in _probe_batches(fast, base):
         frame = records_to_frame(batch, fast.contract, max_records=len(batch))
-        try:
-            matrix: np.ndarray | None = model.transformer.transform(frame)
-        except (ValueError, TypeError):
-            matrix = None
-        made.append(_Probe(batch, frame, matrix))
+        made.append(_Probe(batch, frame, _transformed(model, frame)))
     return made
+
+
+def _transformed(model: Scored, frame: pd.DataFrame) -> np.ndarray | None:
+    """The transformer's matrix of `frame`, or None where it refuses the frame."""
+    try:
+        matrix: np.ndarray = model.transformer.transform(frame)
+    except (ValueError, TypeError):
+        return None
+    return matrix
 
 
 def _verify(model: Scored, fast: FastPath) -> tuple[str, list[_Probe]]:
@@ -717,29 +722,33 @@ def _verify_frames(
     frame, _ = model.test_data()
     kinds = {str(f["name"]): str(f["kind"]) for f in fast.fields}
     frame = frame.iloc[: min(len(frame), VERIFY_CHUNK)].reset_index(drop=True)
-    unknown = object()  # a matrix the transformer has not made yet
-    frames: list[tuple[pd.DataFrame, Any]] = []
-    if len(frame):
-        frames += [(variant, unknown) for variant in frame_variants(frame, kinds)]
-    for probe in probes:
-        frames += [(pd.DataFrame(probe.records), unknown), (probe.frame, probe.matrix)]
-    rows = singles = 0
-    for candidate, made in frames:
-        expected: np.ndarray | None = made
-        if made is unknown:
-            try:
-                expected = model.transformer.transform(candidate)
-            except (ValueError, TypeError):
-                expected = None
+    variants = list(frame_variants(frame, kinds)) if len(frame) else []
+    rows = singles = frames = 0
+    for candidate, expected in _with_matrices(model, variants, probes):
+        frames += 1
         got = encoder.encode(candidate)
         if got is not None:  # None: the full pipeline answers this one, as it always did
             _same_matrix(got, expected, candidate)
             rows += len(candidate)
         singles += _rows_alone(model, encoder, candidate, expected)
     return (
-        f"DataFrames match the transformer's matrix exactly on {rows:,} rows ({len(frames)} "
+        f"DataFrames match the transformer's matrix exactly on {rows:,} rows ({frames} "
         f"frames; {singles:,} rows also framed alone)"
     )
+
+
+def _with_matrices(
+    model: Scored, variants: list[pd.DataFrame], probes: list[_Probe]
+) -> Iterator[tuple[pd.DataFrame, np.ndarray | None]]:
+    """Each frame `_verify_frames` checks with the transformer's matrix of it, one at a
+    time (a wide model's matrices are large): the test rows' variants, then each probe
+    batch as a client's raw records and as the server framed it."""
+    for variant in variants:
+        yield variant, _transformed(model, variant)
+    for probe in probes:
+        raw = pd.DataFrame(probe.records)
+        yield raw, _transformed(model, raw)
+        yield probe.frame, probe.matrix
 
 
 def _rows_alone(
@@ -756,11 +765,7 @@ def _rows_alone(
         if expected is not None:
             _same_matrix(got, expected[i : i + 1], alone)
         else:  # the transformer refused the whole frame: ask it about this row
-            try:
-                row: np.ndarray | None = model.transformer.transform(alone)
-            except (ValueError, TypeError):
-                row = None
-            _same_matrix(got, row, alone)
+            _same_matrix(got, _transformed(model, alone), alone)
         checked += 1
     return checked
 
