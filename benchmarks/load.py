@@ -31,7 +31,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from training import SPEC, TREES, run
+from training import TREES, run, write_project
 
 LOAD = """
 import json, sys, time
@@ -50,15 +50,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import mlprod
-    from mlprod.data import make_churn_table
 
     here = str(Path(__file__).resolve().parents[1] / "src")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        data = folder / "churn.parquet"
-        make_churn_table(args.rows, seed=1).to_parquet(data)
-        spec = folder / "mlprod.yaml"
-        spec.write_text(SPEC.format(source=data, trees=TREES))
+        _, spec = write_project(folder, args.rows)
         store = str(folder / "store")
         print(f"training {args.rows:,} rows ...", flush=True)
         version = mlprod.train(str(spec), store=store).version

@@ -98,6 +98,17 @@ def run(code: str, args: list[str], src: str | None) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def write_project(folder: Path, rows: int) -> tuple[Path, Path]:
+    """The synthetic churn table (Parquet) and its one-candidate spec, written in `folder`."""
+    from mlprod.data import make_churn_table
+
+    data = folder / "churn.parquet"
+    make_churn_table(rows, seed=1).to_parquet(data)
+    spec = folder / "mlprod.yaml"
+    spec.write_text(SPEC.format(source=data, trees=TREES))
+    return data, spec
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -105,14 +116,9 @@ def main() -> None:
     parser.add_argument("--compare-to", help="another source tree (its src folder)")
     args = parser.parse_args()
 
-    from mlprod.data import make_churn_table
-
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        data = folder / "churn.parquet"
-        make_churn_table(args.rows, seed=1).to_parquet(data)
-        spec = folder / "mlprod.yaml"
-        spec.write_text(SPEC.format(source=data, trees=TREES))
+        data, spec = write_project(folder, args.rows)
         here = str(Path(__file__).resolve().parents[1] / "src")
         variants = {"plain": (PLAIN, None), "mlprod": (MLPROD, here)}
         if args.compare_to:
