@@ -3,15 +3,28 @@ user chose otherwise."""
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
+import numpy as np
+import optuna
 import pytest
+from rich.console import Console
 
 from mlprod._threads import WAIT_POLICY, wait_passively
 from mlprod.pipelines._progress import Steps
-from mlprod.pipelines._tuning import Experiment, _reap, _spawn
+from mlprod.pipelines._tuning import Experiment, _reap, _spawn, _tune_one
+from mlprod.spec import CandidateSpec, TuningSpec
 from mlprod.store import Store
+from mlprod.training import (
+    TuneTask,
+    create_study,
+    run_worker,
+    search_space,
+    study_name,
+    tuning_folds,
+)
 
 
 def test_passive_waiting_never_overrides_a_choice() -> None:
@@ -50,3 +63,21 @@ def _environ(pid: int) -> list[bytes]:
             break
         time.sleep(0.005)
     return environ.split(b"\0")
+
+
+def test_the_coordinator_shows_the_final_count_when_others_ran_the_last_trials() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] + rng.normal(size=300) > 0).astype(int)
+    settings = TuningSpec(trials=3, folds=2, sampler="random")
+    candidate = CandidateSpec(type="logistic_regression")
+    task = TuneTask("logit", candidate, search_space(candidate), X, y,
+                    tuning_folds(y, settings.folds, 0), settings, "roc_auc", 0)  # fmt: skip
+    storage = optuna.storages.InMemoryStorage()
+    run_worker(create_study(task, storage, study_name("run", "logit"), worker=1), task)
+    shown = io.StringIO()
+    steps = Steps(Console(file=shown, width=200))
+    _, ran = _tune_one(task, storage, "run", 0, steps, coordinator=True)
+    assert ran == 0  # the other worker used the whole budget
+    (line,) = shown.getvalue().splitlines()
+    assert "logit trial 3/3 settled, best 0." in line and "ETA 0s" in line

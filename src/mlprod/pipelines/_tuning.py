@@ -81,11 +81,17 @@ def _tune_one(
     assert task.settings is not None
     study = create_study(task, storage, study_name(run_id, task.name), worker)
     progress = TrialProgress(steps, task.name, task.budget)
+    shown = -1
+
+    def report(study_: Any, state: str) -> None:
+        nonlocal shown
+        done = _finished(study_)
+        values = [t.value for t in done if t.value is not None and t.state.name == "COMPLETE"]
+        progress.update(len(done), max(values) if values else None, state)
+        shown = len(done)
 
     def on_trial(study_: Any, trial: Any) -> None:
-        done = [t for t in study_.get_trials(deepcopy=False) if t.state.is_finished()]
-        values = [t.value for t in done if t.value is not None and t.state.name == "COMPLETE"]
-        progress.update(len(done), max(values) if values else None, trial.state.name.lower())
+        report(study_, trial.state.name.lower())
 
     timeout = task.settings.timeout
     deadline = time.monotonic() + timeout if timeout else None
@@ -93,7 +99,15 @@ def _tune_one(
         study, task, deadline=deadline, poll=POLL_SECONDS, on_trial=on_trial,
         wait_for_others=coordinator,
     )  # fmt: skip
+    if coordinator and len(_finished(study)) != shown:
+        report(study, "settled")  # other workers ran the last trials: show the final count
     return study, outcome.ran
+
+
+def _finished(study: Any) -> list[Any]:
+    """The study's finished trials, any worker's, without the surplus ones the budget refused."""
+    trials = study.get_trials(deepcopy=False)
+    return [t for t in trials if t.state.is_finished() and not t.user_attrs.get("surplus")]
 
 
 def tune_candidates(
