@@ -473,6 +473,7 @@ EXPORTS = {
         "trial_rows",
         "tuned_candidate",
         "tuning_folds",
+        "uses_budget",
         "with_selection",
     ],
 }

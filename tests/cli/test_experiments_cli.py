@@ -110,7 +110,7 @@ def test_tune_search_compare_rerun_from_the_cli(tmp_path: Path) -> None:
         "trials: 6", "trials: 4"
     )
     project = write_project(tmp_path, rows=1500, spec=spec)
-    tuned = mlprod(project, "tune", "--workers", "2", env={"MLPROD_TUNE_HEARTBEAT": "1"})
+    tuned = mlprod(project, "tune", "--workers", "2")
     lines = [line for line in tuned.stderr.splitlines() if "random_forest trial" in line]
     assert lines and "ETA" in lines[-1] and "best 0." in lines[-1]  # plain lines, not a TTY
     assert any("trial 4/4" in line for line in lines)

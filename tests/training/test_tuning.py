@@ -217,3 +217,51 @@ def test_a_trial_whose_worker_died_before_its_first_beat_is_retried(
     assert states[orphan.number] == "fail"
     assert sum(s == "complete" for s in states.values()) == 3
     assert any(r["retry_of"] == orphan.number and r["state"] == "complete" for r in rows)
+
+
+def test_a_worker_whose_trial_was_failed_under_it_carries_on(
+    data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """A starved worker's trial can be failed as stale by another worker while it still
+    runs; Optuna then refuses the late result, and the worker must not die of it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    from mlprod.store import Store
+    from mlprod.training._studies import study_storage
+
+    X, y = data
+    settings = TuningSpec(trials=3, folds=3, sampler="random", pruning=False)
+    slow = CandidateSpec(type="random_forest", params={"n_estimators": 300, "n_jobs": 1})
+    task = _task(X, y, settings, slow)
+    with (
+        Store.open(f"sqlite:///{tmp_path / 'm.db'}") as store,
+        study_storage(store, heartbeat=1) as storage,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        study = create_study(task, storage, "s", worker=0)
+        other = create_study(task, storage, "s", worker=1)  # the worker that fails it
+        worker = pool.submit(run_worker, study, task, poll=0.2)
+        failed = None
+        deadline = time.monotonic() + 120
+        while failed is None and not worker.done() and time.monotonic() < deadline:
+            for trial in other.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                try:
+                    storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+                except UpdateFinishedTrialError:
+                    continue  # it finished first: try the next one
+                storage.get_heartbeat_stale_trial_callback()(
+                    other, storage.get_trial(trial._trial_id)
+                )
+                failed = trial.number
+                break
+            time.sleep(0.01)
+        outcome = worker.result(timeout=300)
+        rows = trial_rows("c", study)
+    assert failed is not None, "every trial finished before it could be failed"
+    assert outcome.overtaken == 1
+    states = {r["number"]: r["state"] for r in rows}
+    assert states[failed] == "fail" and sum(s == "complete" for s in states.values()) == 3
+    assert any(r["retry_of"] == failed and r["state"] == "complete" for r in rows)

@@ -40,6 +40,7 @@ from mlprod.training import (
     trial_rows,
     tuned_candidate,
     tuning_folds,
+    uses_budget,
 )
 
 POLL_SECONDS = 0.5
@@ -105,9 +106,8 @@ def _tune_one(
 
 
 def _finished(study: Any) -> list[Any]:
-    """The study's finished trials, any worker's, without the surplus ones the budget refused."""
-    trials = study.get_trials(deepcopy=False)
-    return [t for t in trials if t.state.is_finished() and not t.user_attrs.get("surplus")]
+    """The study's finished trials, any worker's, that used budget (not lost, not surplus)."""
+    return [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and uses_budget(t)]
 
 
 def tune_candidates(

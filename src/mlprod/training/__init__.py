@@ -27,6 +27,7 @@ from mlprod.training._tune import (
     trial_rows,
     tuned_candidate,
     tuning_folds,
+    uses_budget,
 )
 
 __all__ = [
@@ -60,5 +61,6 @@ __all__ = [
     "trial_rows",
     "tuned_candidate",
     "tuning_folds",
+    "uses_budget",
     "with_selection",
 ]

@@ -153,7 +153,7 @@ def _score_folds(trial: Any, task: TuneTask, params: dict[str, Any]) -> float:
     return float(np.mean(scores))
 
 
-def _counts(trial: Any) -> bool:
+def uses_budget(trial: Any) -> bool:
     """Whether a trial uses budget: a killed worker's trial and surplus ones do not."""
     from optuna.trial import TrialState
 
@@ -167,7 +167,7 @@ def make_objective(task: TuneTask) -> Callable[[Any], float]:
 
     def objective(trial: Any) -> float:
         trials = trial.study.get_trials(deepcopy=False)
-        ahead = sum(1 for t in trials if _counts(t) and t.number < trial.number)
+        ahead = sum(1 for t in trials if uses_budget(t) and t.number < trial.number)
         if ahead >= task.budget:
             trial.set_user_attr("surplus", True)
             raise _SkippedError("budget already used by other workers")
@@ -217,6 +217,7 @@ class WorkerOutcome:
     ran: int = 0
     stopped_by: str = "budget"
     finished: list[Any] = field(default_factory=list)
+    overtaken: int = 0  # trials another worker failed as stale while this one ran them
 
 
 def run_worker(
@@ -233,10 +234,22 @@ def run_worker(
     With `wait_for_others` the worker then waits until no trial is running anywhere,
     failing stale ones so their retries run here: the coordinator reads a settled study.
     """
+    from optuna import TrialPruned
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     outcome = WorkerOutcome()
     objective = make_objective(task)
+    settled: list[int] = []  # the trial whose objective just ended as designed
+
+    def tracked(trial: Any) -> float:
+        try:
+            value = objective(trial)
+        except (TrialPruned, _SkippedError, UpdateFinishedTrialError):  # the last: failed under it
+            settled.append(trial.number)
+            raise
+        settled.append(trial.number)
+        return value
 
     def finished(study_: Any, trial: Any) -> None:
         outcome.finished.append(trial)
@@ -247,7 +260,7 @@ def run_worker(
         while True:
             _fail_stale(study)
             trials = study.get_trials(deepcopy=False)
-            used = sum(1 for t in trials if _counts(t))
+            used = sum(1 for t in trials if uses_budget(t))
             waiting = any(t.state == TrialState.WAITING for t in trials)
             running = any(t.state == TrialState.RUNNING for t in trials)
             late = deadline is not None and time.monotonic() >= deadline
@@ -258,8 +271,29 @@ def run_worker(
                     return outcome
                 time.sleep(poll)
                 continue
-            study.optimize(objective, n_trials=1, catch=(_SkippedError,), callbacks=[finished])
+            settled.clear()
+            try:
+                study.optimize(tracked, n_trials=1, catch=(_SkippedError,), callbacks=[finished])
+            except Exception:
+                if not (settled and _failed_meanwhile(study, settled[0])):
+                    raise
+                outcome.overtaken += 1  # its retry runs elsewhere, or the budget allows another
+                continue
             outcome.ran += 1
+
+
+def _failed_meanwhile(study: Any, number: int) -> bool:
+    """Whether trial `number` was failed by another worker while this one ran it.
+
+    A worker starved past its heartbeats' grace (a loaded machine, a paused VM) still
+    finishes its trial, but another worker has failed it as stale and queued a retry with
+    the same params. Optuna then refuses the late result; the trial is not lost, so the
+    worker carries on instead of dying.
+    """
+    from optuna.trial import TrialState
+
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    return bool(trial.state == TrialState.FAIL)
 
 
 def _fail_stale(study: Any) -> None:
@@ -313,7 +347,7 @@ def tuned_candidate(task: TuneTask, study: Any) -> tuple[CandidateSpec, dict[str
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     summary: dict[str, Any] = {
-        "trials": sum(1 for t in study.get_trials(deepcopy=False) if _counts(t)),
+        "trials": sum(1 for t in study.get_trials(deepcopy=False) if uses_budget(t)),
         "pruned": sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED),
     }
     if not complete:
