@@ -38,7 +38,7 @@ gates:
 monitor: {window: 1h, min_labels: 30}
 schedule:
   jobs:
-    retrain: {cron: "0 3 * * 1", triggers: [performance, drift]}
+    retrain: {triggers: [performance, drift]}  # no cron: a weekly run would fire mid-scenario
     monitor: {cron: "*/10 * * * *"}
 retrain:
   window: 50d

@@ -302,6 +302,17 @@ class Receiver:
         self.server.server_close()
 
 
+def wait_until(condition: Any, what: str, timeout: float = 120.0) -> None:
+    """Poll `condition` until it holds: background threads run at low priority, so on a
+    busy machine they lag by seconds, and a fixed sleep would fail the test by chance."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.1)
+
+
 def wait_until_blocked(url: str, timeout: float = 10.0) -> None:
     """Return once some session of this PostgreSQL database waits on a lock."""
     import time

@@ -436,7 +436,8 @@ def test_a_real_server_answers_and_outcomes_give_sklearns_figures(trained: Proje
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # the server merges counts and matches outcomes
             document = cli_json(trained, "monitor", MODEL, "--no-alerts")
-            if document["live"] and document["live"][0]["n_labelled"] == 300:
+            live = document["live"][0] if document["live"] else {}
+            if live.get("n_labelled") == 300 and live.get("predictions") == 600:
                 break
             time.sleep(0.5)
     finally:

@@ -25,11 +25,13 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from mlprod.data import make_churn_table
 from mlprod.features import json_safe
+from mlprod.monitoring._live import read_window_stats
 from mlprod.pipelines import promote, train
 from mlprod.pipelines._quickstart import SPEC
-from support import Project, Receiver, Server
+from mlprod.store import Store
+from support import Project, Receiver, Server, wait_until
 
-BUCKET = 10  # seconds per window: each phase (200 requests) is sent inside one window
+BUCKET = 20  # seconds per window: each phase (200 requests) is sent inside one window
 ROWS = 20_000
 LABELLED = 3_000  # outcomes posted per phase
 FEATURES = (
@@ -126,6 +128,17 @@ def monitor(project: Project, env: dict[str, str]) -> dict[str, Any]:
     return report
 
 
+def counted(project: Project, *, predictions: int, labelled: int = 0) -> None:
+    """Wait until the server's counter has stored these totals (it runs at low priority)."""
+
+    def totals() -> tuple[int, int]:
+        windows = read_window_stats(store, "churn")
+        return sum(w["predictions"] for w in windows), sum(w["labelled"] for w in windows)
+
+    with Store.open(project.settings().store_url()) as store:
+        wait_until(lambda: totals() == (predictions, labelled), f"{predictions:,} counted")
+
+
 def windows_of(report: dict[str, Any]) -> list[str]:
     return sorted({row["window_start"] for row in report["traffic"]})
 
@@ -143,7 +156,8 @@ def test_drift_is_flagged_exactly_performance_matches_sklearn_alerts_open_and_re
         "MLPROD_WEBHOOK": webhook.url,
         "MLPROD_WEBHOOK_ALLOW_PRIVATE": "true",
     }
-    server = Server(quickstart, env=env)
+    # the server's own alert checks (an hour's window) would interleave with the CLI's
+    server = Server(quickstart, env={**env, "MLPROD_MONITOR_INTERVAL": "3600"})
     try:
         server.wait_ready()
         clean, drifted = phase_rows(0.0), phase_rows(1.0)
@@ -151,7 +165,7 @@ def test_drift_is_flagged_exactly_performance_matches_sklearn_alerts_open_and_re
         clean_answers = send(server.url, clean)
         wait_for_window_start()
         drifted_answers = send(server.url, drifted)
-        time.sleep(1.5)  # one flush
+        counted(quickstart, predictions=2 * ROWS)
 
         before = monitor(quickstart, env)
         clean_window, drifted_window = windows_of(before)
@@ -186,7 +200,7 @@ def test_drift_is_flagged_exactly_performance_matches_sklearn_alerts_open_and_re
             )
             assert posted.json() == {"received": LABELLED, "duplicates": 0}
             joined.append([(answers[i], bool(frame["churned"].iloc[i])) for i in sample])
-        time.sleep(1.5)  # matched on the next flush
+        counted(quickstart, predictions=2 * ROWS, labelled=2 * LABELLED)
 
         after = monitor(quickstart, env)
         performance = {r["window_start"]: r for r in after["performance"]}
@@ -206,7 +220,7 @@ def test_drift_is_flagged_exactly_performance_matches_sklearn_alerts_open_and_re
         assert sorted(d["subject"] for d in drift_alerts if d["state"] == "open") == sorted(opened)
         wait_for_window_start()  # clean traffic again: the incident is over
         send(server.url, clean.head(2_000))
-        time.sleep(1.5)
+        counted(quickstart, predictions=2 * ROWS + 2_000, labelled=2 * LABELLED)
         resolved = monitor(quickstart, env)
         assert not [a for a in resolved["alerts"] if a["kind"] == "drift"]
         states = [(d["subject"], d["state"]) for d in webhook.received if d["kind"] == "drift"]

@@ -30,7 +30,7 @@ schedule:
     retrain: {cron: "0 0 1 1 *"}
     monitor: {cron: "0 0 1 1 *"}
 """
-TICK, LEASE = "0.2", "3"
+TICK, LEASE = "0.2", "3"  # a short lease, so a killed scheduler's runs are taken over soon
 
 
 @pytest.fixture
@@ -42,8 +42,10 @@ def project(tmp_path: Path, store_url: str) -> Project:
 
 
 @contextmanager
-def schedulers(project: Project, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
-    env = {**project.env(), "MLPROD_SCHEDULER_TICK": TICK, "MLPROD_SCHEDULER_LEASE": LEASE}
+def schedulers(
+    project: Project, count: int, lease: str = LEASE
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    env = {**project.env(), "MLPROD_SCHEDULER_TICK": TICK, "MLPROD_SCHEDULER_LEASE": lease}
     started = [
         subprocess.Popen(
             [sys.executable, "-m", "mlprod", "scheduler"],
@@ -83,8 +85,8 @@ def test_two_schedulers_run_each_job_once(project: Project, store_url: str) -> N
             enqueue(
                 store, "churn", "monitor", trigger="manual", key=f"manual:{i}", scheduled_for=now
             )
-        with schedulers(project, 2):
-            wait_for(
+        with schedulers(project, 2, lease="60"):  # nothing dies here: a slow tick must not
+            wait_for(  # let a lease lapse and a run be taken over (attempt 2)
                 lambda: all(r.state == "succeeded" for r in runs(store, "monitor")),
                 store,
                 "monitor",

@@ -18,7 +18,7 @@ from mlprod.pipelines import promote
 from mlprod.registry import Route, set_deployment
 from mlprod.serving._pool import Served, stable_fraction
 from mlprod.store import LocalArtifacts, Store
-from support import Project, Server, run_cli, trained
+from support import Project, Server, run_cli, trained, wait_until
 
 
 class _Fake:
@@ -157,9 +157,9 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
             # checked against the intact copy, the route is stored; this host's copy is not
             with Store.from_settings(two_versions.settings()) as store:
                 set_deployment(store, "churn", [Route(version=2)], artifacts=intact, actor="t")
-            time.sleep(2.0)
-            status = httpx.get(server.url + "/readyz").json()
-            assert "churn@2" in status["failed"] and "modified" in status["failed"]["churn@2"]
+            failed = lambda: httpx.get(server.url + "/readyz").json()["failed"]  # noqa: E731
+            wait_until(lambda: "churn@2" in failed(), "churn@2 refused by the server")
+            assert "modified" in failed()["churn@2"]
             assert set(_versions(server.url, _records(two_versions, 50))) == {1}
         finally:
             victim.write_bytes(original)
