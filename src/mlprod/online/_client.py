@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 import redis.asyncio as aredis
+from redis.asyncio.retry import Retry  # the asyncio client takes the asyncio policy
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from mlprod.errors import OnlineStoreError
 from mlprod.features import FeaturePlan
