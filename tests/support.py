@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mlprod.settings import Settings
 
 SMALL_SPEC = """\
@@ -302,15 +304,41 @@ class Receiver:
         self.server.server_close()
 
 
-def wait_until(condition: Any, what: str, timeout: float = 120.0) -> None:
+def wait_until(
+    condition: Callable[[], object], what: str | Callable[[], str], timeout: float = 120.0
+) -> None:
     """Poll `condition` until it holds: background threads run at low priority, so on a
-    busy machine they lag by seconds, and a fixed sleep would fail the test by chance."""
+    busy machine they lag by seconds, and a fixed sleep would fail the test by chance.
+    `what` names the awaited state (a callable is asked at the deadline, to show it)."""
     import time
 
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        if time.monotonic() >= deadline:
+            awaited = what() if callable(what) else what
+            raise AssertionError(f"{awaited}: not within {timeout:.0f} s")
         time.sleep(0.1)
+
+
+def live_totals(project: Project, model: str = "churn") -> tuple[int, int]:
+    """(predictions, labelled ones) in the model's live windows, as the counter stored them."""
+    from mlprod.monitoring._live import read_window_stats
+    from mlprod.store import Store
+
+    with Store.open(project.settings().store_url()) as store:
+        windows = read_window_stats(store, model)
+    return sum(w["predictions"] for w in windows), sum(w["labelled"] for w in windows)
+
+
+def wait_for_totals(project: Project, predictions: int, labelled: int = 0) -> None:
+    """Until the server's live counter has stored these totals (it runs at low priority)."""
+    wait_until(
+        lambda: live_totals(project) == (predictions, labelled),
+        lambda: (
+            f"{predictions:,} predictions and {labelled:,} labels counted "
+            f"(stored: {live_totals(project)})"
+        ),
+    )
 
 
 def wait_until_blocked(url: str, timeout: float = 10.0) -> None:

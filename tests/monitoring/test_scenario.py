@@ -25,11 +25,9 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from mlprod.data import make_churn_table
 from mlprod.features import json_safe
-from mlprod.monitoring._live import read_window_stats
 from mlprod.pipelines import promote, train
 from mlprod.pipelines._quickstart import SPEC
-from mlprod.store import Store
-from support import Project, Receiver, Server, wait_until
+from support import Project, Receiver, Server, wait_for_totals
 
 BUCKET = 20  # seconds per window: each phase (200 requests) is sent inside one window
 ROWS = 20_000
@@ -128,17 +126,6 @@ def monitor(project: Project, env: dict[str, str]) -> dict[str, Any]:
     return report
 
 
-def counted(project: Project, *, predictions: int, labelled: int = 0) -> None:
-    """Wait until the server's counter has stored these totals (it runs at low priority)."""
-
-    def totals() -> tuple[int, int]:
-        windows = read_window_stats(store, "churn")
-        return sum(w["predictions"] for w in windows), sum(w["labelled"] for w in windows)
-
-    with Store.open(project.settings().store_url()) as store:
-        wait_until(lambda: totals() == (predictions, labelled), f"{predictions:,} counted")
-
-
 def windows_of(report: dict[str, Any]) -> list[str]:
     return sorted({row["window_start"] for row in report["traffic"]})
 
@@ -165,7 +152,7 @@ def test_drift_is_flagged_exactly_performance_matches_sklearn_alerts_open_and_re
         clean_answers = send(server.url, clean)
         wait_for_window_start()
         drifted_answers = send(server.url, drifted)
-        counted(quickstart, predictions=2 * ROWS)
+        wait_for_totals(quickstart, predictions=2 * ROWS)
 
         before = monitor(quickstart, env)
         clean_window, drifted_window = windows_of(before)
@@ -200,7 +187,7 @@ def test_drift_is_flagged_exactly_performance_matches_sklearn_alerts_open_and_re
             )
             assert posted.json() == {"received": LABELLED, "duplicates": 0}
             joined.append([(answers[i], bool(frame["churned"].iloc[i])) for i in sample])
-        counted(quickstart, predictions=2 * ROWS, labelled=2 * LABELLED)
+        wait_for_totals(quickstart, predictions=2 * ROWS, labelled=2 * LABELLED)
 
         after = monitor(quickstart, env)
         performance = {r["window_start"]: r for r in after["performance"]}
@@ -220,7 +207,7 @@ def test_drift_is_flagged_exactly_performance_matches_sklearn_alerts_open_and_re
         assert sorted(d["subject"] for d in drift_alerts if d["state"] == "open") == sorted(opened)
         wait_for_window_start()  # clean traffic again: the incident is over
         send(server.url, clean.head(2_000))
-        counted(quickstart, predictions=2 * ROWS + 2_000, labelled=2 * LABELLED)
+        wait_for_totals(quickstart, predictions=2 * ROWS + 2_000, labelled=2 * LABELLED)
         resolved = monitor(quickstart, env)
         assert not [a for a in resolved["alerts"] if a["kind"] == "drift"]
         states = [(d["subject"], d["state"]) for d in webhook.received if d["kind"] == "drift"]

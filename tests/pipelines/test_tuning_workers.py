@@ -1,5 +1,5 @@
-"""Tuning workers share the cores: their OpenMP threads sleep while they wait, unless the
-user chose otherwise."""
+"""Tuning workers: they share the cores (their OpenMP threads sleep while they wait,
+unless the user chose otherwise), and the coordinator shows the count they reached."""
 
 from __future__ import annotations
 

@@ -317,18 +317,21 @@ def test_stop_leaves_what_it_cannot_flush_for_the_next_start(tmp_path: Path) -> 
     assert again.stats()["recovered"] == 5
 
 
-def test_submit_is_cheap(tmp_path: Path) -> None:
-    """The request path pays tens of microseconds per row, not a database round trip."""
+def test_submit_only_appends_to_the_spool(tmp_path: Path) -> None:
+    """The request path never waits on the database: rows reach it through the flusher
+    (what that costs a request is measured in benchmarks/serve.py)."""
     with Store.open(f"sqlite:///{tmp_path / 'm.db'}") as store:
         spool = Spool(tmp_path / "spool", max_bytes=1 << 30).open()
         log = PredictionLog(store, spool, policy="shed")
-        rows = [prediction(i) for i in range(2000)]
-        started = time.perf_counter()
-        for row in rows:
-            log.submit([row])
-        per_row = (time.perf_counter() - started) / len(rows)
+        for i in range(2000):
+            log.submit([prediction(i)])
+        count = "SELECT count(*) FROM predictions"
+        assert store.read(lambda conn: conn.exec_driver_sql(count).scalar_one()) == 0
+        assert log.stats()["pending"] == 2000
+        log.start()
+        assert log.flush(30)
         log.stop()
-    assert per_row < 500e-6, f"{per_row * 1e6:.0f} µs per row"
+        assert stored_ids(store) == [f"{i:032x}" for i in range(2000)]
 
 
 CHILD = textwrap.dedent(

@@ -170,7 +170,7 @@ def test_the_wait_is_bounded_in_time_and_in_length(sleepy: SleepyApp) -> None:
         wait_for(lambda: guard.stats()["in_flight"] == 1)
         started = time.monotonic()
         late = httpx.get(url + "/work?s=0", timeout=10)  # nothing frees within 3 s
-        assert time.monotonic() - started >= 3.0
+        assert 3.0 <= time.monotonic() - started < 8.0
         assert_error(late, 503, "busy")
         # eight waiting per slot at most: the ninth is refused without waiting
         waiting = [pool.submit(httpx.get, url + "/work?s=0", timeout=10) for _ in range(8)]
@@ -185,13 +185,13 @@ def test_the_wait_is_bounded_in_time_and_in_length(sleepy: SleepyApp) -> None:
 
 
 def test_time_spent_waiting_counts_against_the_budget(sleepy: SleepyApp) -> None:
-    guard = guarded(sleepy, max_concurrency=1, queue_timeout=5.0, request_timeout=2.5)
+    guard = guarded(sleepy, max_concurrency=1, queue_timeout=5.0, request_timeout=4.0)
     with serve_in_thread(guard) as (url, _), ThreadPoolExecutor(2) as pool:
         held = pool.submit(httpx.get, url + "/work?s=2", timeout=10)
         wait_for(lambda: guard.stats()["in_flight"] == 1)
-        # waits up to 2 s, then has what is left of 2.5 s for 1.5 s of work: a 504, where
+        # waits up to 2 s, then has what is left of 4 s for 3.5 s of work: a 504, where
         # a budget that started after the wait would let it finish (a 200)
-        late = httpx.get(url + "/work?s=1.5", timeout=10)
+        late = httpx.get(url + "/work?s=3.5", timeout=10)
         assert_error(late, 504, "timeout")
         assert held.result().status_code == 200
     assert guard.stats()["timed_out"] == 1 and guard.stats()["rejected_busy"] == 0

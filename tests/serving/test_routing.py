@@ -157,7 +157,10 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
             # checked against the intact copy, the route is stored; this host's copy is not
             with Store.from_settings(two_versions.settings()) as store:
                 set_deployment(store, "churn", [Route(version=2)], artifacts=intact, actor="t")
-            failed = lambda: httpx.get(server.url + "/readyz").json()["failed"]  # noqa: E731
+
+            def failed() -> dict[str, str]:
+                return dict(httpx.get(server.url + "/readyz").json()["failed"])
+
             wait_until(lambda: "churn@2" in failed(), "churn@2 refused by the server")
             assert "modified" in failed()["churn@2"]
             assert set(_versions(server.url, _records(two_versions, 50))) == {1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -224,7 +225,7 @@ def test_a_worker_whose_trial_was_failed_under_it_carries_on(
 ) -> None:
     """A starved worker's trial can be failed as stale by another worker while it still
     runs; Optuna then refuses the late result, and the worker must not die of it."""
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
@@ -239,14 +240,22 @@ def test_a_worker_whose_trial_was_failed_under_it_carries_on(
     with (
         Store.open(f"sqlite:///{tmp_path / 'm.db'}") as store,
         study_storage(store, heartbeat=1) as storage,
-        ThreadPoolExecutor(1) as pool,
     ):
         study = create_study(task, storage, "s", worker=0)
         other = create_study(task, storage, "s", worker=1)  # the worker that fails it
-        worker = pool.submit(run_worker, study, task, poll=0.2)
+        result: list[Any] = []
+
+        def work() -> None:
+            try:
+                result.append(run_worker(study, task, poll=0.2))
+            except Exception as exc:
+                result.append(exc)
+
+        worker = threading.Thread(target=work, daemon=True)  # a hang fails, never blocks
+        worker.start()
         failed = None
         deadline = time.monotonic() + 120
-        while failed is None and not worker.done() and time.monotonic() < deadline:
+        while failed is None and worker.is_alive() and time.monotonic() < deadline:
             for trial in other.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 try:
                     storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
@@ -258,7 +267,11 @@ def test_a_worker_whose_trial_was_failed_under_it_carries_on(
                 failed = trial.number
                 break
             time.sleep(0.01)
-        outcome = worker.result(timeout=300)
+        worker.join(timeout=300)
+        assert result, "the worker did not finish its budget"
+        outcome = result[0]
+        if isinstance(outcome, Exception):
+            raise outcome
         rows = trial_rows("c", study)
     assert failed is not None, "every trial finished before it could be failed"
     assert outcome.overtaken == 1

@@ -82,17 +82,16 @@ def _tune_one(
     assert task.settings is not None
     study = create_study(task, storage, study_name(run_id, task.name), worker)
     progress = TrialProgress(steps, task.name, task.budget)
-    shown = -1
+    shown = 0  # the count on the last line printed
 
-    def report(study_: Any, state: str) -> None:
+    def report(done: list[Any], state: str) -> None:
         nonlocal shown
-        done = _finished(study_)
         values = [t.value for t in done if t.value is not None and t.state.name == "COMPLETE"]
         progress.update(len(done), max(values) if values else None, state)
         shown = len(done)
 
     def on_trial(study_: Any, trial: Any) -> None:
-        report(study_, trial.state.name.lower())
+        report(_finished(study_), trial.state.name.lower())
 
     timeout = task.settings.timeout
     deadline = time.monotonic() + timeout if timeout else None
@@ -100,8 +99,9 @@ def _tune_one(
         study, task, deadline=deadline, poll=POLL_SECONDS, on_trial=on_trial,
         wait_for_others=coordinator,
     )  # fmt: skip
-    if coordinator and len(_finished(study)) != shown:
-        report(study, "settled")  # other workers ran the last trials: show the final count
+    done = _finished(study)
+    if coordinator and len(done) != shown:  # other workers ran the last trials
+        report(done, "timed out" if outcome.stopped_by == "timeout" else "settled")
     return study, outcome.ran
 
 

@@ -13,6 +13,7 @@ Only training rows reach this module: the caller passes them and nothing else.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import time
 import warnings
@@ -29,6 +30,8 @@ from mlprod.spec import CandidateSpec, Dimension, TuningSpec
 from mlprod.training._catalogue import make_estimator
 from mlprod.training._fit import class_scores, multiclass_metric, selection_score
 from mlprod.training._space import grid, sample
+
+log = logging.getLogger("mlprod.training")
 
 MAX_ROUNDS = 1000
 EARLY_STOPPING_SHARE = 0.15
@@ -233,6 +236,7 @@ def run_worker(
 
     With `wait_for_others` the worker then waits until no trial is running anywhere,
     failing stale ones so their retries run here: the coordinator reads a settled study.
+    A trial another worker failed under this one (`overtaken`) is left to its retry.
     """
     from optuna import TrialPruned
     from optuna.exceptions import UpdateFinishedTrialError
@@ -240,18 +244,20 @@ def run_worker(
 
     outcome = WorkerOutcome()
     objective = make_objective(task)
-    settled: list[int] = []  # the trial whose objective just ended as designed
+    ended: list[int] = []  # the id of the trial whose objective just ended as designed
+    told: list[bool] = []  # Optuna stored that trial's result (its callbacks run after)
 
     def tracked(trial: Any) -> float:
         try:
             value = objective(trial)
         except (TrialPruned, _SkippedError, UpdateFinishedTrialError):  # the last: failed under it
-            settled.append(trial.number)
+            ended.append(trial._trial_id)
             raise
-        settled.append(trial.number)
+        ended.append(trial._trial_id)
         return value
 
     def finished(study_: Any, trial: Any) -> None:
+        told.append(True)
         outcome.finished.append(trial)
         if on_trial is not None and not trial.user_attrs.get("surplus"):
             on_trial(study_, trial)
@@ -271,29 +277,34 @@ def run_worker(
                     return outcome
                 time.sleep(poll)
                 continue
-            settled.clear()
+            ended.clear()
+            told.clear()
             try:
                 study.optimize(tracked, n_trials=1, catch=(_SkippedError,), callbacks=[finished])
-            except Exception:
-                if not (settled and _failed_meanwhile(study, settled[0])):
+            # Optuna refuses to store a result for a trial that is no longer running: a
+            # ValueError, which its own clean-up turns into an AssertionError
+            except (ValueError, AssertionError, UpdateFinishedTrialError):
+                if told or not ended or not _failed_meanwhile(study, ended[0]):
                     raise
-                outcome.overtaken += 1  # its retry runs elsewhere, or the budget allows another
+                outcome.overtaken += 1
+                log.warning(
+                    "a trial of %s was failed as stale by another worker while this one ran "
+                    "it (a starved process?); its retry runs instead",
+                    task.name,
+                )
                 continue
             outcome.ran += 1
 
 
-def _failed_meanwhile(study: Any, number: int) -> bool:
-    """Whether trial `number` was failed by another worker while this one ran it.
-
-    A worker starved past its heartbeats' grace (a loaded machine, a paused VM) still
-    finishes its trial, but another worker has failed it as stale and queued a retry with
-    the same params. Optuna then refuses the late result; the trial is not lost, so the
-    worker carries on instead of dying.
-    """
+def _failed_meanwhile(study: Any, trial_id: int) -> bool:
+    """Whether the trial this worker ran has been failed meanwhile, which only another
+    worker does: one starved past its heartbeats' grace (a loaded machine, a paused VM)
+    still finishes its trial, but by then another has failed it as stale and queued a
+    retry with the same params. Optuna refuses the late result; nothing is lost, so the
+    worker carries on instead of dying."""
     from optuna.trial import TrialState
 
-    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    return bool(trial.state == TrialState.FAIL)
+    return bool(study._storage.get_trial(trial_id).state == TrialState.FAIL)
 
 
 def _fail_stale(study: Any) -> None:
